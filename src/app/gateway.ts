@@ -1,0 +1,79 @@
+/**
+ * Composition root of a gateway: builds its services, starts them in dependency order,
+ * and tears them down in the reverse order through one idempotent close().
+ */
+import type { Config } from '../config/index.js';
+import { Hub } from '../channels/hub.js';
+import { makeKeys } from '../channels/keys.js';
+import { PubSub } from '../channels/pubsub.js';
+import { openDatabase } from '../db/client.js';
+import { FlushScheduler } from '../gateway/outbox.js';
+import { WebSocketGateway } from '../gateway/server.js';
+import { HistoryReader } from '../history/reader.js';
+import { HttpServer } from '../http/server.js';
+import { IngestClient } from '../ingest/client.js';
+import type { Logger } from '../observability/logger.js';
+import { closeRedis, connectRedis } from './redis.js';
+import { VERSION } from './version.js';
+import { shutdownSteps } from './shutdown.js';
+
+export interface RunningGateway {
+  port: number;
+  nodeName: string;
+  ws: WebSocketGateway;
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Config, log: Logger): Promise<RunningGateway> {
+  const keys = makeKeys(config.ingest.queuePrefix);
+  const database = openDatabase(config.databaseUrl!, { applicationName: `tidings-gateway-${config.nodeName}` });
+  const redis = connectRedis(config.redisUrl!, 'commands', log, 'gateway-commands');
+  const queueRedis = connectRedis(config.redisUrl!, 'queue', log, 'gateway-queue');
+  const pubsubRedis = connectRedis(config.redisUrl!, 'pubsub', log, 'gateway-pubsub');
+  const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }));
+  const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS);
+  const hub = new Hub(pubsub, keys, history, config.history.recoveryMax, log.child({ component: 'hub' }));
+  const ingest = new IngestClient(queueRedis, pubsub, keys, config.ingest, log.child({ component: 'ingest' }));
+  await ingest.start();
+
+  const ws = new WebSocketGateway(
+    {
+      settings: {
+        version: VERSION,
+        tokenSecret: config.tokenSecret!,
+        pingIntervalS: config.client.pingIntervalS,
+        pongTimeoutS: config.client.pongTimeoutS,
+        staleS: config.client.staleS,
+        queueMaxBytes: config.client.queueMaxBytes,
+        channelsPerConnection: config.client.channelsPerConnection,
+        recoveryMax: config.history.recoveryMax,
+        historyMaxPerCall: config.history.maxPerCall,
+      },
+      hub,
+      history,
+      ingest,
+      scheduler: new FlushScheduler(),
+      log: log.child({ component: 'connection' }),
+    },
+    config.client.maxMessageBytes,
+  );
+  const http = new HttpServer({
+    ready: async () => {
+      await Promise.all([redis.ping(), database.pool.query('select 1')]);
+      return true;
+    },
+    upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head),
+    log: log.child({ component: 'http' }),
+  });
+  const port = await http.listen(config.port, config.host);
+  log.info({ port, host: config.host, node: config.nodeName }, 'gateway listening');
+
+  const close = shutdownSteps(log, [
+    ['stop accepting and ask clients to reconnect', () => ws.closeAll()],
+    ['close http server', () => http.close()],
+    ['stop ingest', () => ingest.close()],
+    ['close redis', () => Promise.all([closeRedis(redis), closeRedis(queueRedis), closeRedis(pubsubRedis)])],
+    ['close database', () => database.close()],
+  ]);
+  return { port, nodeName: config.nodeName, ws, close };
+}

@@ -1,0 +1,33 @@
+/** Composition root of a persist worker. */
+import type { Config } from '../config/index.js';
+import { makeKeys } from '../channels/keys.js';
+import { openDatabase } from '../db/client.js';
+import type { Logger } from '../observability/logger.js';
+import { startPersistWorker } from '../persist/worker.js';
+import { closeRedis, connectRedis } from './redis.js';
+import { shutdownSteps } from './shutdown.js';
+
+export interface RunningWorker {
+  close(): Promise<void>;
+}
+
+export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  const database = openDatabase(config.databaseUrl!, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
+  const redis = connectRedis(config.redisUrl!, 'queue', log, 'worker');
+  const worker = startPersistWorker({
+    database,
+    redis,
+    keys: makeKeys(config.ingest.queuePrefix),
+    partitions: config.ingest.partitions,
+    cache: { size: config.history.cacheSize, ttlS: config.history.cacheTtlS },
+    lockMs: config.ingest.workerLockMs,
+    log: log.child({ component: 'persist' }),
+  });
+  await worker.ready();
+  const close = shutdownSteps(log, [
+    ['finish the current jobs', () => worker.close()],
+    ['close redis', () => closeRedis(redis)],
+    ['close database', () => database.close()],
+  ]);
+  return { close };
+}

@@ -1,0 +1,61 @@
+/**
+ * The two internal message formats on Redis pub/sub, written by the persist worker and
+ * read by gateways. Both are line-based so a gateway splits instead of JSON-parsing the
+ * publication bodies it only forwards.
+ *
+ * Topic message (one per channel per job):
+ *   line 1: the channel epoch
+ *   then one line per publication: `<offset> <publication JSON>`, offsets ascending.
+ * The publication JSON is the exact text a client receives inside `pub`, encoded once by the
+ * worker; it never contains a raw newline (JSON escapes them inside strings).
+ *
+ * Ack message (one per gateway per job): JSON array of [id, offset, epoch] on success or
+ * [id, 0, "", errorCode] when the publication will never be committed.
+ */
+
+export interface BusPublication {
+  offset: number;
+  json: string;
+}
+
+export function encodeTopicMessage(epoch: string, pubs: BusPublication[]): string {
+  let out = epoch;
+  for (const pub of pubs) out += `\n${pub.offset} ${pub.json}`;
+  return out;
+}
+
+export interface TopicMessage {
+  epoch: string;
+  pubs: BusPublication[];
+}
+
+/** Returns undefined for a message that is not in this format (never throws). */
+export function decodeTopicMessage(text: string): TopicMessage | undefined {
+  const lines = text.split('\n');
+  const epoch = lines[0];
+  if (epoch === undefined) return undefined;
+  const pubs: BusPublication[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const space = line.indexOf(' ');
+    const offset = Number(line.slice(0, space));
+    if (space <= 0 || !Number.isSafeInteger(offset) || offset <= 0) return undefined;
+    pubs.push({ offset, json: line.slice(space + 1) });
+  }
+  return { epoch, pubs };
+}
+
+export type Ack = [id: string, offset: number, epoch: string] | [id: string, offset: 0, epoch: '', code: number];
+
+export function encodeAcks(acks: Ack[]): string {
+  return JSON.stringify(acks);
+}
+
+export function decodeAcks(text: string): Ack[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? (value.filter((a) => Array.isArray(a) && typeof a[0] === 'string') as Ack[]) : [];
+  } catch {
+    return [];
+  }
+}

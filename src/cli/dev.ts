@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startGateway } from '../app/gateway.js';
+import { shutdownSteps, type ShutdownStep } from '../app/shutdown.js';
+import { startWorker } from '../app/worker.js';
+import { signToken } from '../auth/jwt.js';
+import { loadConfig, type Config } from '../config/index.js';
+import { runMigrations } from '../db/migrate.js';
+import { MissingBinaryError, startPostgres, startRedis } from '../devstack/index.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { FatalError, type Command } from './command.js';
+import { serveUntilSignal } from './serve.js';
+
+/** Where DATABASE_URL / REDIS_URL are unset, start private servers with data under devDir. */
+async function privateStack(config: Config, log: Logger, steps: ShutdownStep[]) {
+  const dir = resolve(config.devDir);
+  let { databaseUrl, redisUrl } = config;
+  try {
+    if (!databaseUrl) {
+      const pg = await startPostgres({ dir: join(dir, 'postgres'), logger: log });
+      steps.push(['stop private PostgreSQL', () => pg.stop()]);
+      databaseUrl = pg.url;
+      log.info({ url: pg.url, dataDir: pg.dataDir }, 'DATABASE_URL unset: started a private PostgreSQL');
+    }
+    if (!redisUrl) {
+      const redis = await startRedis({ dir: join(dir, 'redis'), appendonly: true, logger: log });
+      steps.push(['stop private Redis', () => redis.stop()]);
+      redisUrl = redis.url;
+      log.info({ url: redis.url, dataDir: redis.dataDir }, 'REDIS_URL unset: started a private Redis (AOF on)');
+    }
+  } catch (err) {
+    if (err instanceof MissingBinaryError) throw new FatalError(err.message);
+    throw err;
+  }
+  return { databaseUrl, redisUrl };
+}
+
+/** A dev secret that survives restarts, so tokens printed yesterday still work today. */
+function devSecret(config: Config): string {
+  if (config.tokenSecret) return config.tokenSecret;
+  const file = join(resolve(config.devDir), 'token-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(resolve(config.devDir), { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+async function banner(config: Config, port: number, secret: string, generated: boolean): Promise<string> {
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const token = await signToken({ user: 'dev-user', ttlSeconds: 24 * 3600, secret });
+  return [
+    '',
+    'Tidings is running (dev: gateway + worker in one process)',
+    `  WebSocket  ws://${host}:${port}/connection/websocket`,
+    `  Demo       http://${host}:${port}/`,
+    `  Health     http://${host}:${port}/health`,
+    `  Token      ${token}`,
+    generated ? `  Secret     ${secret}  (TIDINGS_TOKEN_SECRET, kept in ${config.devDir}/token-secret)` : '',
+    '',
+    '  new Centrifuge(url, { token }).connect()  — from the npm package "centrifuge"',
+    '',
+  ]
+    .filter((line) => line !== '')
+    .join('\n');
+}
+
+export const devCommand: Command = {
+  name: 'dev',
+  summary: 'run everything in one process (private PostgreSQL/Redis when their URLs are unset)',
+  usage: `Usage: tidings dev
+
+Starts PostgreSQL and Redis from the binaries on this machine when DATABASE_URL / REDIS_URL are
+unset (data under ./.tidings/, or TIDINGS_DEV_DIR), applies migrations, then runs a gateway and a
+worker together. Prints the WebSocket URL, the demo page URL and a ready-to-use token.
+Binds 127.0.0.1 unless HOST is set.`,
+  options: {},
+  async run() {
+    const base = loadConfig('dev');
+    const log = createLogger(base.logLevel, { node: base.nodeName, role: 'dev' });
+    const steps: ShutdownStep[] = [];
+    const close = shutdownSteps(log, steps);
+    try {
+      const urls = await privateStack(base, log, steps);
+      const secret = devSecret(base);
+      const config: Config = { ...base, ...urls, tokenSecret: secret };
+      const migrated = await runMigrations(urls.databaseUrl);
+      log.info(migrated, 'schema up to date');
+      const worker = await startWorker(config, log);
+      steps.unshift(['stop worker', () => worker.close()]);
+      const gateway = await startGateway(config, log);
+      steps.unshift(['stop gateway', () => gateway.close()]);
+      process.stdout.write(`${await banner(config, gateway.port, secret, !base.tokenSecret)}\n`);
+    } catch (err) {
+      await close();
+      throw err;
+    }
+    return serveUntilSignal(log, close);
+  },
+};

@@ -1,0 +1,185 @@
+/**
+ * Configuration: the only module that reads process.env. Everything is validated once at
+ * boot into one frozen Config, then passed down explicitly. A bad value becomes a
+ * ConfigError whose message is one line naming the variable and what is wrong with it.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+export type Role = 'gateway' | 'worker' | 'dev' | 'migrate' | 'token';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function int(min: number, max: number) {
+  return z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+}
+
+function url(protocols: string[]) {
+  return z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+}
+
+/** Environment variable name → its schema. Names here are the documented contract. */
+const schema = {
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  PORT: int(0, 65535).default(8000),
+  HOST: z.string().min(1).optional(),
+  TIDINGS_TOKEN_SECRET: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  TIDINGS_API_KEY: z.string().min(1).optional(),
+  TIDINGS_NODE_NAME: z.string().min(1).max(100).optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  TIDINGS_CONFIG: z.string().min(1).optional(),
+  TIDINGS_PARTITIONS: int(1, 1024).default(8),
+  TIDINGS_BATCH_MAX: int(1, 10_000).default(1000),
+  TIDINGS_INFLIGHT_JOBS: int(1, 64).default(2),
+  TIDINGS_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(4000),
+  TIDINGS_PING_INTERVAL_S: int(0, 3600).default(25),
+  TIDINGS_PONG_TIMEOUT_S: int(0, 3600).default(10),
+  TIDINGS_STALE_S: int(1, 3600).default(15),
+  TIDINGS_HISTORY_CACHE_SIZE: int(0, 1_000_000).default(1000),
+  TIDINGS_HISTORY_CACHE_TTL_S: int(1, 365 * 86400).default(86400),
+  TIDINGS_RECOVERY_MAX: int(0, 1_000_000).default(10_000),
+  TIDINGS_HISTORY_MAX_PER_CALL: int(1, 100_000).default(1000),
+  TIDINGS_MAX_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024).default(65_536),
+  TIDINGS_CLIENT_QUEUE_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(1_048_576),
+  TIDINGS_CHANNELS_PER_CONNECTION: int(1, 100_000).default(128),
+  TIDINGS_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1-64 letters, digits, _ or -' })
+    .default('tidings'),
+  TIDINGS_WORKER_LOCK_MS: int(1000, 600_000).default(30_000),
+  TIDINGS_DEV_DIR: z.string().min(1).default('.tidings'),
+} as const;
+
+type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
+
+export interface Config {
+  role: Role;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  port: number;
+  host: string;
+  tokenSecret: string | undefined;
+  apiKey: string | undefined;
+  nodeName: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  configFile: string | undefined;
+  devDir: string;
+  ingest: {
+    partitions: number;
+    batchMax: number;
+    inflightJobs: number;
+    publishTimeoutMs: number;
+    queuePrefix: string;
+    workerLockMs: number;
+  };
+  client: {
+    pingIntervalS: number;
+    pongTimeoutS: number;
+    staleS: number;
+    maxMessageBytes: number;
+    queueMaxBytes: number;
+    channelsPerConnection: number;
+  };
+  history: {
+    cacheSize: number;
+    cacheTtlS: number;
+    recoveryMax: number;
+    maxPerCall: number;
+  };
+}
+
+/** What each role cannot run without (dev starts what is missing itself). */
+const REQUIRED: Record<Role, (keyof typeof schema)[]> = {
+  gateway: ['DATABASE_URL', 'REDIS_URL', 'TIDINGS_TOKEN_SECRET'],
+  worker: ['DATABASE_URL', 'REDIS_URL'],
+  migrate: ['DATABASE_URL'],
+  token: ['TIDINGS_TOKEN_SECRET'],
+  dev: [],
+};
+
+function parseEnv(env: NodeJS.ProcessEnv): Env {
+  const out: Record<string, unknown> = {};
+  for (const [name, rule] of Object.entries(schema)) {
+    const raw = env[name];
+    // An empty variable is treated as unset, as shells and compose files often leave them so.
+    const result = (rule as z.ZodType).safeParse(raw === '' ? undefined : raw);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw new ConfigError(name, issue?.message ?? 'invalid value');
+    }
+    out[name] = result.data;
+  }
+  return out as Env;
+}
+
+export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const e = parseEnv(env);
+  for (const name of REQUIRED[role]) {
+    if (e[name] === undefined) throw new ConfigError(name, `required for "tidings ${role}"`);
+  }
+  if (e.TIDINGS_PONG_TIMEOUT_S > 0 && e.TIDINGS_PING_INTERVAL_S > 0 && e.TIDINGS_PONG_TIMEOUT_S >= e.TIDINGS_PING_INTERVAL_S) {
+    throw new ConfigError('TIDINGS_PONG_TIMEOUT_S', 'must be smaller than TIDINGS_PING_INTERVAL_S');
+  }
+  return Object.freeze({
+    role,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    port: e.PORT,
+    host: e.HOST ?? (role === 'dev' ? '127.0.0.1' : '0.0.0.0'),
+    tokenSecret: e.TIDINGS_TOKEN_SECRET,
+    apiKey: e.TIDINGS_API_KEY,
+    nodeName: e.TIDINGS_NODE_NAME ?? `${hostname()}-${process.pid}`,
+    logLevel: e.LOG_LEVEL,
+    configFile: e.TIDINGS_CONFIG,
+    devDir: e.TIDINGS_DEV_DIR,
+    ingest: {
+      partitions: e.TIDINGS_PARTITIONS,
+      batchMax: e.TIDINGS_BATCH_MAX,
+      inflightJobs: e.TIDINGS_INFLIGHT_JOBS,
+      publishTimeoutMs: e.TIDINGS_PUBLISH_TIMEOUT_MS,
+      queuePrefix: e.TIDINGS_QUEUE_PREFIX,
+      workerLockMs: e.TIDINGS_WORKER_LOCK_MS,
+    },
+    client: {
+      pingIntervalS: e.TIDINGS_PING_INTERVAL_S,
+      pongTimeoutS: e.TIDINGS_PONG_TIMEOUT_S,
+      staleS: e.TIDINGS_STALE_S,
+      maxMessageBytes: e.TIDINGS_MAX_MESSAGE_BYTES,
+      queueMaxBytes: e.TIDINGS_CLIENT_QUEUE_MAX_BYTES,
+      channelsPerConnection: e.TIDINGS_CHANNELS_PER_CONNECTION,
+    },
+    history: {
+      cacheSize: e.TIDINGS_HISTORY_CACHE_SIZE,
+      cacheTtlS: e.TIDINGS_HISTORY_CACHE_TTL_S,
+      recoveryMax: e.TIDINGS_RECOVERY_MAX,
+      maxPerCall: e.TIDINGS_HISTORY_MAX_PER_CALL,
+    },
+  });
+}
+
+/** Names and defaults, for --help and the README table. */
+export const ENV_NAMES = Object.keys(schema);

@@ -1,0 +1,205 @@
+/**
+ * The publication store: the one place that numbers publications (guarantee 2).
+ *
+ * `persistBatch` runs one transaction that locks the batch's channels, skips publications
+ * already stored (same id: a retried job; same idempotency key: a repeated API publish),
+ * gives the rest contiguous offsets in batch order, and inserts them with one statement.
+ * The caller must not run two batches for the same channel concurrently if it wants
+ * publisher FIFO; the row locks still keep offsets gap-free if it does.
+ */
+import { randomBytes } from 'node:crypto';
+import { and, asc, desc, eq, gt, lt, lte, sql } from 'drizzle-orm';
+import type { Db } from '../client.js';
+import { channels } from '../tables/channels.js';
+import { publications } from '../tables/publications.js';
+
+/** A publication as the gateway hands it to the queue: JSON fields already encoded. */
+export interface NewPublication {
+  id: string;
+  channel: string;
+  data: string;
+  user?: string | undefined;
+  client?: string | undefined;
+  connInfo?: string | undefined;
+  chanInfo?: string | undefined;
+  tags?: string | undefined;
+  idempotencyKey?: string | undefined;
+}
+
+/** A committed publication, with the position it was given. */
+export interface StoredPublication extends NewPublication {
+  offset: number;
+  epoch: string;
+}
+
+export interface PersistOutcome {
+  /** One entry per input, in input order. `fresh` is false when it was stored before. */
+  results: { id: string; channel: string; offset: number; epoch: string; fresh: boolean }[];
+  /** Publications of this batch that are committed under their own id, in offset order per channel. */
+  stored: StoredPublication[];
+  /** channel → top offset after the batch. */
+  tops: Map<string, { epoch: string; top: number }>;
+}
+
+export interface ChannelPosition {
+  epoch: string;
+  top: number;
+}
+
+/** 8 letters, like Centrifugo's epochs: random so a recreated channel never matches an old one. */
+export function newEpoch(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz';
+  return Array.from(randomBytes(8), (b) => alphabet[b % 26]).join('');
+}
+
+export async function persistBatch(db: Db, batch: NewPublication[]): Promise<PersistOutcome> {
+  return db.transaction(async (tx) => {
+    const heads = await lockChannels(tx as unknown as Db, batch);
+    const seenIds = await findStoredIds(tx as unknown as Db, batch);
+    const seenKeys = await findIdempotencyKeys(tx as unknown as Db, batch);
+    const plan = assignOffsets(batch, heads, seenIds, seenKeys);
+    await insertRows(tx as unknown as Db, plan.inserts);
+    await updateTops(tx as unknown as Db, plan.tops, heads);
+    return plan;
+  });
+}
+
+/**
+ * Creates missing channels and locks every channel of the batch in one statement. Names are
+ * sorted so two transactions always lock in the same order and cannot deadlock. The no-op
+ * update is what makes ON CONFLICT lock and return existing rows.
+ */
+async function lockChannels(db: Db, batch: NewPublication[]): Promise<Map<string, ChannelPosition>> {
+  const names = [...new Set(batch.map((p) => p.channel))].sort();
+  const epochs = names.map(() => newEpoch());
+  const result = await db.execute<{ name: string; epoch: string; top_offset: number }>(sql`
+    insert into channels (name, epoch)
+    select * from unnest(${sql.param(names)}::text[], ${sql.param(epochs)}::text[])
+    order by 1
+    on conflict (name) do update set name = excluded.name
+    returning name, epoch, top_offset`);
+  return new Map(result.rows.map((r) => [r.name, { epoch: r.epoch, top: Number(r.top_offset) }]));
+}
+
+async function findStoredIds(db: Db, batch: NewPublication[]): Promise<Map<string, number>> {
+  const ids = batch.map((p) => p.id);
+  const result = await db.execute<{ id: string; offset: number }>(sql`
+    select id, "offset" from publications where id = any(${sql.param(ids)}::uuid[])`);
+  return new Map(result.rows.map((r) => [r.id, Number(r.offset)]));
+}
+
+async function findIdempotencyKeys(db: Db, batch: NewPublication[]): Promise<Map<string, number>> {
+  const keyed = batch.filter((p) => p.idempotencyKey !== undefined);
+  if (keyed.length === 0) return new Map();
+  const result = await db.execute<{ channel: string; idempotency_key: string; offset: number }>(sql`
+    select p.channel, p.idempotency_key, p."offset"
+    from publications p
+    join unnest(${sql.param(keyed.map((p) => p.channel))}::text[],
+                ${sql.param(keyed.map((p) => p.idempotencyKey))}::text[]) as k(channel, key)
+      on p.channel = k.channel and p.idempotency_key = k.key`);
+  return new Map(result.rows.map((r) => [keyOf(r.channel, r.idempotency_key), Number(r.offset)]));
+}
+
+function keyOf(channel: string, idempotencyKey: string): string {
+  return `${channel}\u0000${idempotencyKey}`;
+}
+
+interface Plan extends PersistOutcome {
+  inserts: StoredPublication[];
+}
+
+/** Pure: decides, in batch order, which publication gets which offset. */
+export function assignOffsets(
+  batch: NewPublication[],
+  heads: Map<string, ChannelPosition>,
+  seenIds: Map<string, number>,
+  seenKeys: Map<string, number>,
+): Plan {
+  const tops = new Map<string, ChannelPosition>();
+  for (const [name, head] of heads) tops.set(name, { ...head });
+  const keys = new Map(seenKeys);
+  const plan: Plan = { results: [], stored: [], tops, inserts: [] };
+  for (const pub of batch) {
+    const head = tops.get(pub.channel);
+    if (!head) throw new Error(`channel ${pub.channel} was not locked`);
+    const key = pub.idempotencyKey === undefined ? undefined : keyOf(pub.channel, pub.idempotencyKey);
+    const earlier = seenIds.get(pub.id) ?? (key === undefined ? undefined : keys.get(key));
+    if (earlier !== undefined) {
+      plan.results.push({ id: pub.id, channel: pub.channel, offset: earlier, epoch: head.epoch, fresh: false });
+      // Same id: this very publication was committed by an earlier run of the job; deliver it
+      // again (subscribers drop what they already have) in case that run died before fanout.
+      if (seenIds.has(pub.id)) plan.stored.push({ ...pub, offset: earlier, epoch: head.epoch });
+      continue;
+    }
+    head.top += 1;
+    const stored = { ...pub, offset: head.top, epoch: head.epoch };
+    if (key !== undefined) keys.set(key, head.top);
+    plan.inserts.push(stored);
+    plan.stored.push(stored);
+    plan.results.push({ id: pub.id, channel: pub.channel, offset: head.top, epoch: head.epoch, fresh: true });
+  }
+  return plan;
+}
+
+async function insertRows(db: Db, rows: StoredPublication[]): Promise<void> {
+  if (rows.length === 0) return;
+  const col = <K extends keyof StoredPublication>(k: K) => sql.param(rows.map((r) => r[k] ?? null));
+  await db.execute(sql`
+    insert into publications
+      (channel, "offset", id, data, "user", client, conn_info, chan_info, tags, idempotency_key)
+    select * from unnest(${col('channel')}::text[], ${col('offset')}::bigint[], ${col('id')}::uuid[],
+      ${col('data')}::text[], ${col('user')}::text[], ${col('client')}::text[], ${col('connInfo')}::text[],
+      ${col('chanInfo')}::text[], ${col('tags')}::text[], ${col('idempotencyKey')}::text[])`);
+}
+
+async function updateTops(
+  db: Db,
+  tops: Map<string, ChannelPosition>,
+  before: Map<string, ChannelPosition>,
+): Promise<void> {
+  const moved = [...tops].filter(([name, pos]) => before.get(name)?.top !== pos.top);
+  if (moved.length === 0) return;
+  await db.execute(sql`
+    update channels set top_offset = v.top
+    from unnest(${sql.param(moved.map(([n]) => n))}::text[], ${sql.param(moved.map(([, p]) => p.top))}::bigint[])
+      as v(name, top)
+    where channels.name = v.name`);
+}
+
+/** The channel's committed position; epoch '' and top 0 for a channel never published to. */
+export async function readPosition(db: Db, channel: string): Promise<ChannelPosition> {
+  const rows = await db
+    .select({ epoch: channels.epoch, top: channels.topOffset })
+    .from(channels)
+    .where(eq(channels.name, channel));
+  const row = rows[0];
+  return row ? { epoch: row.epoch, top: Number(row.top) } : { epoch: '', top: 0 };
+}
+
+export type PublicationRow = typeof publications.$inferSelect;
+
+/** Publications with offset in (after, upTo], oldest first, at most `limit`. */
+export async function readRange(
+  db: Db,
+  channel: string,
+  after: number,
+  upTo: number,
+  limit: number,
+): Promise<PublicationRow[]> {
+  return db
+    .select()
+    .from(publications)
+    .where(and(eq(publications.channel, channel), gt(publications.offset, after), lte(publications.offset, upTo)))
+    .orderBy(asc(publications.offset))
+    .limit(limit);
+}
+
+/** Publications with offset < before, newest first, at most `limit`. */
+export async function readBefore(db: Db, channel: string, before: number, limit: number): Promise<PublicationRow[]> {
+  return db
+    .select()
+    .from(publications)
+    .where(and(eq(publications.channel, channel), lt(publications.offset, before)))
+    .orderBy(desc(publications.offset))
+    .limit(limit);
+}

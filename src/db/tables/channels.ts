@@ -1,0 +1,14 @@
+import { bigint, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/**
+ * One row per channel that ever had a publication. The epoch is chosen when the row is
+ * created and never changes, so positions stay valid whatever happens to Redis
+ * (guarantee 6). `top_offset` is the offset of the newest publication; it only grows, and
+ * only the persist worker's transaction moves it (guarantee 2).
+ */
+export const channels = pgTable('channels', {
+  name: text('name').primaryKey(),
+  epoch: text('epoch').notNull(),
+  topOffset: bigint('top_offset', { mode: 'number' }).notNull().default(0),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,0 +1,61 @@
+/**
+ * The WebSocket endpoint: accepts upgrades on /connection/websocket (no subprotocol needed;
+ * only the JSON protocol is spoken, so a client asking for protobuf is refused), and keeps
+ * the set of live connections for shutdown and stats.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Disconnect } from '../protocol/codes.js';
+import { Connection, type GatewayDeps } from './connection.js';
+
+export const WEBSOCKET_PATH = '/connection/websocket';
+
+export class WebSocketGateway {
+  readonly connections = new Set<Connection>();
+  private readonly wss: WebSocketServer;
+  private accepting = true;
+
+  constructor(
+    private readonly deps: GatewayDeps,
+    maxMessageBytes: number,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      // ws answers a larger incoming message with close 1009, which the SDK treats as final.
+      maxPayload: maxMessageBytes,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has('centrifuge-json') ? 'centrifuge-json' : false),
+    });
+  }
+
+  /** Returns false when the request is not ours (another path), so the caller can 404. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== WEBSOCKET_PATH) return false;
+    if (!this.accepting || (req.headers['sec-websocket-protocol'] ?? '').includes('centrifuge-protobuf')) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return true;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    return true;
+  }
+
+  private accept(ws: WebSocket): void {
+    const conn = new Connection(ws, this.deps, (c) => this.connections.delete(c));
+    this.connections.add(conn);
+  }
+
+  /** Stops accepting and asks every client to reconnect (to another gateway). */
+  closeAll(): void {
+    this.accepting = false;
+    for (const conn of [...this.connections]) conn.close(Disconnect.Shutdown);
+    this.wss.close();
+  }
+
+  get userCount(): number {
+    const users = new Set<string>();
+    for (const conn of this.connections) if (conn.state === 'connected') users.add(conn.user);
+    return users.size;
+  }
+}

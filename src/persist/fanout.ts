@@ -1,0 +1,84 @@
+/**
+ * After a batch commits: one pipelined Redis round that appends to each channel's history
+ * cache, moves its cached position, publishes the publications to the channel topic (in
+ * offset order) and acknowledges the originating gateway.
+ *
+ * Every command here is idempotent, so the worker may repeat the whole round after a
+ * failure or a crash: the cache ZSET member for an offset is always the same bytes, the
+ * position only moves forward (Lua), and gateways drop offsets they already delivered.
+ * The order inside the pipeline matters: cache and position before PUBLISH, so a gateway
+ * that hears of offset N can always read N back.
+ */
+import type { Redis } from 'ioredis';
+import { encodeAcks, encodeTopicMessage, type Ack, type BusPublication } from '../channels/bus.js';
+import type { Keys } from '../channels/keys.js';
+import { publicationJson } from '../channels/publication.js';
+import type { PersistOutcome, StoredPublication } from '../db/repos/publications.js';
+
+export interface CacheSettings {
+  size: number;
+  ttlS: number;
+}
+
+/** Sets epoch and top only when the top moves forward; refreshes the TTL either way. */
+const ADVANCE_POSITION = `
+local top = tonumber(redis.call('HGET', KEYS[1], 't') or '-1')
+if top < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'e', ARGV[1], 't', ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+export interface PositionRedis extends Redis {
+  tidingsAdvancePosition(key: string, epoch: string, top: number, ttlS: number): Promise<number>;
+}
+
+export function withPositionScript(redis: Redis): PositionRedis {
+  if (!('tidingsAdvancePosition' in redis)) {
+    redis.defineCommand('tidingsAdvancePosition', { numberOfKeys: 1, lua: ADVANCE_POSITION });
+  }
+  return redis as PositionRedis;
+}
+
+function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublication[]> {
+  const groups = new Map<string, StoredPublication[]>();
+  for (const pub of stored) {
+    const group = groups.get(pub.channel);
+    if (group) group.push(pub);
+    else groups.set(pub.channel, [pub]);
+  }
+  for (const group of groups.values()) group.sort((a, b) => a.offset - b.offset);
+  return groups;
+}
+
+export async function fanoutCommitted(
+  redis: PositionRedis,
+  keys: Keys,
+  cache: CacheSettings,
+  outcome: PersistOutcome,
+  gatewayId: string,
+): Promise<void> {
+  const pipeline = redis.pipeline();
+  for (const [channel, pubs] of groupByChannel(outcome.stored)) {
+    const epoch = pubs[0]!.epoch;
+    const encoded: BusPublication[] = pubs.map((p) => ({ offset: p.offset, json: publicationJson(p, epoch) }));
+    if (cache.size > 0) {
+      const history = keys.history(channel);
+      pipeline.zadd(history, ...encoded.flatMap((p) => [p.offset, p.json]));
+      pipeline.zremrangebyrank(history, 0, -(cache.size + 1));
+      pipeline.expire(history, cache.ttlS);
+    }
+    const top = outcome.tops.get(channel)?.top ?? pubs[pubs.length - 1]!.offset;
+    (pipeline as unknown as PositionRedis).tidingsAdvancePosition(keys.meta(channel), epoch, top, cache.ttlS);
+    pipeline.publish(keys.topic(channel), encodeTopicMessage(epoch, encoded));
+  }
+  const acks: Ack[] = outcome.results.map((r) => [r.id, r.offset, r.epoch]);
+  pipeline.publish(keys.acks(gatewayId), encodeAcks(acks));
+  const results = await pipeline.exec();
+  const failed = results?.find(([err]) => err);
+  if (failed) throw failed[0];
+}
+
+/** Tells a gateway that these publications will never be committed, so it can answer now. */
+export async function rejectPublications(redis: Redis, keys: Keys, gatewayId: string, ids: string[], code: number) {
+  const acks: Ack[] = ids.map((id) => [id, 0, '', code]);
+  await redis.publish(keys.acks(gatewayId), encodeAcks(acks));
+}

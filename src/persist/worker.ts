@@ -1,0 +1,126 @@
+/**
+ * The persist worker: consumes the partition queues, one job at a time per partition across
+ * every worker process (BullMQ global concurrency 1), so the channels of a partition are
+ * numbered by exactly one transaction at a time, in queue order (guarantees 2 and 3).
+ *
+ * A job is: commit (one PostgreSQL transaction) → fan out (one Redis round). Both steps
+ * retry in place on transient failures. If this process dies mid-job, BullMQ's stall check
+ * puts the job back at the head of the wait list and another worker repeats it; the
+ * commit step recognises publications it already stored (guarantee 5), and the fan-out
+ * step is idempotent.
+ */
+import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { partitionQueueName, type Keys } from '../channels/keys.js';
+import type { Database } from '../db/client.js';
+import { persistBatch } from '../db/repos/publications.js';
+import { parseIngestJob, type IngestJob } from '../ingest/job.js';
+import type { Logger } from '../observability/logger.js';
+import { Errors } from '../protocol/codes.js';
+import { fanoutCommitted, rejectPublications, withPositionScript, type CacheSettings } from './fanout.js';
+import { retryInPlace, ShuttingDown } from './retry.js';
+
+export interface PersistWorkerOptions {
+  database: Database;
+  /** Shared connection for commands (fan-out); BullMQ duplicates it for its blocking reads. */
+  redis: Redis;
+  keys: Keys;
+  partitions: number;
+  cache: CacheSettings;
+  lockMs: number;
+  log: Logger;
+}
+
+export interface PersistWorker {
+  /** Resolves when every partition queue has a running consumer. */
+  ready(): Promise<void>;
+  /** Finishes the jobs in progress (or gives up on one stuck retrying), then stops. */
+  close(): Promise<void>;
+}
+
+export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
+  const redis = withPositionScript(opts.redis);
+  const stopping = new AbortController();
+  const log = opts.log;
+
+  async function process(job: Job, token?: string): Promise<number> {
+    const batch = parseIngestJob(job.data);
+    if (!batch) throw new UnrecoverableError('malformed ingest job');
+    try {
+      const outcome = await retryInPlace('commit', () => persistBatch(opts.database.db, batch.p), {
+        log,
+        signal: stopping.signal,
+      });
+      await retryInPlace('fanout', () => fanoutCommitted(redis, opts.keys, opts.cache, outcome, batch.g), {
+        log,
+        signal: stopping.signal,
+      });
+      return batch.p.length;
+    } catch (err) {
+      if (err instanceof ShuttingDown) return putBack(job, token);
+      await rejectQuietly(batch, err);
+      throw new UnrecoverableError(`publication batch rejected: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Stopping while a step keeps failing: hand the job back to the head of its queue (the
+   * same place a stalled job goes) so the next worker repeats it before anything newer.
+   */
+  async function putBack(job: Job, token: string | undefined): Promise<never> {
+    await job.moveToWait(token).catch((err: unknown) => log.warn({ err, jobId: job.id }, 'could not hand the job back; the stall check will'));
+    throw new WaitingError();
+  }
+
+  /** A permanent failure: tell the gateway now rather than letting its clients time out. */
+  async function rejectQuietly(batch: IngestJob, err: unknown) {
+    log.error({ err, publications: batch.p.length }, 'batch can never be committed; moving it to failed');
+    const ids = batch.p.map((p) => p.id);
+    await rejectPublications(redis, opts.keys, batch.g, ids, Errors.internal.code).catch(() => {});
+  }
+
+  const workers = Array.from({ length: opts.partitions }, (_, partition) => {
+    const worker = new Worker(partitionQueueName(partition), process, {
+      connection: opts.redis,
+      prefix: opts.keys.queuePrefix,
+      concurrency: 1,
+      lockDuration: opts.lockMs,
+      stalledInterval: opts.lockMs,
+      // A stalled job is a crashed worker, not a poisonous job: never fail it for that.
+      maxStalledCount: 1_000_000,
+      autorun: false,
+    });
+    worker.on('failed', (job, err) => log.error({ err, jobId: job?.id, partition }, 'ingest job failed'));
+    worker.on('error', (err) => log.warn({ err, partition }, 'queue worker error'));
+    return worker;
+  });
+
+  const started = (async () => {
+    await Promise.all(
+      workers.map(async (_, partition) => {
+        const queue = new Queue(partitionQueueName(partition), { connection: opts.redis, prefix: opts.keys.queuePrefix });
+        try {
+          await queue.setGlobalConcurrency(1);
+        } finally {
+          await queue.close();
+        }
+      }),
+    );
+    for (const worker of workers) void worker.run().catch((err) => log.error({ err }, 'worker loop ended'));
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    log.info({ partitions: opts.partitions }, 'persist worker consuming');
+  })();
+
+  let closing: Promise<void> | undefined;
+  return {
+    ready: () => started,
+    close() {
+      closing ??= (async () => {
+        stopping.abort();
+        await started.catch(() => {});
+        await Promise.all(workers.map((w) => w.close().catch((err) => log.warn({ err }, 'worker close failed'))));
+      })();
+      return closing;
+    },
+  };
+}
