@@ -95,17 +95,26 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
     return worker;
   });
 
-  const started = (async () => {
+  // Kept open to re-assert global concurrency: it lives in Redis, and a Redis that lost its
+  // data (restart without persistence, FLUSHALL) forgets it, which would let two workers
+  // take jobs of one partition at once and break publisher order.
+  const queues = workers.map(
+    (_, partition) => new Queue(partitionQueueName(partition), { connection: opts.redis, prefix: opts.keys.queuePrefix }),
+  );
+  const assertConcurrency = async () => {
     await Promise.all(
-      workers.map(async (_, partition) => {
-        const queue = new Queue(partitionQueueName(partition), { connection: opts.redis, prefix: opts.keys.queuePrefix });
-        try {
-          await queue.setGlobalConcurrency(1);
-        } finally {
-          await queue.close();
-        }
+      queues.map(async (queue) => {
+        if ((await queue.getGlobalConcurrency()) !== 1) await queue.setGlobalConcurrency(1);
       }),
     );
+  };
+  const guard = setInterval(() => {
+    assertConcurrency().catch((err: unknown) => log.warn({ err }, 'could not check queue concurrency'));
+  }, Math.max(250, Math.floor(opts.lockMs / 4)));
+  guard.unref();
+
+  const started = (async () => {
+    await assertConcurrency();
     for (const worker of workers) void worker.run().catch((err) => log.error({ err }, 'worker loop ended'));
     await Promise.all(workers.map((w) => w.waitUntilReady()));
     log.info({ partitions: opts.partitions }, 'persist worker consuming');
@@ -116,9 +125,11 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
     ready: () => started,
     close() {
       closing ??= (async () => {
+        clearInterval(guard);
         stopping.abort();
         await started.catch(() => {});
         await Promise.all(workers.map((w) => w.close().catch((err) => log.warn({ err }, 'worker close failed'))));
+        await Promise.all(queues.map((q) => q.close().catch(() => {})));
       })();
       return closing;
     },
