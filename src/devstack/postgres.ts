@@ -57,7 +57,7 @@ function postgresSpec(
     logger,
     prepare: () => preparePostgres(install, user, dir, sockDir, logger),
     command: () => ({ ...asUser(user, install.postgres, serverArgs(pgdata, sockDir, port)), cwd: dir }),
-    ready: () => answers(port),
+    ready: () => answers(port, pgdata),
     afterReady: () => ensureDatabase(port, database),
     // Every process of the server is gone, so the lock file is stale. PostgreSQL would drop it itself unless
     // its PID now belongs to some other process, which happens after restarts in containers.
@@ -112,13 +112,16 @@ function connect(port: number, database: string): Promise<pg.Client> {
   );
 }
 
-/** True once a client can connect and run a query ("the database system is starting up" is no). */
-async function answers(port: number): Promise<boolean> {
+/**
+ * True once a client can connect and run a query ("the database system is starting up" is
+ * no), and the server is ours: another PostgreSQL on the port must not pass for it.
+ */
+async function answers(port: number, pgdata: string): Promise<boolean> {
   try {
     const client = await connect(port, 'postgres');
     try {
-      await client.query('select 1');
-      return true;
+      const { rows } = await client.query<{ dir: string }>(`select current_setting('data_directory') as dir`);
+      return rows[0]?.dir === pgdata;
     } finally {
       await client.end();
     }

@@ -43,15 +43,19 @@ function redisSpec(binary: string, port: number, opts: RedisOptions, logger: Log
     logger,
     prepare: async () => void mkdirSync(dir, { recursive: true }),
     command: () => ({ file: binary, args, cwd: dir }),
-    ready: () => ping(port),
+    ready: (pid) => answers(port, pid),
   };
 }
 
+// PING, then INFO server: the first says the AOF is loaded, the second whose server this is.
+const PROBE = '*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n';
+
 /**
- * True when the server replies +PONG. While it loads the AOF it replies -LOADING instead,
- * and is not ready yet.
+ * True when *our* server answers: it replies +PONG (while it loads the AOF it replies
+ * -LOADING) and INFO names our PID. Another Redis on the port (one that won the bind race)
+ * must not pass for ours.
  */
-function ping(port: number): Promise<boolean> {
+function answers(port: number, pid: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let reply = '';
@@ -60,13 +64,25 @@ function ping(port: number): Promise<boolean> {
       resolve(ok);
     };
     socket.setTimeout(1000, () => done(false));
-    socket.on('connect', () => socket.write('*1\r\n$4\r\nPING\r\n'));
+    socket.on('connect', () => socket.write(PROBE));
     socket.on('data', (chunk: Buffer) => {
-      reply += chunk.toString('latin1');
-      const end = reply.indexOf('\r\n');
-      if (end >= 0) done(reply.slice(0, end) === '+PONG');
+      reply += chunk.toString('latin1'); // one char per byte, so lengths match RESP's
+      const verdict = judge(reply, pid);
+      if (verdict !== undefined) done(verdict);
     });
     socket.on('error', () => done(false));
     socket.on('close', () => done(false));
   });
+}
+
+/** undefined while the replies are incomplete. */
+function judge(reply: string, pid: number): boolean | undefined {
+  const pingEnd = reply.indexOf('\r\n');
+  if (pingEnd < 0) return undefined;
+  if (reply.slice(0, pingEnd) !== '+PONG') return false;
+  const header = /^\$(\d+)\r\n/.exec(reply.slice(pingEnd + 2));
+  if (!header) return reply.length - pingEnd > 32 ? false : undefined;
+  const bodyStart = pingEnd + 2 + header[0].length;
+  if (reply.length < bodyStart + Number(header[1])) return undefined;
+  return new RegExp(`^process_id:${pid}\r?$`, 'm').test(reply.slice(bodyStart));
 }

@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { freePort, waitPortFree } from './ports.js';
+import { freePort, isPortFree, waitPortFree } from './ports.js';
 import {
   forget,
   killMembers,
@@ -56,8 +56,8 @@ export interface ServerSpec {
   prepare(): Promise<void>;
   /** The command whose PID becomes the server's PID (no forking wrapper). */
   command(): { file: string; args: string[]; cwd: string };
-  /** One readiness attempt: true once the server answers. */
-  ready(): Promise<boolean>;
+  /** One readiness attempt: true once the server answers, and is the one we started as `pid`. */
+  ready(pid: number): Promise<boolean>;
   afterReady?(): Promise<void>;
   /** Once every process of the server is gone. */
   afterExit?(): Promise<void>;
@@ -66,6 +66,14 @@ export interface ServerSpec {
 /** The server exited before it answered; with a port picked for it, another port may work. */
 export class ServerExitedError extends Error {
   override readonly name = 'ServerExitedError';
+}
+
+export class PortBusyError extends Error {
+  override readonly name = 'PortBusyError';
+}
+
+interface ReapOptions {
+  waitPort: boolean;
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -125,6 +133,8 @@ export class ManagedServer implements ServerHandle {
     if (this.#running()) return;
     await this.#reap(); // leftovers of a crash must not hold the port or shared memory
     await this.spec.prepare();
+    if (!(await isPortFree(this.spec.port)))
+      throw new PortBusyError(`port ${this.spec.port} is already in use`);
     const began = Date.now();
     const { file, args, cwd } = this.spec.command();
     const server = await spawnServer(file, args, { cwd, logFile: this.spec.logFile, strays: this.#strays() });
@@ -136,7 +146,8 @@ export class ManagedServer implements ServerHandle {
       await this.#waitReady(server);
       await this.spec.afterReady?.();
     } catch (err) {
-      await this.#kill();
+      // The port may be someone else's (that is often why we failed): do not wait for it.
+      await this.#kill({ waitPort: false }).catch(() => undefined);
       throw err;
     }
     const { kind, binary, port, dataDir } = this.spec;
@@ -156,7 +167,7 @@ export class ManagedServer implements ServerHandle {
             `${kind} exited (${how}) before answering on port ${port}: ${logTail(logFile)}`,
           );
         }
-        return this.spec.ready();
+        return this.spec.ready(server.pid);
       },
       {
         what: `${kind} on port ${port} to answer (log: ${logFile})`,
@@ -195,7 +206,7 @@ export class ManagedServer implements ServerHandle {
     await this.#reap();
   }
 
-  async #kill(): Promise<void> {
+  async #kill(opts: ReapOptions = { waitPort: true }): Promise<void> {
     const server = this.#server;
     if (server && server.exit === undefined) {
       this.#expectingExit = true;
@@ -204,11 +215,11 @@ export class ManagedServer implements ServerHandle {
       await server.exited;
       this.spec.logger?.info({ kind: this.spec.kind, port: this.spec.port }, `${this.spec.kind} killed`);
     }
-    await this.#reap();
+    await this.#reap(opts);
   }
 
   /** Makes sure nothing of the last server runs and its port is free, then forgets it. */
-  async #reap(): Promise<void> {
+  async #reap(opts: ReapOptions = { waitPort: true }): Promise<void> {
     const members = this.#members;
     if (members === undefined) return;
     // Killing again on every look: a backend may still be on its way out of a fast shutdown.
@@ -218,7 +229,7 @@ export class ManagedServer implements ServerHandle {
     });
     forget(members);
     this.#members = undefined;
-    await waitPortFree(this.spec.port);
+    if (opts.waitPort) await waitPortFree(this.spec.port);
     await this.spec.afterExit?.();
   }
 }
@@ -237,7 +248,8 @@ export async function launch(
       await handle.start();
       return handle;
     } catch (err) {
-      if (port !== undefined || attempt >= 3 || !(err instanceof ServerExitedError)) throw err;
+      const retryable = err instanceof ServerExitedError || err instanceof PortBusyError;
+      if (port !== undefined || attempt >= 3 || !retryable) throw err;
     }
   }
 }

@@ -221,15 +221,26 @@ export class Connection {
   }
 
   /**
+   * Server-side unsubscribe (API `unsubscribe`): drop the subscription here first, then tell
+   * the client. Code 2000 keeps it unsubscribed; codes >= 2500 make it resubscribe.
+   */
+  serverUnsubscribe(channel: string, info: { code: number; reason: string } = Unsubscribe.ServerUnsubscribe): boolean {
+    const sub = this.subscriptions.get(channel);
+    if (!sub || this.state === 'closed') return false;
+    this.subscriptions.delete(channel);
+    this.deps.hub.detach(channel, sub);
+    this.send(`{"push":{"channel":${JSON.stringify(channel)},"unsubscribe":${JSON.stringify(info)}}}`);
+    return true;
+  }
+
+  /**
    * The hub lost track of this subscription's position: drop it here first (so the
    * client's immediate resubscribe is not refused as a duplicate), then push 2500 so the
    * client resubscribes with recovery from what it really has.
    */
   private forceResubscribe(channel: string, sub: Subscription): void {
     if (this.subscriptions.get(channel) !== sub) return;
-    this.subscriptions.delete(channel);
-    const { code, reason } = Unsubscribe.InsufficientState;
-    this.send(`{"push":{"channel":${JSON.stringify(channel)},"unsubscribe":{"code":${code},"reason":${JSON.stringify(reason)}}}}`);
+    this.serverUnsubscribe(channel, Unsubscribe.InsufficientState);
   }
 }
 
