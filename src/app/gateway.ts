@@ -3,6 +3,7 @@
  * and tears them down in the reverse order through one idempotent close().
  */
 import type { Config } from '../config/index.js';
+import { ChannelEvents } from '../channels/events.js';
 import { Hub } from '../channels/hub.js';
 import { makeKeys } from '../channels/keys.js';
 import { PubSub } from '../channels/pubsub.js';
@@ -13,6 +14,7 @@ import { HistoryReader } from '../history/reader.js';
 import { HttpServer } from '../http/server.js';
 import { IngestClient } from '../ingest/client.js';
 import type { Logger } from '../observability/logger.js';
+import { PresenceStore } from '../presence/store.js';
 import { closeRedis, connectRedis } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps } from './shutdown.js';
@@ -35,6 +37,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const hub = new Hub(pubsub, keys, history, config.history.recoveryMax, log.child({ component: 'hub' }));
   const ingest = new IngestClient(queueRedis, pubsub, keys, config.ingest, log.child({ component: 'ingest' }));
   await ingest.start();
+  const presence = new PresenceStore(redis, keys, config.client.presenceTtlS * 1000);
 
   const ws = new WebSocketGateway(
     {
@@ -48,7 +51,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         channelsPerConnection: config.client.channelsPerConnection,
         recoveryMax: config.history.recoveryMax,
         historyMaxPerCall: config.history.maxPerCall,
+        rate: config.client.rate,
+        burst: config.client.burst,
       },
+      namespaces: config.namespaces,
+      presence,
+      events: new ChannelEvents(redis, keys),
       hub,
       history,
       ingest,
@@ -65,10 +73,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head),
     log: log.child({ component: 'http' }),
   });
+  // Presence entries of live connections are refreshed well within their TTL, so only a dead
+  // gateway's entries expire.
+  const presenceRefresh = setInterval(() => ws.refreshPresence(), Math.max(1000, (config.client.presenceTtlS * 1000) / 3));
+  presenceRefresh.unref();
   const port = await http.listen(config.port, config.host);
   log.info({ port, host: config.host, node: config.nodeName }, 'gateway listening');
 
   const close = shutdownSteps(log, [
+    ['stop presence refresh', () => clearInterval(presenceRefresh)],
     ['stop accepting and ask clients to reconnect', () => ws.closeAll()],
     ['close http server', () => http.close()],
     ['stop ingest', () => ingest.close()],

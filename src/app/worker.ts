@@ -19,7 +19,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     redis,
     keys: makeKeys(config.ingest.queuePrefix),
     partitions: config.ingest.partitions,
-    cache: { size: config.history.cacheSize, ttlS: config.history.cacheTtlS },
+    cache: (channel) => {
+      const ns = config.namespaces.of(channel) ?? config.namespaces.default;
+      return { size: ns.history_size, ttlS: ns.history_ttl_s };
+    },
     lockMs: config.ingest.workerLockMs,
     log: log.child({ component: 'persist' }),
   });

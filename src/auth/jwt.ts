@@ -128,6 +128,8 @@ export interface SignTokenOptions {
   client?: string;
   /** The `info` claim (any JSON). */
   info?: unknown;
+  /** Connection tokens: server-side subscriptions (the `channels` claim). */
+  channels?: string[];
   now?: Date;
 }
 
@@ -138,6 +140,7 @@ export async function signToken(options: SignTokenOptions): Promise<string> {
     ...optional('channel', options.channel),
     ...optional('client', options.client),
     ...optional('info', options.info),
+    ...optional('channels', options.channels),
   };
   const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt(iat);
   if (options.user !== '') jwt.setSubject(options.user);

@@ -15,6 +15,7 @@
  * can overtake the reply (PROTOCOL.md B, subscribe ordering rule).
  */
 import { decodeTopicMessage } from './bus.js';
+import { decodeEvent } from './events.js';
 import type { Keys } from './keys.js';
 import type { PubSub } from './pubsub.js';
 import type { HistoryReader } from '../history/reader.js';
@@ -25,6 +26,8 @@ export interface Subscriber {
   deliver(frame: Buffer): void;
   /** The hub could not close a gap: the subscription must be dropped and recovered. */
   onGap(channel: string): void;
+  /** Whether join/leave pushes are wanted (the client asked and the namespace allows it). */
+  readonly joinLeave?: boolean;
 }
 
 interface Pending {
@@ -137,6 +140,8 @@ export class Hub {
   }
 
   private onMessage(entry: ChannelEntry, message: string): void {
+    const event = decodeEvent(message);
+    if (event) return this.onEvent(entry, event.kind, event.infoJson);
     const decoded = decodeTopicMessage(message);
     if (!decoded) {
       this.log.warn({ channel: entry.name }, 'ignoring malformed topic message');
@@ -146,6 +151,16 @@ export class Hub {
     for (const pub of decoded.pubs) {
       const pending = { offset: pub.offset, frame: pushFrame(entry.name, pub.json) };
       for (const member of entry.members.values()) this.offer(entry.name, member, pending);
+    }
+  }
+
+  /** join/leave: no offset, no ordering with publications; only to live subscribers. */
+  private onEvent(entry: ChannelEntry, kind: 'join' | 'leave', infoJson: string): void {
+    let frame: Buffer | undefined;
+    for (const member of entry.members.values()) {
+      if (!member.subscriber.joinLeave || member.position === undefined) continue;
+      frame ??= Buffer.from(`{"push":{"channel":${JSON.stringify(entry.name)},"${kind}":{"info":${infoJson}}}}`);
+      member.subscriber.deliver(frame);
     }
   }
 

@@ -13,8 +13,20 @@ export interface Keys {
   meta(channel: string): string;
   /** Pub/sub topic a gateway subscribes to while it has subscribers of the channel. */
   topic(channel: string): string;
+  /** HASH clientId → ClientInfo JSON: who is subscribed, across gateways. */
+  presence(channel: string): string;
+  /** ZSET clientId → expiry (ms): presence entries a live gateway keeps refreshing. */
+  presenceExpiry(channel: string): string;
   /** Pub/sub topic where workers acknowledge one gateway's publishes. */
   acks(gatewayId: string): string;
+  /** SET of node uids that announced themselves (src/cluster/registry.ts); dead ones are pruned on read. */
+  nodes: string;
+  /** STRING (JSON stats of one gateway), with a TTL its gateway keeps renewing. */
+  node(uid: string): string;
+  /** STRING (JSON channel → subscriber count of one gateway), same TTL as `node`. */
+  nodeChannels(uid: string): string;
+  /** Pub/sub topic every gateway listens to for cluster commands (src/cluster/control.ts). */
+  control: string;
   /** BullMQ prefix (queue keys become `${prefix}:ingest-N:…`). */
   queuePrefix: string;
 }
@@ -24,7 +36,13 @@ export function makeKeys(prefix: string): Keys {
     history: (channel) => `${prefix}:h:${channel}`,
     meta: (channel) => `${prefix}:m:${channel}`,
     topic: (channel) => `${prefix}:t:${channel}`,
+    presence: (channel) => `${prefix}:p:${channel}`,
+    presenceExpiry: (channel) => `${prefix}:pe:${channel}`,
     acks: (gatewayId) => `${prefix}:ack:${gatewayId}`,
+    nodes: `${prefix}:nodes`,
+    node: (uid) => `${prefix}:node:${uid}`,
+    nodeChannels: (uid) => `${prefix}:nodech:${uid}`,
+    control: `${prefix}:control`,
     queuePrefix: prefix,
   };
 }

@@ -5,18 +5,14 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { loadNamespaces, type Namespaces } from './namespaces.js';
 
 export type Role = 'gateway' | 'worker' | 'dev' | 'migrate' | 'token';
 
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    problem: string,
-  ) {
-    super(`${variable}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
+export type { NamespaceOptions } from './namespaces.js';
+export { Namespaces } from './namespaces.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -66,6 +62,9 @@ const schema = {
   TIDINGS_MAX_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024).default(65_536),
   TIDINGS_CLIENT_QUEUE_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(1_048_576),
   TIDINGS_CHANNELS_PER_CONNECTION: int(1, 100_000).default(128),
+  TIDINGS_PRESENCE_TTL_S: int(5, 3600).default(60),
+  TIDINGS_CLIENT_RATE: int(1, 1_000_000).default(1000),
+  TIDINGS_CLIENT_BURST: int(1, 1_000_000).default(2000),
   TIDINGS_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1-64 letters, digits, _ or -' })
@@ -87,6 +86,8 @@ export interface Config {
   nodeName: string;
   logLevel: (typeof LOG_LEVELS)[number];
   configFile: string | undefined;
+  /** Channel namespaces from TIDINGS_CONFIG (or the built-in default namespace). */
+  namespaces: Namespaces;
   devDir: string;
   ingest: {
     partitions: number;
@@ -103,6 +104,10 @@ export interface Config {
     maxMessageBytes: number;
     queueMaxBytes: number;
     channelsPerConnection: number;
+    presenceTtlS: number;
+    /** Commands per second a connection may send on average, and in a burst. */
+    rate: number;
+    burst: number;
   };
   history: {
     cacheSize: number;
@@ -155,6 +160,11 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
     nodeName: e.TIDINGS_NODE_NAME ?? `${hostname()}-${process.pid}`,
     logLevel: e.LOG_LEVEL,
     configFile: e.TIDINGS_CONFIG,
+    namespaces: loadNamespaces(e.TIDINGS_CONFIG, {
+      historySize: e.TIDINGS_HISTORY_CACHE_SIZE,
+      historyTtlS: e.TIDINGS_HISTORY_CACHE_TTL_S,
+      recoveryMax: e.TIDINGS_RECOVERY_MAX,
+    }),
     devDir: e.TIDINGS_DEV_DIR,
     ingest: {
       partitions: e.TIDINGS_PARTITIONS,
@@ -171,6 +181,9 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       maxMessageBytes: e.TIDINGS_MAX_MESSAGE_BYTES,
       queueMaxBytes: e.TIDINGS_CLIENT_QUEUE_MAX_BYTES,
       channelsPerConnection: e.TIDINGS_CHANNELS_PER_CONNECTION,
+      presenceTtlS: e.TIDINGS_PRESENCE_TTL_S,
+      rate: e.TIDINGS_CLIENT_RATE,
+      burst: e.TIDINGS_CLIENT_BURST,
     },
     history: {
       cacheSize: e.TIDINGS_HISTORY_CACHE_SIZE,

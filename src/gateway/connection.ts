@@ -9,15 +9,29 @@
  * state check: the socket may have closed meanwhile.
  */
 import type { WebSocket } from 'ws';
+import type { ChannelEvents } from '../channels/events.js';
 import type { Hub, Subscriber } from '../channels/hub.js';
+import { clientInfoJson } from '../channels/publication.js';
+import type { Namespaces, NamespaceOptions } from '../config/namespaces.js';
+import type { PresenceStore } from '../presence/store.js';
 import type { HistoryReader } from '../history/reader.js';
 import type { IngestClient } from '../ingest/client.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeFrame, encodeErrorReply } from '../protocol/codec.js';
-import { Disconnect, DisconnectError, ProtocolError, Unsubscribe, replyErrorOf, type DisconnectInfo } from '../protocol/codes.js';
+import {
+  Disconnect,
+  DisconnectError,
+  Errors,
+  ProtocolError,
+  Unsubscribe,
+  replyErrorOf,
+  type DisconnectInfo,
+} from '../protocol/codes.js';
 import type { Command, Method } from '../protocol/types.js';
 import { Outbox, type FlushScheduler } from './outbox.js';
 import { handlers } from './handlers.js';
+import { TokenBucket } from './limiter.js';
+import { serverSubscribe } from './server-subs.js';
 
 export interface GatewaySettings {
   version: string;
@@ -29,10 +43,15 @@ export interface GatewaySettings {
   channelsPerConnection: number;
   recoveryMax: number;
   historyMaxPerCall: number;
+  rate: number;
+  burst: number;
 }
 
 export interface GatewayDeps {
   settings: GatewaySettings;
+  namespaces: Namespaces;
+  presence: PresenceStore;
+  events: ChannelEvents;
   hub: Hub;
   history: HistoryReader;
   ingest: IngestClient;
@@ -46,9 +65,16 @@ type State = 'connecting' | 'connected' | 'closed';
 const EXPIRY_GRACE_MS = 25_000;
 
 export interface Subscription extends Subscriber {
-  channel: string;
+  readonly channel: string;
+  readonly namespace: NamespaceOptions;
   state: 'subscribing' | 'subscribed';
-  chanInfo: string | undefined;
+  readonly chanInfo: string | undefined;
+  /** ClientInfo of this connection on this channel, for presence and join/leave. */
+  readonly infoJson: string;
+  readonly joinLeave: boolean;
+  /** Server-side subscriptions (token `channels` claim, API subscribe) recover through connect. */
+  readonly serverSide: boolean;
+  expiryTimer?: NodeJS.Timeout;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -62,12 +88,15 @@ export class Connection {
   expiresAt: number | undefined;
   readonly subscriptions = new Map<string, Subscription>();
   private readonly outbox: Outbox;
+  private readonly bucket: TokenBucket;
   private chain: Promise<void> = Promise.resolve();
   private staleTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private pongTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private awaitingPong = false;
+  /** A connect was already tried: after one that failed (109, say) the socket is unusable. */
+  private connectTried = false;
   readonly log: Logger;
 
   constructor(
@@ -77,10 +106,16 @@ export class Connection {
   ) {
     this.log = deps.log;
     this.outbox = new Outbox(ws, deps.scheduler, deps.settings.queueMaxBytes);
+    this.bucket = new TokenBucket(deps.settings.rate, deps.settings.burst);
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     ws.on('close', () => this.teardown());
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     this.staleTimer = unref(setTimeout(() => this.closeIfStale(), deps.settings.staleS * 1000));
+  }
+
+  /** A getter, so TypeScript does not carry a narrowed `state` across an await. */
+  get closed(): boolean {
+    return this.state === 'closed';
   }
 
   // ------------------------------------------------------------------ incoming
@@ -110,9 +145,11 @@ export class Connection {
     if (this.state === 'closed') return;
     if (method === null) return this.onPong(command);
     if (method !== 'send' && command.id === undefined) return this.close(Disconnect.BadRequest, 'command without id');
-    if ((this.state === 'connecting') !== (method === 'connect')) {
+    if ((this.state === 'connecting') !== (method === 'connect') || (method === 'connect' && this.connectTried)) {
       return this.close(Disconnect.BadRequest, method === 'connect' ? 'second connect' : 'command before connect');
     }
+    if (method === 'connect') this.connectTried = true;
+    if (!this.withinRate(command.id)) return;
     try {
       const handler = handlers[method];
       const result = await handler(this, command[method] as never, command.id ?? 0);
@@ -131,6 +168,14 @@ export class Connection {
     }
     if (!(err instanceof ProtocolError)) this.log.error({ err, method }, 'command failed');
     if (id !== undefined && this.state !== 'closed') this.outbox.push(encodeErrorReply(id, replyErrorOf(err)), false);
+  }
+
+  private withinRate(id: number | undefined): boolean {
+    const verdict = this.bucket.take();
+    if (verdict === 'ok') return true;
+    if (verdict === 'abusive') this.close(Disconnect.TooManyRequests, 'rate limit exceeded repeatedly');
+    else if (id !== undefined) this.outbox.push(encodeErrorReply(id, Errors.tooManyRequests), false);
+    return false;
   }
 
   private onPong(command: Command): void {
@@ -202,22 +247,68 @@ export class Connection {
     this.state = 'closed';
     this.outbox.close();
     for (const timer of [this.staleTimer, this.pingTimer, this.pongTimer, this.expiryTimer]) clearTimeout(timer);
-    for (const sub of this.subscriptions.values()) this.deps.hub.detach(sub.channel, sub);
-    this.subscriptions.clear();
+    for (const sub of [...this.subscriptions.values()]) this.dropSubscription(sub, true);
     this.onClosed(this);
   }
 
   // ------------------------------------------------------------------ subscriptions
 
-  newSubscription(channel: string, chanInfo: string | undefined): Subscription {
+  newSubscription(
+    channel: string,
+    namespace: NamespaceOptions,
+    opts: { chanInfo?: string | undefined; expiresAt?: number | undefined; joinLeave?: boolean; serverSide?: boolean },
+  ): Subscription {
     const sub: Subscription = {
       channel,
+      namespace,
       state: 'subscribing',
-      chanInfo,
+      chanInfo: opts.chanInfo,
+      infoJson: clientInfoJson({
+        offset: 0,
+        data: '',
+        user: this.user,
+        client: this.clientId,
+        connInfo: this.connInfo,
+        chanInfo: opts.chanInfo,
+      })!,
+      joinLeave: opts.joinLeave ?? false,
+      serverSide: opts.serverSide ?? false,
       deliver: (frame) => this.send(frame),
       onGap: (ch) => this.forceResubscribe(ch, sub),
     };
+    this.scheduleSubscriptionExpiry(sub, opts.expiresAt);
     return sub;
+  }
+
+  /** A subscription token's expiry: without a sub_refresh in time, the subscription lapses (2501). */
+  scheduleSubscriptionExpiry(sub: Subscription, expiresAt: number | undefined): void {
+    if (sub.expiryTimer) clearTimeout(sub.expiryTimer);
+    if (expiresAt === undefined) return;
+    const ms = Math.max(0, Math.min(expiresAt * 1000 - Date.now() + EXPIRY_GRACE_MS, 2 ** 31 - 1));
+    sub.expiryTimer = unref(setTimeout(() => this.serverUnsubscribe(sub.channel, Unsubscribe.SubscriptionExpired), ms));
+  }
+
+  /**
+   * Forgets a subscription everywhere: here, in the hub, in presence. `announce` sends the
+   * leave event to the channel (not for a subscribe that never completed).
+   */
+  dropSubscription(sub: Subscription, announce: boolean): void {
+    if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);
+    if (sub.expiryTimer) clearTimeout(sub.expiryTimer);
+    this.deps.hub.detach(sub.channel, sub);
+    if (sub.namespace.presence) {
+      this.deps.presence.remove(sub.channel, this.clientId).catch((err: unknown) => {
+        this.log.debug({ err }, 'presence removal failed; the entry expires on its own');
+      });
+    }
+    if (announce && sub.state === 'subscribed' && sub.namespace.join_leave) {
+      this.deps.events.announce(sub.channel, 'leave', sub.infoJson);
+    }
+  }
+
+  /** API `subscribe`: a server-side subscription added while connected. */
+  serverSubscribe(channel: string): Promise<boolean> {
+    return serverSubscribe(this, channel);
   }
 
   /**
@@ -227,8 +318,7 @@ export class Connection {
   serverUnsubscribe(channel: string, info: { code: number; reason: string } = Unsubscribe.ServerUnsubscribe): boolean {
     const sub = this.subscriptions.get(channel);
     if (!sub || this.state === 'closed') return false;
-    this.subscriptions.delete(channel);
-    this.deps.hub.detach(channel, sub);
+    this.dropSubscription(sub, true);
     this.send(`{"push":{"channel":${JSON.stringify(channel)},"unsubscribe":${JSON.stringify(info)}}}`);
     return true;
   }
@@ -240,7 +330,9 @@ export class Connection {
    */
   private forceResubscribe(channel: string, sub: Subscription): void {
     if (this.subscriptions.get(channel) !== sub) return;
-    this.serverUnsubscribe(channel, Unsubscribe.InsufficientState);
+    // A server-side subscription recovers through the connect command: reconnect (3010).
+    if (sub.serverSide) this.close(Disconnect.InsufficientState, 'server-side subscription lost its position');
+    else this.serverUnsubscribe(channel, Unsubscribe.InsufficientState);
   }
 }
 

@@ -4,11 +4,13 @@
  * are thrown as ProtocolError / DisconnectError and mapped in Connection.fail.
  */
 import { randomUUID } from 'node:crypto';
-import { verifyConnectionToken, verifySubscriptionToken } from '../auth/jwt.js';
+import { verifyConnectionToken } from '../auth/jwt.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 import type { Method } from '../protocol/types.js';
+import { checkHistory, checkPresence, checkPublish } from './access.js';
 import type { Connection } from './connection.js';
-import { subscribe } from './subscribe.js';
+import { subscribeServerSide } from './server-subs.js';
+import { checkToken, subscribe } from './subscribe.js';
 import { channelOf, isObject, optionalInt, optionalOffset, optionalString } from './validate.js';
 
 type Handler = (conn: Connection, request: unknown, id: number) => Promise<string | object | undefined>;
@@ -28,7 +30,7 @@ function expiryFields(expiresAt: number | undefined): { expires?: true; ttl?: nu
   return { expires: true, ttl: Math.max(1, expiresAt - Math.floor(Date.now() / 1000)) };
 }
 
-const connect: Handler = async (conn, request) => {
+const connect: Handler = async (conn, request, id) => {
   const req = requestObject(request);
   const token = optionalString(req, 'token');
   if (!token) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
@@ -39,13 +41,19 @@ const connect: Handler = async (conn, request) => {
   conn.connInfo = jsonOrUndefined(creds.info);
   conn.expiresAt = creds.expiresAt;
   conn.markConnected();
+  const subs = await subscribeServerSide(conn, creds.channels ?? [], req.subs);
+  if (conn.closed) return undefined;
   const { pingIntervalS } = conn.deps.settings;
-  return {
+  const head = JSON.stringify({
     client: conn.clientId,
     version: conn.deps.settings.version,
     ...expiryFields(creds.expiresAt),
     ...(pingIntervalS > 0 ? { ping: pingIntervalS, pong: true } : {}),
-  };
+  });
+  // The reply goes out before the server-side subscriptions go live (same rule as subscribe).
+  conn.reply(id, 'connect', subs.results ? `${head.slice(0, -1)},"subs":${subs.results}}` : head);
+  subs.goLive();
+  return undefined;
 };
 
 const refresh: Handler = async (conn, request) => {
@@ -67,10 +75,7 @@ const unsubscribe: Handler = async (conn, request) => {
   // Always a success, even for a channel we do not know: any error makes the SDK reconnect.
   const channel = isObject(request) && typeof request.channel === 'string' ? request.channel : undefined;
   const sub = channel === undefined ? undefined : conn.subscriptions.get(channel);
-  if (sub) {
-    conn.subscriptions.delete(sub.channel);
-    conn.deps.hub.detach(sub.channel, sub);
-  }
+  if (sub) conn.dropSubscription(sub, true);
   return {};
 };
 
@@ -78,6 +83,7 @@ const publish: Handler = async (conn, request, id) => {
   const channel = channelOf(request);
   const req = request as Record<string, unknown>;
   if (req.data === undefined) throw new ProtocolError(Errors.badRequest, 'publish without data');
+  checkPublish(conn, channel);
   const sub = conn.subscriptions.get(channel);
   // Queued now, in command order; answered when the worker acknowledges the commit.
   conn.deps.ingest
@@ -99,6 +105,7 @@ const publish: Handler = async (conn, request, id) => {
 const history: Handler = async (conn, request) => {
   const channel = channelOf(request);
   const req = request as Record<string, unknown>;
+  checkHistory(conn, channel);
   const { historyMaxPerCall } = conn.deps.settings;
   const asked = optionalInt(req.limit, 'limit') ?? 0;
   const limit = asked < 0 ? historyMaxPerCall : Math.min(asked, historyMaxPerCall);
@@ -111,6 +118,18 @@ const history: Handler = async (conn, request) => {
   return `{"publications":[${pubs}],"epoch":${JSON.stringify(page.epoch)},"offset":${page.top}}`;
 };
 
+const presence: Handler = async (conn, request) => {
+  const channel = channelOf(request);
+  checkPresence(conn, channel);
+  return conn.deps.presence.presenceJson(channel);
+};
+
+const presenceStats: Handler = async (conn, request) => {
+  const channel = channelOf(request);
+  checkPresence(conn, channel);
+  return conn.deps.presence.stats(channel);
+};
+
 const notAvailable: Handler = async () => {
   throw new ProtocolError(Errors.notAvailable);
 };
@@ -121,12 +140,9 @@ const subRefresh: Handler = async (conn, request) => {
   if (!sub) throw new ProtocolError(Errors.permissionDenied, 'not subscribed');
   const token = optionalString(request as Record<string, unknown>, 'token');
   if (!token) throw new ProtocolError(Errors.badRequest, 'empty subscription token');
-  const claims = await verifySubscriptionToken(token, conn.deps.settings.tokenSecret, {
-    channel,
-    user: conn.user,
-    client: conn.clientId,
-  });
-  return expiryFields(claims.expiresAt);
+  const grant = await checkToken(conn, channel, token);
+  conn.scheduleSubscriptionExpiry(sub, grant.expiresAt);
+  return expiryFields(grant.expiresAt);
 };
 
 /** `send` has no id and no reply; Tidings has no message handler, so it is accepted and dropped. */
@@ -140,8 +156,8 @@ export const handlers: Record<Method, Handler> = {
   history,
   refresh,
   sub_refresh: subRefresh,
-  presence: notAvailable,
-  presence_stats: notAvailable,
+  presence,
+  presence_stats: presenceStats,
   rpc: notAvailable,
   ping: notAvailable,
   send,

@@ -25,6 +25,9 @@ export class WebSocketGateway {
       // ws answers a larger incoming message with close 1009, which the SDK treats as final.
       maxPayload: maxMessageBytes,
       perMessageDeflate: false,
+      // Connection.onFrame checks UTF-8 itself and closes with 3501 (terminal); ws would close
+      // an invalid text frame with 1007, which the SDK answers by reconnecting forever.
+      skipUTF8Validation: true,
       handleProtocols: (protocols) => (protocols.has('centrifuge-json') ? 'centrifuge-json' : false),
     });
   }
@@ -51,6 +54,16 @@ export class WebSocketGateway {
     this.accepting = false;
     for (const conn of [...this.connections]) conn.close(Disconnect.Shutdown);
     this.wss.close();
+  }
+
+  /** Re-adds this gateway's presence entries so they outlive the TTL while connected. */
+  refreshPresence(): void {
+    for (const conn of this.connections) {
+      for (const sub of conn.subscriptions.values()) {
+        if (sub.state !== 'subscribed' || !sub.namespace.presence) continue;
+        this.deps.presence.add(sub.channel, conn.clientId, sub.infoJson).catch(() => {});
+      }
+    }
   }
 
   get userCount(): number {

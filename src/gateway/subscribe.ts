@@ -10,27 +10,53 @@
  *
  * A gap is an explicit outcome: `recovered` absent (or error 112 when the client asked for
  * that with flag 2), never a partial replay.
+ *
+ * The same steps serve client-side subscriptions (the `subscribe` command) and server-side
+ * ones (the token's `channels` claim at connect, and the API's `subscribe`), which differ
+ * only in how the result reaches the client.
  */
 import { verifySubscriptionToken } from '../auth/jwt.js';
 import type { BusPublication } from '../channels/bus.js';
+import type { NamespaceOptions } from '../config/namespaces.js';
 import type { ChannelPosition } from '../history/reader.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
-import type { Connection } from './connection.js';
-import { channelOf, optionalInt, optionalOffset, optionalString } from './validate.js';
+import { checkSubscribe } from './access.js';
+import type { Connection, Subscription } from './connection.js';
+import { channelOf, isObject, optionalInt, optionalOffset, optionalString } from './validate.js';
 
 /** Subscribe flag bit: the client (getState) wants error 112 instead of an unrecovered reply. */
 const FLAG_REJECT_UNRECOVERED = 2;
 
-interface SubscribeRequestChecked {
-  channel: string;
+/** Where the client says it is: recovery is asked for when `recover` is set. */
+export interface RecoveryRequest {
   recover: boolean;
   offset: number;
   epoch: string;
-  rejectUnrecovered: boolean;
-  token: string | undefined;
 }
 
-function checkRequest(conn: Connection, request: unknown): SubscribeRequestChecked {
+export interface SubscriptionOptions {
+  chanInfo?: string | undefined;
+  expiresAt?: number | undefined;
+  joinLeave?: boolean;
+  serverSide?: boolean;
+}
+
+/** A subscription ready to go live: attached and buffering, its reply computed. */
+export interface Opened {
+  sub: Subscription;
+  pos: ChannelPosition;
+  result: string;
+  recovered: boolean;
+}
+
+interface ClientRequest extends RecoveryRequest {
+  channel: string;
+  rejectUnrecovered: boolean;
+  token: string | undefined;
+  joinLeave: boolean;
+}
+
+function checkRequest(conn: Connection, request: unknown): ClientRequest {
   const channel = channelOf(request);
   const req = request as Record<string, unknown>;
   if ((optionalInt(req.type, 'type') ?? 0) !== 0) throw new ProtocolError(Errors.notAvailable, 'only stream subscriptions');
@@ -39,40 +65,79 @@ function checkRequest(conn: Connection, request: unknown): SubscribeRequestCheck
   if (conn.subscriptions.size >= conn.deps.settings.channelsPerConnection) throw new ProtocolError(Errors.limitExceeded);
   return {
     channel,
-    recover: req.recover === true,
-    offset: optionalOffset(req.offset, 'offset') ?? 0,
-    epoch: optionalString(req, 'epoch') ?? '',
+    ...recoveryRequestOf(req),
     rejectUnrecovered: ((optionalInt(req.flag, 'flag') ?? 0) & FLAG_REJECT_UNRECOVERED) !== 0,
     token: optionalString(req, 'token'),
+    joinLeave: req.join_leave === true,
   };
 }
 
+export function recoveryRequestOf(req: unknown): RecoveryRequest {
+  if (!isObject(req)) return { recover: false, offset: 0, epoch: '' };
+  return {
+    recover: req.recover === true,
+    offset: optionalOffset(req.offset, 'offset') ?? 0,
+    epoch: optionalString(req, 'epoch') ?? '',
+  };
+}
+
+/** The `subscribe` command. */
 export async function subscribe(conn: Connection, request: unknown, id: number): Promise<undefined> {
   const req = checkRequest(conn, request);
-  const chanInfo = req.token ? await channelInfoFromToken(conn, req) : undefined;
-  const sub = conn.newSubscription(req.channel, chanInfo);
-  conn.subscriptions.set(req.channel, sub);
-  const { hub } = conn.deps;
+  const ns = checkSubscribe(conn, req.channel, req.token !== undefined);
+  const grant = req.token ? await checkToken(conn, req.channel, req.token) : undefined;
+  const opened = await openSubscription(conn, req.channel, ns, req, {
+    chanInfo: grant?.info,
+    expiresAt: grant?.expiresAt,
+    joinLeave: req.joinLeave && ns.join_leave,
+  });
+  if (!opened) return undefined;
+  if (req.recover && !opened.recovered && req.rejectUnrecovered) {
+    conn.dropSubscription(opened.sub, false);
+    throw new ProtocolError(Errors.unrecoverablePosition);
+  }
+  // Reply first, then release the buffer: the client drops publications that arrive
+  // before its subscribe reply.
+  conn.reply(id, 'subscribe', opened.result);
+  goLive(conn, opened);
+  return undefined;
+}
+
+/**
+ * Steps 1–2: registers the subscription, attaches it to the hub and computes its result.
+ * Undefined when the connection closed meanwhile. On failure nothing is left behind.
+ */
+export async function openSubscription(
+  conn: Connection,
+  channel: string,
+  ns: NamespaceOptions,
+  position: RecoveryRequest,
+  opts: SubscriptionOptions,
+): Promise<Opened | undefined> {
+  const sub = conn.newSubscription(channel, ns, opts);
+  conn.subscriptions.set(channel, sub);
   try {
-    await hub.attach(req.channel, sub);
-    const pos = await conn.deps.history.position(req.channel, req.recover ? req.offset : 0);
-    const recovered = req.recover ? await recover(conn, req, pos) : undefined;
-    if (conn.state === 'closed' || conn.subscriptions.get(req.channel) !== sub) {
-      hub.detach(req.channel, sub);
+    await conn.deps.hub.attach(channel, sub);
+    const pos = await conn.deps.history.position(channel, position.recover ? position.offset : 0);
+    const pubs = position.recover && ns.recovery ? await recover(conn, channel, ns, position, pos) : undefined;
+    if (ns.presence) await conn.deps.presence.add(channel, conn.clientId, sub.infoJson);
+    if (conn.state === 'closed' || conn.subscriptions.get(channel) !== sub) {
+      conn.dropSubscription(sub, false);
       return undefined;
     }
-    if (req.recover && !recovered && req.rejectUnrecovered) throw new ProtocolError(Errors.unrecoverablePosition);
     sub.state = 'subscribed';
-    // Reply first, then release the buffer: the client drops publications that arrive
-    // before its subscribe reply.
-    conn.reply(id, 'subscribe', encodeSubscribeResult(req, pos, recovered));
-    hub.start(req.channel, sub, pos.top);
-    return undefined;
+    return { sub, pos, recovered: pubs !== undefined, result: encodeResult(ns, position, pos, pubs, opts.expiresAt) };
   } catch (err) {
-    if (conn.subscriptions.get(req.channel) === sub) conn.subscriptions.delete(req.channel);
-    hub.detach(req.channel, sub);
+    conn.dropSubscription(sub, false);
     throw err;
   }
+}
+
+/** Step 4, after the result was written: the hub releases the buffer; others hear of the join. */
+export function goLive(conn: Connection, opened: Opened): void {
+  const { sub, pos } = opened;
+  conn.deps.hub.start(sub.channel, sub, pos.top);
+  if (sub.namespace.join_leave) conn.deps.events.announce(sub.channel, 'join', sub.infoJson);
 }
 
 /**
@@ -82,25 +147,30 @@ export async function subscribe(conn: Connection, request: unknown, id: number):
  */
 async function recover(
   conn: Connection,
-  req: SubscribeRequestChecked,
+  channel: string,
+  ns: NamespaceOptions,
+  req: RecoveryRequest,
   pos: ChannelPosition,
 ): Promise<BusPublication[] | undefined> {
   if (req.epoch !== '' && req.epoch !== pos.epoch) return undefined;
   const missing = pos.top - req.offset;
-  if (missing < 0 || missing > conn.deps.settings.recoveryMax) return undefined;
+  if (missing < 0 || missing > ns.recovery_max) return undefined;
   if (missing === 0) return [];
-  const pubs = await conn.deps.history.range(req.channel, pos.epoch, req.offset, pos.top, missing);
+  const pubs = await conn.deps.history.range(channel, pos.epoch, req.offset, pos.top, missing);
   return pubs.length === missing ? pubs : undefined;
 }
 
-function encodeSubscribeResult(
-  req: SubscribeRequestChecked,
+function encodeResult(
+  ns: NamespaceOptions,
+  req: RecoveryRequest,
   pos: ChannelPosition,
   recovered: BusPublication[] | undefined,
+  expiresAt: number | undefined,
 ): string {
-  let out = '{"recoverable":true,"positioned":true';
+  let out = `{"recoverable":${ns.recovery},"positioned":true`;
+  if (expiresAt !== undefined) out += `,"expires":true,"ttl":${Math.max(1, expiresAt - Math.floor(Date.now() / 1000))}`;
   if (pos.epoch) out += `,"epoch":${JSON.stringify(pos.epoch)}`;
-  // After a successful recovery the reply carries the client's own offset and the
+  // After a successful recovery the result carries the client's own offset and the
   // publications after it; the client walks them up to the top (Go does the same).
   const offset = recovered ? req.offset : pos.top;
   if (offset > 0) out += `,"offset":${offset}`;
@@ -110,11 +180,11 @@ function encodeSubscribeResult(
   return `${out}}`;
 }
 
-async function channelInfoFromToken(conn: Connection, req: SubscribeRequestChecked): Promise<string | undefined> {
-  const claims = await verifySubscriptionToken(req.token!, conn.deps.settings.tokenSecret, {
-    channel: req.channel,
+export async function checkToken(conn: Connection, channel: string, token: string) {
+  const grant = await verifySubscriptionToken(token, conn.deps.settings.tokenSecret, {
+    channel,
     user: conn.user,
     client: conn.clientId,
   });
-  return claims.info === undefined ? undefined : JSON.stringify(claims.info);
+  return { expiresAt: grant.expiresAt, info: grant.info === undefined ? undefined : JSON.stringify(grant.info) };
 }

@@ -20,6 +20,9 @@ export interface CacheSettings {
   ttlS: number;
 }
 
+/** The cache settings of a channel (its namespace's history_size / history_ttl_s). */
+export type CachePolicy = (channel: string) => CacheSettings;
+
 /** Sets epoch and top only when the top moves forward; refreshes the TTL either way. */
 const ADVANCE_POSITION = `
 local top = tonumber(redis.call('HGET', KEYS[1], 't') or '-1')
@@ -52,7 +55,7 @@ function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublicat
 export async function fanoutCommitted(
   redis: PositionRedis,
   keys: Keys,
-  cache: CacheSettings,
+  cachePolicy: CachePolicy,
   outcome: PersistOutcome,
   gatewayId: string,
 ): Promise<void> {
@@ -60,6 +63,7 @@ export async function fanoutCommitted(
   for (const [channel, pubs] of groupByChannel(outcome.stored)) {
     const epoch = pubs[0]!.epoch;
     const encoded: BusPublication[] = pubs.map((p) => ({ offset: p.offset, json: publicationJson(p, epoch) }));
+    const cache = cachePolicy(channel);
     if (cache.size > 0) {
       const history = keys.history(channel);
       pipeline.zadd(history, ...encoded.flatMap((p) => [p.offset, p.json]));

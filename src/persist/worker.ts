@@ -17,7 +17,7 @@ import { persistBatch } from '../db/repos/publications.js';
 import { parseIngestJob, type IngestJob } from '../ingest/job.js';
 import type { Logger } from '../observability/logger.js';
 import { Errors } from '../protocol/codes.js';
-import { fanoutCommitted, rejectPublications, withPositionScript, type CacheSettings } from './fanout.js';
+import { fanoutCommitted, rejectPublications, withPositionScript, type CachePolicy } from './fanout.js';
 import { retryInPlace, ShuttingDown } from './retry.js';
 
 export interface PersistWorkerOptions {
@@ -26,7 +26,7 @@ export interface PersistWorkerOptions {
   redis: Redis;
   keys: Keys;
   partitions: number;
-  cache: CacheSettings;
+  cache: CachePolicy;
   lockMs: number;
   log: Logger;
 }

@@ -9,10 +9,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Queue, type JobType } from 'bullmq';
 import { inject } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { startWorker, type RunningWorker } from '../../src/app/worker.js';
 import { signToken } from '../../src/auth/jwt.js';
+import { partitionQueueName } from '../../src/channels/keys.js';
 import { loadConfig, type Role } from '../../src/config/index.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { startPostgres, startRedis, type ServerHandle } from '../../src/devstack/index.js';
@@ -125,6 +127,35 @@ export class TestStack {
     return node;
   }
 
+  /**
+   * Jobs of this stack's partition queues that are not finished yet (waiting, active,
+   * delayed…). Zero means every accepted publication has been committed or given up on,
+   * so PostgreSQL will not change any more.
+   */
+  unfinishedJobs(): Promise<number> {
+    return this.jobCount(['active', 'wait', 'delayed', 'prioritized', 'paused', 'waiting-children']);
+  }
+
+  /** Jobs in these states over all of this stack's partition queues. */
+  async jobCount(states: JobType[]): Promise<number> {
+    const partitions = Number(this.env().TIDINGS_PARTITIONS);
+    const { hostname, port } = new URL(this.redisUrl);
+    let total = 0;
+    for (let i = 0; i < partitions; i++) {
+      const queue = new Queue(partitionQueueName(i), {
+        connection: { host: hostname, port: Number(port), maxRetriesPerRequest: 1 },
+        prefix: this.prefix,
+      });
+      try {
+        const counts = await queue.getJobCounts(...states);
+        total += Object.values(counts).reduce((a, b) => a + b, 0);
+      } finally {
+        await queue.close();
+      }
+    }
+    return total;
+  }
+
   async close(): Promise<void> {
     for (const close of this.closers.reverse()) await close().catch(() => {});
     this.closers.length = 0;
@@ -135,12 +166,25 @@ export function wsUrl(port: number): string {
   return `ws://127.0.0.1:${port}/connection/websocket`;
 }
 
-export function token(user = 'u1', opts: { ttlSeconds?: number; info?: unknown } = {}): Promise<string> {
-  return signToken({ user, secret: SECRET, ttlSeconds: opts.ttlSeconds ?? 3600, info: opts.info });
+export function token(
+  user = 'u1',
+  opts: { ttlSeconds?: number; info?: unknown; channel?: string; channels?: string[] } = {},
+): Promise<string> {
+  return signToken({ user, secret: SECRET, ttlSeconds: opts.ttlSeconds ?? 3600, ...opts });
 }
 
 export function uniqueChannel(name = 'ch'): string {
-  return `${name}:${randomBytes(6).toString('hex')}`;
+  // No colon: a channel `ns:name` needs namespace `ns` to be configured (else 102).
+  return `${name}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * A private Redis alone, for tests that flush, kill or restart it (the shared PostgreSQL is
+ * safe to keep using: each test has its own channels).
+ */
+export async function startPrivateRedis(opts: { appendonly?: boolean } = {}): Promise<ServerHandle> {
+  const root = await mkdtemp(join(tmpdir(), 'tidings-private-redis-'));
+  return startRedis({ dir: join(root, 'redis'), appendonly: opts.appendonly ?? false });
 }
 
 /** A private Redis and PostgreSQL for tests that kill or restart them. */
