@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import { makeKeys } from '../channels/keys.js';
 import { openDatabase } from '../db/client.js';
 import type { Logger } from '../observability/logger.js';
+import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
 import { closeRedis, connectRedis } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
@@ -27,7 +28,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log: log.child({ component: 'persist' }),
   });
   await worker.ready();
+  const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), config.ingest.retentionIntervalS);
   const close = shutdownSteps(log, [
+    ['stop retention', stopRetention],
     ['finish the current jobs', () => worker.close()],
     ['close redis', () => closeRedis(redis)],
     ['close database', () => database.close()],

@@ -63,6 +63,7 @@ const schema = {
   TIDINGS_CLIENT_QUEUE_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(1_048_576),
   TIDINGS_CHANNELS_PER_CONNECTION: int(1, 100_000).default(128),
   TIDINGS_PRESENCE_TTL_S: int(5, 3600).default(60),
+  TIDINGS_RETENTION_INTERVAL_S: int(1, 7 * 86400).default(3600),
   TIDINGS_CLIENT_RATE: int(1, 1_000_000).default(1000),
   TIDINGS_CLIENT_BURST: int(1, 1_000_000).default(2000),
   TIDINGS_QUEUE_PREFIX: z
@@ -96,6 +97,7 @@ export interface Config {
     publishTimeoutMs: number;
     queuePrefix: string;
     workerLockMs: number;
+    retentionIntervalS: number;
   };
   client: {
     pingIntervalS: number;
@@ -173,6 +175,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       publishTimeoutMs: e.TIDINGS_PUBLISH_TIMEOUT_MS,
       queuePrefix: e.TIDINGS_QUEUE_PREFIX,
       workerLockMs: e.TIDINGS_WORKER_LOCK_MS,
+      retentionIntervalS: e.TIDINGS_RETENTION_INTERVAL_S,
     },
     client: {
       pingIntervalS: e.TIDINGS_PING_INTERVAL_S,

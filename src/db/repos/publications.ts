@@ -203,3 +203,25 @@ export async function readBefore(db: Db, channel: string, before: number, limit:
     .orderBy(desc(publications.offset))
     .limit(limit);
 }
+
+/**
+ * Retention: deletes up to `batch` publications of the channels matching `like` (a SQL LIKE
+ * pattern; `unlike` excludes) created before `before`. Returns how many went. The channels
+ * rows stay, so epochs and top offsets survive (a client whose gap was deleted simply gets
+ * "not recovered").
+ */
+export async function deleteExpired(
+  db: Db,
+  scope: { like: string; unlike?: string | undefined },
+  before: Date,
+  batch: number,
+): Promise<number> {
+  const result = await db.execute(sql`
+    delete from publications where ctid in (
+      select ctid from publications
+      where created_at < ${before.toISOString()}::timestamptz
+        and channel like ${scope.like}
+        and (${scope.unlike ?? null}::text is null or channel not like ${scope.unlike ?? null})
+      limit ${batch})`);
+  return result.rowCount ?? 0;
+}
