@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startGateway } from '../app/gateway.js';
 import { shutdownSteps, type ShutdownStep } from '../app/shutdown.js';
@@ -17,6 +17,7 @@ async function privateStack(config: Config, log: Logger, steps: ShutdownStep[]) 
   const dir = resolve(config.devDir);
   let { databaseUrl, redisUrl } = config;
   try {
+    ensureTraversable(dir);
     if (!databaseUrl) {
       const pg = await startPostgres({ dir: join(dir, 'postgres'), logger: log });
       steps.push(['stop private PostgreSQL', () => pg.stop()]);
@@ -30,10 +31,22 @@ async function privateStack(config: Config, log: Logger, steps: ShutdownStep[]) 
       log.info({ url: redis.url, dataDir: redis.dataDir }, 'REDIS_URL unset: started a private Redis (AOF on)');
     }
   } catch (err) {
-    if (err instanceof MissingBinaryError) throw new FatalError(err.message);
+    // Starting a server fails for reasons the operator fixes (a binary, a permission, a
+    // port): one line, no stack.
+    if (err instanceof MissingBinaryError || err instanceof Error) throw new FatalError(err.message.split('\n')[0]!);
     throw err;
   }
   return { databaseUrl, redisUrl };
+}
+
+/**
+ * The dev dir is ours: let the postgres OS user (used when we run as root) pass through
+ * it, without letting anyone list or read it.
+ */
+function ensureTraversable(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const mode = statSync(dir).mode & 0o777;
+  if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
 }
 
 /** A dev secret that survives restarts, so tokens printed yesterday still work today. */
