@@ -3,6 +3,7 @@
  * and tears them down in the reverse order through one idempotent close().
  */
 import type { Config } from '../config/index.js';
+import { startApi } from '../api/index.js';
 import { ChannelEvents } from '../channels/events.js';
 import { Hub } from '../channels/hub.js';
 import { makeKeys } from '../channels/keys.js';
@@ -44,6 +45,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       settings: {
         version: VERSION,
         tokenSecret: config.tokenSecret!,
+        tokenAudience: config.security.tokenAudience,
+        tokenIssuer: config.security.tokenIssuer,
         pingIntervalS: config.client.pingIntervalS,
         pongTimeoutS: config.client.pongTimeoutS,
         staleS: config.client.staleS,
@@ -64,6 +67,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       log: log.child({ component: 'connection' }),
     },
     config.client.maxMessageBytes,
+    config.security,
   );
   const http = new HttpServer({
     ready: async () => {
@@ -77,16 +81,32 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   // gateway's entries expire.
   const presenceRefresh = setInterval(() => ws.refreshPresence(), Math.max(1000, (config.client.presenceTtlS * 1000) / 3));
   presenceRefresh.unref();
+  // Positioning: a lost last publication is invisible until the next one arrives, so each
+  // channel's delivered position is compared with its committed top now and then.
+  const positioning =
+    config.positionCheckS > 0 ? setInterval(() => void hub.resyncAll(), config.positionCheckS * 1000) : undefined;
+  positioning?.unref();
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, log });
   const port = await http.listen(config.port, config.host);
   log.info({ port, host: config.host, node: config.nodeName }, 'gateway listening');
 
+  // Shutdown order: refuse new sockets; let publishes already accepted get their commit
+  // acks (bounded by the grace period); then ask clients to reconnect elsewhere (3001).
   const close = shutdownSteps(log, [
-    ['stop presence refresh', () => clearInterval(presenceRefresh)],
-    ['stop accepting and ask clients to reconnect', () => ws.closeAll()],
+    ['stop timers', () => [presenceRefresh, positioning].forEach((t) => clearInterval(t))],
+    ['stop accepting connections', () => ws.stopAccepting()],
+    ['wait for pending publish acks', () => waitForAcks(ingest, config.shutdownGraceMs)],
+    ['ask clients to reconnect elsewhere', () => ws.closeAll()],
+    ['leave the node registry and the control topic', () => api.close()],
     ['close http server', () => http.close()],
     ['stop ingest', () => ingest.close()],
     ['close redis', () => Promise.all([closeRedis(redis), closeRedis(queueRedis), closeRedis(pubsubRedis)])],
     ['close database', () => database.close()],
   ]);
   return { port, nodeName: config.nodeName, ws, close };
+}
+
+async function waitForAcks(ingest: IngestClient, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (ingest.pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

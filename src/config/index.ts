@@ -66,6 +66,14 @@ const schema = {
   TIDINGS_RETENTION_INTERVAL_S: int(1, 7 * 86400).default(3600),
   TIDINGS_CLIENT_RATE: int(1, 1_000_000).default(1000),
   TIDINGS_CLIENT_BURST: int(1, 1_000_000).default(2000),
+  TIDINGS_POSITION_CHECK_S: int(0, 3600).default(40),
+  TIDINGS_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  TIDINGS_INGEST_BACKLOG_MAX: int(1, 10_000_000).default(20_000),
+  TIDINGS_ALLOWED_ORIGINS: z.string().optional(),
+  TIDINGS_TOKEN_AUDIENCE: z.string().min(1).optional(),
+  TIDINGS_TOKEN_ISSUER: z.string().min(1).optional(),
+  TIDINGS_MAX_CONNECTIONS_PER_IP: int(0, 10_000_000).default(10_000),
+  TIDINGS_CONNECT_RATE_PER_IP: int(0, 10_000_000).default(1000),
   TIDINGS_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1-64 letters, digits, _ or -' })
@@ -98,7 +106,19 @@ export interface Config {
     queuePrefix: string;
     workerLockMs: number;
     retentionIntervalS: number;
+    /** Publications a gateway lets wait per partition before it answers 111 instead. */
+    backlogMax: number;
   };
+  security: {
+    /** undefined: same origin only; ['*']: any; else the listed origins. */
+    allowedOrigins: string[] | undefined;
+    tokenAudience: string | undefined;
+    tokenIssuer: string | undefined;
+    maxConnectionsPerIp: number;
+    connectRatePerIp: number;
+  };
+  positionCheckS: number;
+  shutdownGraceMs: number;
   client: {
     pingIntervalS: number;
     pongTimeoutS: number;
@@ -176,7 +196,17 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       queuePrefix: e.TIDINGS_QUEUE_PREFIX,
       workerLockMs: e.TIDINGS_WORKER_LOCK_MS,
       retentionIntervalS: e.TIDINGS_RETENTION_INTERVAL_S,
+      backlogMax: e.TIDINGS_INGEST_BACKLOG_MAX,
     },
+    security: {
+      allowedOrigins: parseOrigins(e.TIDINGS_ALLOWED_ORIGINS, role),
+      tokenAudience: e.TIDINGS_TOKEN_AUDIENCE,
+      tokenIssuer: e.TIDINGS_TOKEN_ISSUER,
+      maxConnectionsPerIp: e.TIDINGS_MAX_CONNECTIONS_PER_IP,
+      connectRatePerIp: e.TIDINGS_CONNECT_RATE_PER_IP,
+    },
+    positionCheckS: e.TIDINGS_POSITION_CHECK_S,
+    shutdownGraceMs: e.TIDINGS_SHUTDOWN_GRACE_MS,
     client: {
       pingIntervalS: e.TIDINGS_PING_INTERVAL_S,
       pongTimeoutS: e.TIDINGS_PONG_TIMEOUT_S,
@@ -195,6 +225,21 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       maxPerCall: e.TIDINGS_HISTORY_MAX_PER_CALL,
     },
   });
+}
+
+/**
+ * Browser origins allowed to open a WebSocket. Unset means same origin only (the page was
+ * served by this host), except in dev, where any origin is fine on a laptop.
+ */
+function parseOrigins(raw: string | undefined, role: Role): string[] | undefined {
+  if (raw === undefined) return role === 'dev' ? ['*'] : undefined;
+  const origins = raw.split(',').map((o) => o.trim().toLowerCase()).filter((o) => o !== '');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError('TIDINGS_ALLOWED_ORIGINS', `"${origin}" is not an origin like https://app.example.com`);
+    }
+  }
+  return origins;
 }
 
 /** Names and defaults, for --help and the README table. */

@@ -66,3 +66,9 @@ export function checkPresence(conn: Connection, channel: string): NamespaceOptio
   if (!conn.subscriptions.has(channel)) throw new ProtocolError(Errors.permissionDenied, 'not subscribed');
   return ns;
 }
+
+/** The `aud` / `iss` every token must carry, when configured. */
+export function tokenChecks(conn: Connection): { audience?: string; issuer?: string } {
+  const { tokenAudience, tokenIssuer } = conn.deps.settings;
+  return { ...(tokenAudience ? { audience: tokenAudience } : {}), ...(tokenIssuer ? { issuer: tokenIssuer } : {}) };
+}

@@ -36,6 +36,9 @@ import { serverSubscribe } from './server-subs.js';
 export interface GatewaySettings {
   version: string;
   tokenSecret: string;
+  /** Checked in every token when set (invalid otherwise). */
+  tokenAudience?: string | undefined;
+  tokenIssuer?: string | undefined;
   pingIntervalS: number;
   pongTimeoutS: number;
   staleS: number;

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { verifyConnectionToken } from '../auth/jwt.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 import type { Method } from '../protocol/types.js';
-import { checkHistory, checkPresence, checkPublish } from './access.js';
+import { checkHistory, checkPresence, checkPublish, tokenChecks } from './access.js';
 import type { Connection } from './connection.js';
 import { subscribeServerSide } from './server-subs.js';
 import { checkToken, subscribe } from './subscribe.js';
@@ -34,7 +34,7 @@ const connect: Handler = async (conn, request, id) => {
   const req = requestObject(request);
   const token = optionalString(req, 'token');
   if (!token) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
-  const creds = await verifyConnectionToken(token, conn.deps.settings.tokenSecret);
+  const creds = await verifyConnectionToken(token, conn.deps.settings.tokenSecret, tokenChecks(conn));
   if (conn.state !== 'connecting') return undefined;
   conn.clientId = randomUUID();
   conn.user = creds.user;
@@ -59,7 +59,7 @@ const connect: Handler = async (conn, request, id) => {
 const refresh: Handler = async (conn, request) => {
   const token = optionalString(requestObject(request), 'token');
   if (!token) throw new DisconnectError(Disconnect.BadRequest, 'empty refresh token');
-  const creds = await verifyConnectionToken(token, conn.deps.settings.tokenSecret).catch((err: unknown) => {
+  const creds = await verifyConnectionToken(token, conn.deps.settings.tokenSecret, tokenChecks(conn)).catch((err: unknown) => {
     // An expired token in a refresh means the client could not get a fresh one: let it
     // reconnect (3005) rather than keep a connection whose credentials lapsed.
     if (err instanceof ProtocolError) throw new DisconnectError(Disconnect.Expired, 'refresh token expired');

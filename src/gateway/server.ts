@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Disconnect } from '../protocol/codes.js';
+import { Admission, type AdmissionSettings } from './admission.js';
 import { Connection, type GatewayDeps } from './connection.js';
 
 export const WEBSOCKET_PATH = '/connection/websocket';
@@ -14,12 +15,15 @@ export const WEBSOCKET_PATH = '/connection/websocket';
 export class WebSocketGateway {
   readonly connections = new Set<Connection>();
   private readonly wss: WebSocketServer;
+  private readonly admission: Admission;
   private accepting = true;
 
   constructor(
     private readonly deps: GatewayDeps,
     maxMessageBytes: number,
+    admission: AdmissionSettings,
   ) {
+    this.admission = new Admission(admission);
     this.wss = new WebSocketServer({
       noServer: true,
       // ws answers a larger incoming message with close 1009, which the SDK treats as final.
@@ -40,18 +44,32 @@ export class WebSocketGateway {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return true;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    const verdict = this.admission.check(req);
+    if (!verdict.ok) {
+      socket.end(`HTTP/1.1 ${verdict.status} ${verdict.reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return true;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, verdict.ip));
     return true;
   }
 
-  private accept(ws: WebSocket): void {
-    const conn = new Connection(ws, this.deps, (c) => this.connections.delete(c));
+  private accept(ws: WebSocket, ip: string): void {
+    this.admission.opened(ip);
+    const conn = new Connection(ws, this.deps, (c) => {
+      this.connections.delete(c);
+      this.admission.closed(ip);
+    });
     this.connections.add(conn);
   }
 
-  /** Stops accepting and asks every client to reconnect (to another gateway). */
-  closeAll(): void {
+  /** New WebSockets are refused from now on (the load balancer sends them elsewhere). */
+  stopAccepting(): void {
     this.accepting = false;
+  }
+
+  /** Stops accepting and asks every client to reconnect (to another gateway): 3001. */
+  closeAll(): void {
+    this.stopAccepting();
     for (const conn of [...this.connections]) conn.close(Disconnect.Shutdown);
     this.wss.close();
   }

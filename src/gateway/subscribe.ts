@@ -20,7 +20,7 @@ import type { BusPublication } from '../channels/bus.js';
 import type { NamespaceOptions } from '../config/namespaces.js';
 import type { ChannelPosition } from '../history/reader.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
-import { checkSubscribe } from './access.js';
+import { checkSubscribe, tokenChecks } from './access.js';
 import type { Connection, Subscription } from './connection.js';
 import { channelOf, isObject, optionalInt, optionalOffset, optionalString } from './validate.js';
 
@@ -185,6 +185,7 @@ export async function checkToken(conn: Connection, channel: string, token: strin
     channel,
     user: conn.user,
     client: conn.clientId,
+    ...tokenChecks(conn),
   });
   return { expiresAt: grant.expiresAt, info: grant.info === undefined ? undefined : JSON.stringify(grant.info) };
 }
