@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: unit tests are pure and fast; integration tests start real Redis and
-// PostgreSQL servers (test/helpers/global-setup.ts) and may spawn gateway/worker processes.
+// Projects: unit tests are pure and fast; integration tests start real Redis and
+// PostgreSQL servers (test/helpers/global-setup.ts) and may spawn gateway/worker processes;
+// e2e drives the demo page in headless Chromium against the same servers.
 export default defineConfig({
   test: {
     // Servers and child processes compete for two cores: keep files from piling up.
@@ -19,6 +20,16 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // The demo page in headless Chromium (/usr/bin/chromium), against an in-process stack.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,

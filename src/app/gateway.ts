@@ -13,9 +13,12 @@ import { FlushScheduler } from '../gateway/outbox.js';
 import { WebSocketGateway } from '../gateway/server.js';
 import { HistoryReader } from '../history/reader.js';
 import { HttpServer } from '../http/server.js';
+import { registerDemo } from '../http/demo/index.js';
 import { IngestClient } from '../ingest/client.js';
 import type { Logger } from '../observability/logger.js';
 import { PresenceStore } from '../presence/store.js';
+import { metrics, onScrape } from '../observability/metrics.js';
+import { metricsRoute } from '../http/metrics.js';
 import { closeRedis, connectRedis } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps } from './shutdown.js';
@@ -77,6 +80,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head),
     log: log.child({ component: 'http' }),
   });
+  registerDemo(http, { tokenSecret: config.tokenSecret, demoTokens: config.demoTokens, log: log.child({ component: 'demo' }) });
   // Presence entries of live connections are refreshed well within their TTL, so only a dead
   // gateway's entries expire.
   const presenceRefresh = setInterval(() => ws.refreshPresence(), Math.max(1000, (config.client.presenceTtlS * 1000) / 3));
@@ -87,6 +91,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     config.positionCheckS > 0 ? setInterval(() => void hub.resyncAll(), config.positionCheckS * 1000) : undefined;
   positioning?.unref();
   const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, log });
+  http.route('GET /metrics', metricsRoute);
+  const stopScrape = onScrape(async () => {
+    metrics.connections.set(ws.connections.size);
+    let subscriptions = 0;
+    for (const conn of ws.connections) subscriptions += conn.subscriptions.size;
+    metrics.subscriptions.set(subscriptions);
+    metrics.channels.set(hub.channelCount);
+    const depths = await ingest.waitingJobs();
+    depths.forEach((n, partition) => metrics.queueDepth.set({ partition: String(partition) }, n));
+  });
   const port = await http.listen(config.port, config.host);
   log.info({ port, host: config.host, node: config.nodeName }, 'gateway listening');
 
@@ -94,6 +108,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   // acks (bounded by the grace period); then ask clients to reconnect elsewhere (3001).
   const close = shutdownSteps(log, [
     ['stop timers', () => [presenceRefresh, positioning].forEach((t) => clearInterval(t))],
+    ['stop metrics', stopScrape],
     ['stop accepting connections', () => ws.stopAccepting()],
     ['wait for pending publish acks', () => waitForAcks(ingest, config.shutdownGraceMs)],
     ['ask clients to reconnect elsewhere', () => ws.closeAll()],

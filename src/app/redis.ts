@@ -1,6 +1,7 @@
 /** Redis connections for each role, with the options each use needs. */
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 
 export type RedisUse = 'commands' | 'pubsub' | 'queue';
 
@@ -22,6 +23,7 @@ export function connectRedis(url: string, use: RedisUse, log: Logger, name: stri
   });
   let lastError = '';
   redis.on('error', (err: Error) => {
+    metrics.storeErrors.inc({ store: 'redis' });
     // ioredis emits the same error on every retry; log each distinct one once.
     if (err.message === lastError) return;
     lastError = err.message;

@@ -2,6 +2,8 @@
 import type { Config } from '../config/index.js';
 import { makeKeys } from '../channels/keys.js';
 import { openDatabase } from '../db/client.js';
+import { HttpServer } from '../http/server.js';
+import { metricsRoute } from '../http/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
@@ -28,12 +30,23 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log: log.child({ component: 'persist' }),
   });
   await worker.ready();
+  const http = config.metricsPort === undefined ? undefined : await serveWorkerMetrics(config, log);
   const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), config.ingest.retentionIntervalS);
   const close = shutdownSteps(log, [
     ['stop retention', stopRetention],
+    ['close metrics endpoint', () => http?.close()],
     ['finish the current jobs', () => worker.close()],
     ['close redis', () => closeRedis(redis)],
     ['close database', () => database.close()],
   ]);
   return { close };
+}
+
+/** Workers have no client port; this one serves /metrics and /health for Prometheus and probes. */
+async function serveWorkerMetrics(config: Config, log: Logger): Promise<HttpServer> {
+  const http = new HttpServer({ ready: async () => true, upgrade: () => false, log: log.child({ component: 'http' }) });
+  http.route('GET /metrics', metricsRoute);
+  const port = await http.listen(config.metricsPort!, config.host);
+  log.info({ port }, 'worker metrics listening');
+  return http;
 }

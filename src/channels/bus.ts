@@ -4,7 +4,7 @@
  * publication bodies it only forwards.
  *
  * Topic message (one per channel per job):
- *   line 1: the channel epoch
+ *   line 1: the channel epoch, a space, the commit time (ms since the epoch, worker clock)
  *   then one line per publication: `<offset> <publication JSON>`, offsets ascending.
  * The publication JSON is the exact text a client receives inside `pub`, encoded once by the
  * worker; it never contains a raw newline (JSON escapes them inside strings).
@@ -18,21 +18,22 @@ export interface BusPublication {
   json: string;
 }
 
-export function encodeTopicMessage(epoch: string, pubs: BusPublication[]): string {
-  let out = epoch;
+export function encodeTopicMessage(epoch: string, pubs: BusPublication[], committedAt = Date.now()): string {
+  let out = `${epoch} ${committedAt}`;
   for (const pub of pubs) out += `\n${pub.offset} ${pub.json}`;
   return out;
 }
 
 export interface TopicMessage {
   epoch: string;
+  committedAt: number;
   pubs: BusPublication[];
 }
 
 /** Returns undefined for a message that is not in this format (never throws). */
 export function decodeTopicMessage(text: string): TopicMessage | undefined {
   const lines = text.split('\n');
-  const epoch = lines[0];
+  const [epoch, committed] = (lines[0] ?? '').split(' ');
   if (epoch === undefined) return undefined;
   const pubs: BusPublication[] = [];
   for (let i = 1; i < lines.length; i++) {
@@ -42,7 +43,7 @@ export function decodeTopicMessage(text: string): TopicMessage | undefined {
     if (space <= 0 || !Number.isSafeInteger(offset) || offset <= 0) return undefined;
     pubs.push({ offset, json: line.slice(space + 1) });
   }
-  return { epoch, pubs };
+  return { epoch, committedAt: Number(committed) || 0, pubs };
 }
 
 export type Ack = [id: string, offset: number, epoch: string] | [id: string, offset: 0, epoch: '', code: number];

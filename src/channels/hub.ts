@@ -20,6 +20,7 @@ import type { Keys } from './keys.js';
 import type { PubSub } from './pubsub.js';
 import type { HistoryReader } from '../history/reader.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 
 export interface Subscriber {
   /** Writes an encoded push frame; must not throw. */
@@ -58,6 +59,7 @@ export function pushFrame(channel: string, pubJson: string): Buffer {
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
   private readonly fills = new Map<string, Promise<Pending[]>>();
+  private readonly channelWatchers: (() => void)[] = [];
 
   constructor(
     private readonly pubsub: PubSub,
@@ -82,6 +84,14 @@ export class Hub {
   }
 
   /**
+   * `listener` runs (synchronously, must not throw) when a channel gains its first or loses
+   * its last local subscriber; the node registry (src/cluster/registry.ts) uses it.
+   */
+  onChannelsChanged(listener: () => void): void {
+    this.channelWatchers.push(listener);
+  }
+
+  /**
    * Registers a buffering subscriber and resolves once this gateway listens to the
    * channel's topic: every publication committed after that reaches the buffer.
    */
@@ -90,6 +100,7 @@ export class Hub {
     if (!entry) {
       entry = new ChannelEntry(channel);
       this.channels.set(channel, entry);
+      for (const watcher of this.channelWatchers) watcher();
       const created = entry;
       entry.ready = this.pubsub.listen(this.keys.topic(channel), (msg) => this.onMessage(created, msg));
     }
@@ -116,6 +127,7 @@ export class Hub {
     const entry = this.channels.get(channel);
     if (!entry || !entry.members.delete(subscriber) || entry.members.size > 0) return;
     this.channels.delete(channel);
+    for (const watcher of this.channelWatchers) watcher();
     this.pubsub.unlisten(this.keys.topic(channel)).catch((err) => this.log.warn({ err, channel }, 'unsubscribe failed'));
   }
 
@@ -148,6 +160,7 @@ export class Hub {
       return;
     }
     entry.epoch = decoded.epoch;
+    if (decoded.committedAt > 0) metrics.commitToDeliver.observe(Math.max(0, Date.now() - decoded.committedAt) / 1000);
     for (const pub of decoded.pubs) {
       const pending = { offset: pub.offset, frame: pushFrame(entry.name, pub.json) };
       for (const member of entry.members.values()) this.offer(entry.name, member, pending);
@@ -170,6 +183,7 @@ export class Hub {
     } else if (pub.offset === member.position + 1) {
       member.position = pub.offset;
       member.subscriber.deliver(pub.frame);
+      metrics.deliveries.inc();
     } else if (pub.offset > member.position + 1) {
       member.held.push(pub);
       this.fillGap(channel, member, pub.offset - 1);
@@ -198,6 +212,7 @@ export class Hub {
       return;
     }
     member.filling = false;
+    metrics.gapFills.inc({ outcome: 'filled' });
     for (const pub of pubs) this.offer(channel, member, pub);
     const held = member.held.sort((a, b) => a.offset - b.offset);
     member.held = [];
@@ -205,6 +220,7 @@ export class Hub {
   }
 
   private giveUp(channel: string, member: Member): void {
+    metrics.gapFills.inc({ outcome: 'failed' });
     this.detach(channel, member.subscriber);
     member.subscriber.onGap(channel);
   }

@@ -97,7 +97,8 @@ Binds 127.0.0.1 unless HOST is set.`,
     try {
       const urls = await privateStack(base, log, steps);
       const secret = devSecret(base);
-      const config: Config = { ...base, ...urls, tokenSecret: secret };
+      // The demo page at / may fetch its own tokens (GET /demo/token): development only.
+      const config: Config = { ...base, ...urls, tokenSecret: secret, demoTokens: true };
       const migrated = await runMigrations(urls.databaseUrl);
       log.info(migrated, 'schema up to date');
       const worker = await startWorker(config, log);

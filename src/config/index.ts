@@ -74,12 +74,14 @@ const schema = {
   TIDINGS_TOKEN_ISSUER: z.string().min(1).optional(),
   TIDINGS_MAX_CONNECTIONS_PER_IP: int(0, 10_000_000).default(10_000),
   TIDINGS_CONNECT_RATE_PER_IP: int(0, 10_000_000).default(1000),
+  TIDINGS_METRICS_PORT: int(0, 65535).optional(),
   TIDINGS_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1-64 letters, digits, _ or -' })
     .default('tidings'),
   TIDINGS_WORKER_LOCK_MS: int(1000, 600_000).default(30_000),
   TIDINGS_DEV_DIR: z.string().min(1).default('.tidings'),
+  TIDINGS_DEMO_TOKENS: z.stringbool({ error: 'must be true or false' }).default(false),
 } as const;
 
 type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
@@ -98,6 +100,8 @@ export interface Config {
   /** Channel namespaces from TIDINGS_CONFIG (or the built-in default namespace). */
   namespaces: Namespaces;
   devDir: string;
+  /** GET /demo/token hands out connection tokens: development only (`tidings dev` turns it on). */
+  demoTokens: boolean;
   ingest: {
     partitions: number;
     batchMax: number;
@@ -119,6 +123,8 @@ export interface Config {
   };
   positionCheckS: number;
   shutdownGraceMs: number;
+  /** Workers: serve /metrics and /health on this port (gateways serve them on PORT). */
+  metricsPort: number | undefined;
   client: {
     pingIntervalS: number;
     pongTimeoutS: number;
@@ -188,6 +194,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       recoveryMax: e.TIDINGS_RECOVERY_MAX,
     }),
     devDir: e.TIDINGS_DEV_DIR,
+    demoTokens: e.TIDINGS_DEMO_TOKENS,
     ingest: {
       partitions: e.TIDINGS_PARTITIONS,
       batchMax: e.TIDINGS_BATCH_MAX,
@@ -207,6 +214,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
     },
     positionCheckS: e.TIDINGS_POSITION_CHECK_S,
     shutdownGraceMs: e.TIDINGS_SHUTDOWN_GRACE_MS,
+    metricsPort: e.TIDINGS_METRICS_PORT,
     client: {
       pingIntervalS: e.TIDINGS_PING_INTERVAL_S,
       pongTimeoutS: e.TIDINGS_PONG_TIMEOUT_S,

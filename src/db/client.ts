@@ -1,6 +1,7 @@
 /** One pg Pool per process, wrapped by drizzle; closing the Database closes the pool. */
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
+import { metrics } from '../observability/metrics.js';
 import * as schema from './schema.js';
 
 export type Db = NodePgDatabase<typeof schema>;
@@ -25,7 +26,7 @@ export function openDatabase(url: string, opts: { max?: number; applicationName?
   });
   // An idle client that loses its server emits 'error' on the pool; without a listener
   // that would crash the process. The next query reconnects.
-  pool.on('error', () => {});
+  pool.on('error', () => metrics.storeErrors.inc({ store: 'postgres' }));
   const db = drizzle(pool, { schema });
   let closed = false;
   return {

@@ -17,6 +17,7 @@ import type { PresenceStore } from '../presence/store.js';
 import type { HistoryReader } from '../history/reader.js';
 import type { IngestClient } from '../ingest/client.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import { decodeFrame, encodeErrorReply } from '../protocol/codec.js';
 import {
   Disconnect,
@@ -157,7 +158,9 @@ export class Connection {
       const handler = handlers[method];
       const result = await handler(this, command[method] as never, command.id ?? 0);
       if (result !== undefined && command.id !== undefined) this.reply(command.id, method, result);
+      metrics.commands.inc({ method, result: 'ok' });
     } catch (err) {
+      metrics.commands.inc({ method, result: 'error' });
       this.fail(command.id, err, method);
     }
   }
@@ -240,6 +243,7 @@ export class Connection {
   close(disconnect: DisconnectInfo, detail?: string): void {
     if (this.state === 'closed') return;
     if (detail) this.log.debug({ code: disconnect.code, detail }, 'closing connection');
+    metrics.disconnects.inc({ code: String(disconnect.code) });
     this.outbox.flushNow();
     this.teardown();
     this.ws.close(disconnect.code, disconnect.reason);

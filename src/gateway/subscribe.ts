@@ -19,6 +19,7 @@ import { verifySubscriptionToken } from '../auth/jwt.js';
 import type { BusPublication } from '../channels/bus.js';
 import type { NamespaceOptions } from '../config/namespaces.js';
 import type { ChannelPosition } from '../history/reader.js';
+import { metrics } from '../observability/metrics.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
 import { checkSubscribe, tokenChecks } from './access.js';
 import type { Connection, Subscription } from './connection.js';
@@ -152,12 +153,25 @@ async function recover(
   req: RecoveryRequest,
   pos: ChannelPosition,
 ): Promise<BusPublication[] | undefined> {
+  const pubs = await recoverRange(conn, channel, ns, req, pos);
+  metrics.recoveries.inc({ outcome: pubs === undefined ? 'not_recovered' : pubs.fromDb > 0 ? 'postgres' : 'cache' });
+  return pubs?.pubs;
+}
+
+async function recoverRange(
+  conn: Connection,
+  channel: string,
+  ns: NamespaceOptions,
+  req: RecoveryRequest,
+  pos: ChannelPosition,
+): Promise<{ pubs: BusPublication[]; fromDb: number } | undefined> {
   if (req.epoch !== '' && req.epoch !== pos.epoch) return undefined;
   const missing = pos.top - req.offset;
   if (missing < 0 || missing > ns.recovery_max) return undefined;
-  if (missing === 0) return [];
-  const pubs = await conn.deps.history.range(channel, pos.epoch, req.offset, pos.top, missing);
-  return pubs.length === missing ? pubs : undefined;
+  if (missing === 0) return { pubs: [], fromDb: 0 };
+  const source = { fromDb: 0 };
+  const pubs = await conn.deps.history.range(channel, pos.epoch, req.offset, pos.top, missing, source);
+  return pubs.length === missing ? { pubs, fromDb: source.fromDb } : undefined;
 }
 
 function encodeResult(

@@ -3,13 +3,8 @@
  * known method; what is inside comes from the network and is checked here, cheaply, before
  * any handler trusts a field's type.
  */
+import { isValidChannelName } from '../channels/names.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
-
-const MAX_CHANNEL_BYTES = 255;
-
-/** No control characters or whitespace: they break logs, keys and URLs, and no app needs them. */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const FORBIDDEN_IN_CHANNEL = /[\u0000-\u0020\u007f-\u009f\u2028\u2029]/;
 
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -20,9 +15,7 @@ export function channelOf(request: unknown): string {
   const channel = isObject(request) ? request.channel : undefined;
   if (channel === undefined || channel === '') throw new DisconnectError(Disconnect.BadRequest, 'empty channel');
   if (typeof channel !== 'string') throw new ProtocolError(Errors.badRequest, 'channel must be a string');
-  if (Buffer.byteLength(channel) > MAX_CHANNEL_BYTES || FORBIDDEN_IN_CHANNEL.test(channel)) {
-    throw new ProtocolError(Errors.badRequest, 'invalid channel name');
-  }
+  if (!isValidChannelName(channel)) throw new ProtocolError(Errors.badRequest, 'invalid channel name');
   return channel;
 }
 

@@ -56,13 +56,21 @@ export class HistoryReader {
    * result is contiguous from after+1; it is shorter than asked only where PostgreSQL no
    * longer retains the publications.
    */
-  async range(channel: string, epoch: string, after: number, upTo: number, limit: number): Promise<BusPublication[]> {
+  async range(
+    channel: string,
+    epoch: string,
+    after: number,
+    upTo: number,
+    limit: number,
+    source?: { fromDb: number },
+  ): Promise<BusPublication[]> {
     const last = Math.min(upTo, after + limit);
     if (last <= after) return [];
     const cached = await this.cachedRange(channel, after, last);
     const firstCached = cached[0]?.offset ?? last + 1;
     if (firstCached === after + 1) return cached;
     const fromDb = await this.storedRange(channel, epoch, after, firstCached - 1);
+    if (source) source.fromDb = fromDb.length;
     return contiguousFrom(after + 1, [...fromDb, ...cached]);
   }
 
@@ -74,7 +82,11 @@ export class HistoryReader {
     const pos = await this.position(channel, opts.sinceOffset ?? 0);
     if (opts.limit <= 0 || pos.top === 0) return { publications: [], epoch: pos.epoch, top: pos.top };
     if (!opts.reverse) {
-      const pubs = await this.range(channel, pos.epoch, opts.sinceOffset ?? 0, pos.top, opts.limit);
+      const after = opts.sinceOffset ?? 0;
+      let pubs = await this.range(channel, pos.epoch, after, pos.top, opts.limit);
+      // History, unlike recovery, shows what is still stored: when the start of the range is
+      // gone (history_remove, retention), it begins at the oldest publication kept.
+      if (pubs.length === 0 && after < pos.top) pubs = await this.storedRange(channel, pos.epoch, after, pos.top, opts.limit);
       return { publications: pubs, epoch: pos.epoch, top: pos.top };
     }
     const before = Math.min(opts.sinceOffset ?? pos.top + 1, pos.top + 1);
@@ -93,8 +105,8 @@ export class HistoryReader {
     return pubs.slice(start);
   }
 
-  private async storedRange(channel: string, epoch: string, after: number, upTo: number): Promise<BusPublication[]> {
-    const rows = await readRange(this.db, channel, after, upTo, upTo - after);
+  private async storedRange(channel: string, epoch: string, after: number, upTo: number, limit = upTo - after): Promise<BusPublication[]> {
+    const rows = await readRange(this.db, channel, after, upTo, limit);
     return rows.map((r) => ({ offset: r.offset, json: publicationJson(r, epoch) }));
   }
 }

@@ -16,8 +16,9 @@ import { partitionOf, partitionQueueName, type Keys } from '../channels/keys.js'
 import type { PubSub } from '../channels/pubsub.js';
 import type { NewPublication } from '../db/repos/publications.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import { errorByCode, Errors, ProtocolError } from '../protocol/codes.js';
-import { INGEST_JOB_NAME, type IngestJob } from './job.js';
+import { HISTORY_REMOVE_JOB_NAME, INGEST_JOB_NAME, type HistoryRemoveJob, type IngestJob } from './job.js';
 
 /** BullMQ keeps job data in one Redis string; keep jobs well below what hurts Redis latency. */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
@@ -32,6 +33,8 @@ export interface IngestSettings {
   batchMax: number;
   inflightJobs: number;
   publishTimeoutMs: number;
+  /** Publications allowed to wait per partition before publishes are refused with 111. */
+  backlogMax: number;
 }
 
 interface Entry {
@@ -41,6 +44,10 @@ interface Entry {
   reject(err: Error): void;
   settled: boolean;
   onSettled?: () => void;
+  /** performance.now() when accepted, for the publish→commit histogram. */
+  startedAt: number;
+  /** A history removal (`pub` carries only id and channel): a job of its own kind, alone. */
+  remove?: true;
 }
 
 interface Partition {
@@ -81,18 +88,51 @@ export class IngestClient {
     await this.pubsub.listen(this.keys.acks(this.gatewayId), (msg) => this.onAcks(decodeAcks(msg)));
   }
 
+  /** Jobs waiting in each partition queue (all gateways'), for the queue-depth gauge. */
+  waitingJobs(): Promise<number[]> {
+    return Promise.all(this.partitions.map((p) => p.queue.getWaitingCount()));
+  }
+
   /** Number of publications accepted and not yet acknowledged. */
   get pending(): number {
     return this.byId.size;
   }
 
   publish(pub: Omit<NewPublication, 'id'>): Promise<Committed> {
+    return this.enqueue({ id: randomUUID(), ...pub }, false);
+  }
+
+  /**
+   * Clears the channel's stored publications, keeping its epoch and top offset (API
+   * `history_remove`). Queued like a publish, so it is ordered with the publications this
+   * gateway accepted before and after it; resolves with the channel's position once a
+   * worker has committed it.
+   */
+  removeHistory(channel: string): Promise<Committed> {
+    return this.enqueue({ id: randomUUID(), channel, data: '' }, true);
+  }
+
+  private enqueue(full: NewPublication, remove: boolean): Promise<Committed> {
     if (this.closed) return Promise.reject(new ProtocolError(Errors.internal));
-    const full: NewPublication = { id: randomUUID(), ...pub };
+    const partition = this.partitions[partitionOf(full.channel, this.settings.partitions)]!;
+    // Workers behind (or PostgreSQL away): refuse early with a temporary error rather than
+    // queue without bound. Jobs in Redis stay bounded too: at most `inflightJobs` per
+    // partition per gateway.
+    if (partition.waiting.length >= this.settings.backlogMax) {
+      metrics.publishOutcomes.inc({ outcome: 'rejected' });
+      return Promise.reject(new ProtocolError(Errors.tooManyRequests, 'ingest backlog full'));
+    }
     return new Promise<Committed>((resolve, reject) => {
-      const entry: Entry = { pub: full, bytes: approximateBytes(full), resolve, reject, settled: false };
+      const entry: Entry = {
+        pub: full,
+        bytes: approximateBytes(full),
+        resolve,
+        reject,
+        settled: false,
+        startedAt: performance.now(),
+      };
+      if (remove) entry.remove = true;
       this.byId.set(full.id, entry);
-      const partition = this.partitions[partitionOf(pub.channel, this.settings.partitions)]!;
       partition.waiting.push(entry);
       this.pump(partition);
     });
@@ -108,6 +148,11 @@ export class IngestClient {
     let bytes = 0;
     let count = 0;
     for (const entry of partition.waiting) {
+      // A removal ends the batch before it and then goes alone (it is another job kind).
+      if (entry.remove) {
+        if (count === 0) count = 1;
+        break;
+      }
       if (count >= this.settings.batchMax || (count > 0 && bytes + entry.bytes > BATCH_MAX_BYTES)) break;
       bytes += entry.bytes;
       count++;
@@ -117,8 +162,7 @@ export class IngestClient {
 
   private send(partition: Partition, batch: Entry[]): void {
     partition.inflight++;
-    const job: IngestJob = { g: this.gatewayId, p: batch.map((e) => e.pub) };
-    const added = partition.tail.then(() => partition.queue.add(INGEST_JOB_NAME, job));
+    const added = partition.tail.then(() => this.addJob(partition.queue, batch));
     partition.tail = added.catch(() => {});
     const timer = setTimeout(() => this.expire(batch), this.settings.publishTimeoutMs);
     timer.unref();
@@ -131,6 +175,16 @@ export class IngestClient {
       partition.inflight--;
       this.pump(partition);
     });
+  }
+
+  private addJob(queue: Queue, batch: Entry[]) {
+    const first = batch[0]!;
+    if (first.remove) {
+      const job: HistoryRemoveJob = { g: this.gatewayId, i: first.pub.id, channel: first.pub.channel };
+      return queue.add(HISTORY_REMOVE_JOB_NAME, job);
+    }
+    const job: IngestJob = { g: this.gatewayId, p: batch.map((e) => e.pub) };
+    return queue.add(INGEST_JOB_NAME, job);
   }
 
   /** Answers the still-waiting publications with a temporary error (they may commit later). */
@@ -151,8 +205,14 @@ export class IngestClient {
     if (entry.settled) return;
     entry.settled = true;
     this.byId.delete(entry.pub.id);
-    if (result) entry.resolve(result);
-    else entry.reject(new ProtocolError(errorFor(code)));
+    if (result) {
+      metrics.publishToCommit.observe((performance.now() - entry.startedAt) / 1000);
+      metrics.publishOutcomes.inc({ outcome: 'committed' });
+      entry.resolve(result);
+    } else {
+      metrics.publishOutcomes.inc({ outcome: 'error' });
+      entry.reject(new ProtocolError(errorFor(code)));
+    }
     entry.onSettled?.();
   }
 

@@ -6,6 +6,20 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
+/** Where a secret may sit in a log object; pino replaces it before anything is written. */
+export const REDACT_PATHS = [
+  'token',
+  '*.token',
+  'apiKey',
+  '*.apiKey',
+  'secret',
+  '*.secret',
+  'headers.authorization',
+  'headers["x-api-key"]',
+  '*.headers.authorization',
+  '*.headers["x-api-key"]',
+];
+
 export function createLogger(level: LevelWithSilent, base: Record<string, unknown> = {}): Logger {
   const pretty = process.stdout.isTTY && process.env.NODE_ENV !== 'production';
   return pino({
@@ -13,7 +27,7 @@ export function createLogger(level: LevelWithSilent, base: Record<string, unknow
     base: { ...base },
     // Tokens and API keys must never reach logs, whatever a caller passes in.
     redact: {
-      paths: ['token', '*.token', 'apiKey', '*.apiKey', 'headers.authorization', 'headers["x-api-key"]'],
+      paths: REDACT_PATHS,
       censor: '[redacted]',
     },
     ...(pretty

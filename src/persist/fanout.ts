@@ -86,3 +86,24 @@ export async function rejectPublications(redis: Redis, keys: Keys, gatewayId: st
   const acks: Ack[] = ids.map((id) => [id, 0, '', code]);
   await redis.publish(keys.acks(gatewayId), encodeAcks(acks));
 }
+
+/**
+ * After a history removal committed (API `history_remove`): drop the channel's Redis history
+ * cache and acknowledge the gateway with the channel's position. The position hash stays,
+ * since epoch and top did not change. Idempotent, like fanoutCommitted.
+ */
+export async function clearHistoryCache(
+  redis: Redis,
+  keys: Keys,
+  removal: { g: string; i: string; channel: string },
+  position: { epoch: string; top: number },
+): Promise<void> {
+  const acks: Ack[] = [[removal.i, position.top, position.epoch]];
+  const results = await redis
+    .pipeline()
+    .del(keys.history(removal.channel))
+    .publish(keys.acks(removal.g), encodeAcks(acks))
+    .exec();
+  const failed = results?.find(([err]) => err);
+  if (failed) throw failed[0];
+}

@@ -17,8 +17,9 @@ export function isTransient(err: unknown): boolean {
     if (TRANSIENT_NODE_CODES.has(e.code)) return true;
     if (/^[0-9A-Z]{5}$/.test(e.code)) return TRANSIENT_PG_CLASSES.includes(e.code.slice(0, 2));
   }
-  // A bug in our own code fails the same way on every try.
+  // A bug in our own code, or a broken invariant, fails the same way on every try.
   if (err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError) return false;
+  if ((err as Error)?.name === 'InvariantError') return false;
   // Connection-level failures from pg and ioredis carry no SQLSTATE.
   return true;
 }

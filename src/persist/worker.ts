@@ -13,11 +13,12 @@ import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullm
 import type { Redis } from 'ioredis';
 import { partitionQueueName, type Keys } from '../channels/keys.js';
 import type { Database } from '../db/client.js';
-import { persistBatch } from '../db/repos/publications.js';
-import { parseIngestJob, type IngestJob } from '../ingest/job.js';
+import { persistBatch, removeHistory } from '../db/repos/publications.js';
+import { HISTORY_REMOVE_JOB_NAME, parseHistoryRemoveJob, parseIngestJob, type IngestJob } from '../ingest/job.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import { Errors } from '../protocol/codes.js';
-import { fanoutCommitted, rejectPublications, withPositionScript, type CachePolicy } from './fanout.js';
+import { clearHistoryCache, fanoutCommitted, rejectPublications, withPositionScript, type CachePolicy } from './fanout.js';
 import { retryInPlace, ShuttingDown } from './retry.js';
 
 export interface PersistWorkerOptions {
@@ -44,22 +45,45 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
   const log = opts.log;
 
   async function process(job: Job, token?: string): Promise<number> {
+    if (job.name === HISTORY_REMOVE_JOB_NAME) return processRemoval(job, token);
     const batch = parseIngestJob(job.data);
     if (!batch) throw new UnrecoverableError('malformed ingest job');
+    const started = performance.now();
     try {
       const outcome = await retryInPlace('commit', () => persistBatch(opts.database.db, batch.p), {
         log,
         signal: stopping.signal,
+        onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }),
       });
       await retryInPlace('fanout', () => fanoutCommitted(redis, opts.keys, opts.cache, outcome, batch.g), {
         log,
         signal: stopping.signal,
+        onRetry: () => metrics.storeErrors.inc({ store: 'redis' }),
       });
+      metrics.jobDuration.observe({ partition: job.queueName.slice('ingest-'.length) }, (performance.now() - started) / 1000);
+      metrics.jobPublications.observe(batch.p.length);
       return batch.p.length;
     } catch (err) {
       if (err instanceof ShuttingDown) return putBack(job, token);
       await rejectQuietly(batch, err);
       throw new UnrecoverableError(`publication batch rejected: ${(err as Error).message}`);
+    }
+  }
+
+  /** API history_remove, in queue order: delete the stored publications, then the cache, then ack. */
+  async function processRemoval(job: Job, token: string | undefined): Promise<number> {
+    const removal = parseHistoryRemoveJob(job.data);
+    if (!removal) throw new UnrecoverableError('malformed history_remove job');
+    const retry = { log, signal: stopping.signal };
+    try {
+      const position = await retryInPlace('remove history', () => removeHistory(opts.database.db, removal.channel), retry);
+      await retryInPlace('clear history cache', () => clearHistoryCache(redis, opts.keys, removal, position), retry);
+      return 1;
+    } catch (err) {
+      if (err instanceof ShuttingDown) return putBack(job, token);
+      log.error({ err, channel: removal.channel }, 'history removal can never be committed; moving it to failed');
+      await rejectPublications(redis, opts.keys, removal.g, [removal.i], Errors.internal.code).catch(() => {});
+      throw new UnrecoverableError(`history removal rejected: ${(err as Error).message}`);
     }
   }
 

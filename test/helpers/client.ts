@@ -16,6 +16,9 @@ export interface SubscribedEvent {
   wasRecovering: boolean;
   recovered: boolean;
   publications: number;
+  /** The subscribe reply's stream position (the client's offset after a recovery). */
+  epoch?: string;
+  offset?: number;
 }
 
 export interface RecordedSubscription {
@@ -45,6 +48,7 @@ export function record(client: Centrifuge, channel: string, opts: Record<string,
       wasRecovering: ctx.wasRecovering,
       recovered: ctx.recovered,
       publications: ctx.hasRecoveredPublications ? 1 : 0,
+      ...(ctx.streamPosition ? { epoch: ctx.streamPosition.epoch, offset: Number(ctx.streamPosition.offset) } : {}),
     }),
   );
   return { sub, received, subscribedEvents, offsets: () => received.map((r) => r.offset) };

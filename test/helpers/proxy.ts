@@ -8,6 +8,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private blocked = false;
   port = 0;
 
   constructor(public backends: number[]) {
@@ -23,7 +24,7 @@ export class TcpProxy {
 
   private route(client: Socket, index: number): void {
     const port = this.backends[index];
-    if (port === undefined) {
+    if (port === undefined || this.blocked) {
       client.destroy();
       return;
     }
@@ -52,6 +53,20 @@ export class TcpProxy {
     }
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
+  }
+
+  /**
+   * The network goes down: every open connection is dropped (as cut() does) and new ones
+   * are dropped as soon as they arrive, until unblock(). Clients keep trying to reconnect.
+   */
+  block(): void {
+    this.blocked = true;
+    this.cut();
+  }
+
+  /** The network is back: new connections are routed to the backends again. */
+  unblock(): void {
+    this.blocked = false;
   }
 
   /** Drops every open connection without a close frame, as a network failure would. */

@@ -133,7 +133,7 @@ export class TestStack {
    * so PostgreSQL will not change any more.
    */
   unfinishedJobs(): Promise<number> {
-    return this.jobCount(['active', 'wait', 'delayed', 'prioritized', 'paused', 'waiting-children']);
+    return this.jobCount(['active', 'wait', 'delayed', 'prioritized', 'waiting-children']);
   }
 
   /** Jobs in these states over all of this stack's partition queues. */

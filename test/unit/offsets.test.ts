@@ -61,9 +61,10 @@ describe('bus formats', () => {
     const text = encodeTopicMessage('epoch', [
       { offset: 1, json: '{"data":{"a":"x y"},"offset":1}' },
       { offset: 2, json: '{"data":2,"offset":2}' },
-    ]);
+    ], 1234);
     expect(decodeTopicMessage(text)).toEqual({
       epoch: 'epoch',
+      committedAt: 1234,
       pubs: [
         { offset: 1, json: '{"data":{"a":"x y"},"offset":1}' },
         { offset: 2, json: '{"data":2,"offset":2}' },

@@ -13,6 +13,14 @@ import type { Db } from '../client.js';
 import { channels } from '../tables/channels.js';
 import { publications } from '../tables/publications.js';
 
+/**
+ * A broken assumption of this module (not a failing store): retrying cannot fix it, so the
+ * worker must fail the job instead of retrying in place and wedging the partition.
+ */
+export class InvariantError extends Error {
+  override name = 'InvariantError';
+}
+
 /** A publication as the gateway hands it to the queue: JSON fields already encoded. */
 export interface NewPublication {
   id: string;
@@ -121,7 +129,7 @@ export function assignOffsets(
   const plan: Plan = { results: [], stored: [], tops, inserts: [] };
   for (const pub of batch) {
     const head = tops.get(pub.channel);
-    if (!head) throw new Error(`channel ${pub.channel} was not locked`);
+    if (!head) throw new InvariantError(`channel ${pub.channel} was not locked`);
     const key = pub.idempotencyKey === undefined ? undefined : keyOf(pub.channel, pub.idempotencyKey);
     const earlier = seenIds.get(pub.id) ?? (key === undefined ? undefined : keys.get(key));
     if (earlier !== undefined) {
@@ -224,4 +232,22 @@ export async function deleteExpired(
         and (${scope.unlike ?? null}::text is null or channel not like ${scope.unlike ?? null})
       limit ${batch})`);
   return result.rowCount ?? 0;
+}
+
+/**
+ * API `history_remove`: deletes every stored publication of the channel and returns its
+ * position. The channels row is locked (as `persistBatch` locks it) but left as it is, so
+ * the epoch and top offset survive and later publications continue the numbering. A
+ * channel never published to has no row, and none is created.
+ */
+export async function removeHistory(db: Db, channel: string): Promise<ChannelPosition> {
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    const locked = await t.execute<{ epoch: string; top_offset: number }>(sql`
+      select epoch, top_offset from channels where name = ${channel} for update`);
+    const row = locked.rows[0];
+    if (!row) return { epoch: '', top: 0 };
+    await t.execute(sql`delete from publications where channel = ${channel}`);
+    return { epoch: row.epoch, top: Number(row.top_offset) };
+  });
 }

@@ -1,0 +1,132 @@
+/**
+ * Bench options: every flag also reads from an environment variable (BENCH_ + the flag in
+ * upper snake case, e.g. --fanout-rate ↔ BENCH_FANOUT_RATE); a flag wins over the variable.
+ * The defaults make the whole run take about three minutes on two cores.
+ */
+import { parseArgs } from 'node:util';
+
+export const SCENARIOS = ['throughput', 'latency', 'fanout', 'rss'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface BenchOptions {
+  scenarios: ScenarioName[];
+  /** Measured window of the throughput, latency and fanout scenarios, seconds. */
+  duration: number;
+  /** Load before the measured window (not counted), seconds. */
+  warmup: number;
+  gateways: number;
+  workers: number;
+  /** Throughput: publisher connections, in-flight publishes per connection, channels. */
+  connections: number;
+  window: number;
+  channels: number;
+  /** Latency: publishes per second. */
+  rate: number;
+  fanoutSubscribers: number;
+  fanoutRate: number;
+  idleConnections: number;
+  /** TIDINGS_* settings for every gateway and worker, from repeated --set KEY=VALUE. */
+  serverEnv: Record<string, string>;
+  redisAof: boolean;
+  cpuProf: boolean;
+  out: string;
+  /** Hard deadline of the whole run, seconds: past it everything is killed and the run fails. */
+  timeout: number;
+}
+
+const SPEC = {
+  scenarios: { type: 'string', default: SCENARIOS.join(',') },
+  duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  gateways: { type: 'string', default: '1' },
+  workers: { type: 'string', default: '1' },
+  connections: { type: 'string', default: '20' },
+  window: { type: 'string', default: '500' },
+  channels: { type: 'string', default: '20' },
+  rate: { type: 'string', default: '1000' },
+  'fanout-subscribers': { type: 'string', default: '1000' },
+  'fanout-rate': { type: 'string', default: '250' },
+  'idle-connections': { type: 'string', default: '2000' },
+  set: { type: 'string', multiple: true },
+  'redis-aof': { type: 'boolean', default: false },
+  'cpu-prof': { type: 'boolean', default: false },
+  out: { type: 'string', default: 'bench/results/latest.json' },
+  timeout: { type: 'string', default: '600' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+Starts a private PostgreSQL and Redis, Tidings gateway(s) and worker(s) as child processes,
+runs the scenarios and writes bench/results/latest.json plus a table on stdout.
+
+  --scenarios LIST          ${SCENARIOS.join(',')} (default: all)
+  --duration S              measured seconds per scenario (10)
+  --warmup S                unmeasured load before each window (2)
+  --gateways N --workers N  processes per scenario (1, 1)
+  --connections N           throughput: publisher connections (20)
+  --window N                throughput: publishes in flight per connection (500)
+  --channels N              throughput: channels published to (20)
+  --rate N                  latency: publishes per second (1000)
+  --fanout-subscribers N    fanout: subscribers of the one channel (1000)
+  --fanout-rate N           fanout: publishes per second (250)
+  --idle-connections N      rss: idle connections opened (2000)
+  --set KEY=VALUE           server setting for every gateway/worker, repeatable
+                            (e.g. --set TIDINGS_PARTITIONS=8)
+  --redis-aof               run Redis with its append-only file (fsync every second)
+  --cpu-prof                V8 CPU profiles of the children in bench/results/prof/
+  --out FILE                JSON results (bench/results/latest.json)
+  --timeout S               hard deadline for the whole run (600)
+
+Every option can also be set as BENCH_<NAME> (e.g. BENCH_FANOUT_RATE=400).`;
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
+  const { values } = parseArgs({ args: argv, options: SPEC, strict: true, allowPositionals: false });
+  if (values.help) return 'help';
+  const pick = (name: keyof typeof SPEC): string => {
+    const fromEnv = env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+    const given = argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+    return given || fromEnv === undefined ? String(values[name]) : fromEnv;
+  };
+  const num = (name: keyof typeof SPEC, min: number): number => {
+    const value = Number(pick(name));
+    if (!Number.isFinite(value) || value < min) throw new Error(`--${name}: must be a number >= ${min}`);
+    return value;
+  };
+  const flag = (name: 'redis-aof' | 'cpu-prof'): boolean => {
+    const fromEnv = env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+    return values[name] || fromEnv === '1' || fromEnv === 'true';
+  };
+  const scenarios = pick('scenarios')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const s of scenarios) {
+    if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--scenarios: unknown scenario "${s}"`);
+  }
+  const serverEnv: Record<string, string> = {};
+  for (const pair of [...(env.BENCH_SET?.split(' ').filter(Boolean) ?? []), ...(values.set ?? [])]) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || !/^(TIDINGS_|LOG_LEVEL)/.test(pair)) throw new Error(`--set: expected TIDINGS_NAME=VALUE, got "${pair}"`);
+    serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return {
+    scenarios: scenarios as ScenarioName[],
+    duration: num('duration', 1),
+    warmup: num('warmup', 0),
+    gateways: num('gateways', 1),
+    workers: num('workers', 1),
+    connections: num('connections', 1),
+    window: num('window', 1),
+    channels: num('channels', 1),
+    rate: num('rate', 1),
+    fanoutSubscribers: num('fanout-subscribers', 1),
+    fanoutRate: num('fanout-rate', 1),
+    idleConnections: num('idle-connections', 1),
+    serverEnv,
+    redisAof: flag('redis-aof'),
+    cpuProf: flag('cpu-prof'),
+    out: pick('out'),
+    timeout: num('timeout', 10),
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * What every API method is given, and what it returns. A method validates its params
+ * (throwing ApiError), does its work through the gateway's shared services, and returns
+ * its result: an object to encode, or JSON text already encoded (stored publications and
+ * presence entries are JSON text, spliced without a parse and re-encode).
+ */
+import type { ControlBus } from '../cluster/control.js';
+import type { NodeRegistry } from '../cluster/registry.js';
+import type { Namespaces } from '../config/namespaces.js';
+import type { HistoryReader } from '../history/reader.js';
+import type { IngestClient } from '../ingest/client.js';
+import type { Logger } from '../observability/logger.js';
+import type { PresenceStore } from '../presence/store.js';
+import type { Params } from './params.js';
+
+export interface ApiContext {
+  namespaces: Namespaces;
+  ingest: IngestClient;
+  history: HistoryReader;
+  presence: PresenceStore;
+  registry: NodeRegistry;
+  control: ControlBus;
+  /** Cap on publications per history call (`limit: -1` means this many). */
+  historyMaxPerCall: number;
+  log: Logger;
+}
+
+/** A result object, or its JSON text. */
+export type ApiResult = object | string;
+
+export type ApiMethod = (ctx: ApiContext, params: Params) => Promise<ApiResult>;
+
+export function resultJson(result: ApiResult): string {
+  return typeof result === 'string' ? result : JSON.stringify(result);
+}

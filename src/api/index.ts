@@ -1,0 +1,84 @@
+/**
+ * The server HTTP API of a gateway, Centrifugo-compatible (PROTOCOL.md F; docs/api.md):
+ * builds the cluster parts it needs (node registry, control topic), the method dispatcher,
+ * and registers `POST /api/<method>` and the legacy `POST /api` on the gateway's HTTP server.
+ *
+ * Start before the HTTP server listens (the routes must exist) and after the hub and the
+ * ingest client exist; close before Redis closes. Closing removes this node from the
+ * registry at once and stops hearing control commands.
+ */
+import type { Redis } from 'ioredis';
+import type { Hub } from '../channels/hub.js';
+import type { Keys } from '../channels/keys.js';
+import type { PubSub } from '../channels/pubsub.js';
+import { ControlBus } from '../cluster/control.js';
+import { applyLocally, localNodeOf } from '../cluster/local.js';
+import { NodeRegistry, REGISTRY_TIMING } from '../cluster/registry.js';
+import type { Config } from '../config/index.js';
+import type { WebSocketGateway } from '../gateway/server.js';
+import type { HistoryReader } from '../history/reader.js';
+import type { HttpServer } from '../http/server.js';
+import type { IngestClient } from '../ingest/client.js';
+import type { Logger } from '../observability/logger.js';
+import type { PresenceStore } from '../presence/store.js';
+import { apiKeyCheck } from './auth.js';
+import { API_METHOD_NAMES, ApiDispatcher } from './dispatch.js';
+import { methodEndpoint } from './handler.js';
+import { legacyEndpoint } from './legacy.js';
+
+export interface ApiServices {
+  config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history'>;
+  version: string;
+  /** The commands connection (registry reads and writes, control PUBLISH). */
+  redis: Redis;
+  pubsub: PubSub;
+  keys: Keys;
+  hub: Hub;
+  ws: WebSocketGateway;
+  history: HistoryReader;
+  ingest: IngestClient;
+  presence: PresenceStore;
+  log: Logger;
+}
+
+export interface RunningApi {
+  close(): Promise<void>;
+}
+
+export async function startApi(http: HttpServer, s: ApiServices): Promise<RunningApi> {
+  const log = s.log.child({ component: 'api' });
+  const registry = new NodeRegistry(
+    s.redis,
+    s.keys,
+    { name: s.config.nodeName, version: s.version },
+    localNodeOf(s.ws, s.hub),
+    REGISTRY_TIMING,
+    s.log.child({ component: 'registry' }),
+  );
+  s.hub.onChannelsChanged(() => registry.channelsChanged());
+  const control = new ControlBus(s.pubsub, s.redis, s.keys.control, registry.uid, (cmd) => applyLocally(s.ws, cmd, log), log);
+  await control.start();
+  await registry.start();
+
+  const api = new ApiDispatcher({
+    namespaces: s.config.namespaces,
+    ingest: s.ingest,
+    history: s.history,
+    presence: s.presence,
+    registry,
+    control,
+    historyMaxPerCall: s.config.history.maxPerCall,
+    log,
+  });
+  const authorize = apiKeyCheck(s.config.apiKey);
+  if (!s.config.apiKey) log.info('TIDINGS_API_KEY unset: the server API answers 401 to every request');
+  for (const method of API_METHOD_NAMES) http.route(`* /api/${method}`, methodEndpoint(api, method, authorize));
+  http.route('* /api', legacyEndpoint(api, authorize));
+
+  return {
+    close: async () => {
+      await control.close();
+      await registry.close();
+    },
+  };
+}

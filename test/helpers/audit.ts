@@ -1,0 +1,191 @@
+/**
+ * What the fault tests measure: publishers that remember which of their publishes were
+ * acknowledged, the publications PostgreSQL holds, and an audit that compares the two
+ * with what each subscriber received.
+ *
+ * Every publication carries `{ k: "<publisher>-<seq>" }`, so a stored row and a received
+ * publication can be traced back to the publish that made it.
+ */
+import type { Centrifuge } from 'centrifuge';
+import pg from 'pg';
+import type { Received } from './client.js';
+
+export interface PublishData {
+  k: string;
+}
+
+/**
+ * Publishes `count` messages in order, keeping up to `window` of them in flight, and
+ * records each outcome. A publish that gets an error reply (or no reply) is recorded as
+ * failed: it may or may not have been committed.
+ */
+export class Publisher {
+  /** Keys in the order they were sent. */
+  readonly sent: string[] = [];
+  readonly acked = new Set<string>();
+  readonly failed = new Map<string, string>();
+  private seq = 0;
+
+  constructor(
+    readonly client: Centrifuge,
+    readonly channel: string,
+    readonly name: string,
+  ) {}
+
+  get settled(): number {
+    return this.acked.size + this.failed.size;
+  }
+
+  async run(count: number, window = 16): Promise<void> {
+    const inflight = new Set<Promise<void>>();
+    for (let i = 0; i < count; i++) {
+      while (inflight.size >= window) await Promise.race(inflight);
+      const key = `${this.name}-${this.seq++}`;
+      this.sent.push(key);
+      const data: PublishData = { k: key };
+      const done: Promise<void> = this.client.publish(this.channel, data).then(
+        () => void this.acked.add(key),
+        (err: { code?: number; message?: string }) => void this.failed.set(key, `${err?.code ?? '?'} ${err?.message ?? ''}`),
+      );
+      const tracked = done.finally(() => inflight.delete(tracked));
+      inflight.add(tracked);
+    }
+    await Promise.all(inflight);
+  }
+}
+
+export interface StoredRow {
+  offset: number;
+  key: string;
+}
+
+/** The channel's publications in PostgreSQL, in offset order. */
+export async function storedPublications(databaseUrl: string, channel: string): Promise<StoredRow[]> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ offset: string; data: string }>(
+      'select "offset", data from publications where channel = $1 order by "offset"',
+      [channel],
+    );
+    return rows.map((r) => ({ offset: Number(r.offset), key: (JSON.parse(r.data) as PublishData).k }));
+  } finally {
+    await db.end();
+  }
+}
+
+export interface SubscriberAudit {
+  name: string;
+  received: number;
+  duplicates: number;
+  outOfOrder: number;
+  /** Stored publications this subscriber never received. */
+  missing: number;
+  /** Received publications that are not stored, or whose data is not the stored data. */
+  unexpected: number;
+}
+
+export interface Audit {
+  test: string;
+  sent: number;
+  acknowledged: number;
+  errorReplies: number;
+  stored: number;
+  /** Stored offsets that are not exactly 1..stored. */
+  offsetGaps: number;
+  /** Same publish stored twice, plus every duplicate delivery to a subscriber. */
+  duplicates: number;
+  /** Deliveries whose offset is not above the previous one, over all subscribers. */
+  outOfOrder: number;
+  /** Acknowledged publishes not stored, plus stored publications a subscriber did not get. */
+  missing: number;
+  /** Received publications that were never stored (or differ from what was stored). */
+  unexpected: number;
+  /** Publishes of one publisher stored in another order than sent (guarantee 3). */
+  fifoViolations: number;
+  subscribers: SubscriberAudit[];
+}
+
+export function auditRun(
+  test: string,
+  input: {
+    publishers: Publisher[];
+    stored: StoredRow[];
+    subscribers: { name: string; received: Received[] }[];
+  },
+): Audit {
+  const { publishers, stored } = input;
+  const offsetOf = new Map<string, number>();
+  let storedTwice = 0;
+  for (const row of stored) {
+    if (offsetOf.has(row.key)) storedTwice++;
+    else offsetOf.set(row.key, row.offset);
+  }
+  const keyAt = new Map(stored.map((r) => [r.offset, r.key]));
+  const offsetGaps = stored.filter((r, i) => r.offset !== i + 1).length;
+
+  let ackedMissing = 0;
+  let fifoViolations = 0;
+  for (const p of publishers) {
+    for (const key of p.acked) if (!offsetOf.has(key)) ackedMissing++;
+    let last = 0;
+    for (const key of p.sent) {
+      const offset = offsetOf.get(key);
+      if (offset === undefined) continue;
+      if (offset <= last) fifoViolations++;
+      last = offset;
+    }
+  }
+
+  const subscribers = input.subscribers.map(({ name, received }): SubscriberAudit => {
+    const seen = new Set<number>();
+    let duplicates = 0;
+    let outOfOrder = 0;
+    let unexpected = 0;
+    let previous = 0;
+    for (const r of received) {
+      if (seen.has(r.offset)) duplicates++;
+      seen.add(r.offset);
+      if (r.offset <= previous) outOfOrder++;
+      previous = r.offset;
+      if (keyAt.get(r.offset) !== (r.data as PublishData | undefined)?.k) unexpected++;
+    }
+    const missing = stored.filter((r) => !seen.has(r.offset)).length;
+    return { name, received: received.length, duplicates, outOfOrder, missing, unexpected };
+  });
+
+  const sum = (f: (s: SubscriberAudit) => number) => subscribers.reduce((n, s) => n + f(s), 0);
+  return {
+    test,
+    sent: publishers.reduce((n, p) => n + p.sent.length, 0),
+    acknowledged: publishers.reduce((n, p) => n + p.acked.size, 0),
+    errorReplies: publishers.reduce((n, p) => n + p.failed.size, 0),
+    stored: stored.length,
+    offsetGaps,
+    duplicates: storedTwice + sum((s) => s.duplicates),
+    outOfOrder: sum((s) => s.outOfOrder),
+    missing: ackedMissing + sum((s) => s.missing),
+    unexpected: sum((s) => s.unexpected),
+    fifoViolations,
+    subscribers,
+  };
+}
+
+/** One line in the CI log per test. */
+export function printAudit(audit: Audit): void {
+  const { subscribers, ...totals } = audit;
+  console.log(`[audit] ${JSON.stringify(totals)}`);
+  for (const s of subscribers) console.log(`[audit]   ${audit.test} / ${JSON.stringify(s)}`);
+}
+
+/** The parts of an audit that must be zero whatever the fault. */
+export function auditFailures(audit: Audit): Record<string, number> {
+  return {
+    offsetGaps: audit.offsetGaps,
+    duplicates: audit.duplicates,
+    outOfOrder: audit.outOfOrder,
+    missing: audit.missing,
+    unexpected: audit.unexpected,
+    fifoViolations: audit.fifoViolations,
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * The pure parts of the server API: the `channels` glob (gobwas/glob syntax, as Centrifugo),
+ * the API key check, the transport-mode status mapping and legacy method names.
+ */
+import { describe, expect, it } from 'vitest';
+import { apiKeyCheck, presentedKey } from '../../src/api/auth.js';
+import { ApiError, httpStatusOf } from '../../src/api/errors.js';
+import { compileGlob } from '../../src/api/glob.js';
+import { legacyMethodName } from '../../src/api/legacy.js';
+
+describe('channels glob', () => {
+  const cases: [string, string, boolean][] = [
+    ['chat:*', 'chat:room', true],
+    ['chat:*', 'chat:', true],
+    ['chat:*', 'news:x', false],
+    ['*', 'a:b:c', true],
+    ['ro?m', 'room', true],
+    ['ro?m', 'rom', false],
+    ['[abc]x', 'bx', true],
+    ['[!abc]x', 'bx', false],
+    ['[!abc]x', 'dx', true],
+    ['[a-c]1', 'c1', true],
+    ['[a-c]1', 'd1', false],
+    ['{news,chat}:*', 'chat:1', true],
+    ['{news,chat}:*', 'feed:1', false],
+    ['{a{b,c},d}', 'ac', true],
+    ['a\\*b', 'a*b', true],
+    ['a\\*b', 'axb', false],
+    ['a.b', 'axb', false],
+    ['(x)|y', '(x)|y', true],
+    ['$private:*', '$private:1', true],
+    ['a-b', 'a-b', true],
+    ['[\\]]', ']', true],
+  ];
+  it.each(cases)('%s matches %s: %s', (pattern, name, expected) => {
+    expect(compileGlob(pattern)(name)).toBe(expected);
+  });
+
+  it.each(['[ab', '{a,b', 'a\\', '[]', '[z-a]'])('refuses %s with 107', (pattern) => {
+    let thrown: unknown;
+    try {
+      compileGlob(pattern);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(ApiError);
+    expect((thrown as ApiError).error.code).toBe(107);
+  });
+});
+
+describe('API key', () => {
+  it('reads X-API-Key first, then Authorization: apikey in any case', () => {
+    expect(presentedKey({ 'x-api-key': 'k1', authorization: 'apikey k2' })).toBe('k1');
+    expect(presentedKey({ 'x-api-key': '', authorization: 'APIKEY k2' })).toBe('k2');
+    expect(presentedKey({ authorization: 'Bearer k2' })).toBeUndefined();
+    expect(presentedKey({ authorization: 'apikey' })).toBeUndefined();
+    expect(presentedKey({})).toBeUndefined();
+  });
+
+  it('accepts only the configured key, and nothing when none is configured', () => {
+    const check = apiKeyCheck('secret');
+    expect(check({ 'x-api-key': 'secret' })).toBe(true);
+    expect(check({ 'x-api-key': 'secre' })).toBe(false);
+    expect(check({ 'x-api-key': 'secret-and-more' })).toBe(false);
+    expect(apiKeyCheck(undefined)({ 'x-api-key': '' })).toBe(false);
+    expect(apiKeyCheck('')({ authorization: 'apikey ' })).toBe(false);
+  });
+});
+
+describe('error mapping and legacy names', () => {
+  it('maps codes to transport-mode statuses as Centrifugo', () => {
+    expect([100, 102, 104, 107, 108, 112, 113, 103].map(httpStatusOf)).toEqual([500, 404, 404, 400, 400, 416, 409, 500]);
+  });
+
+  it('reads legacy methods by name in any case or by enum number', () => {
+    expect(legacyMethodName('PRESENCE_STATS')).toBe('presence_stats');
+    expect(legacyMethodName(0)).toBe('publish');
+    expect(legacyMethodName(7)).toBe('history_remove');
+    expect(legacyMethodName(11)).toBe('subscribe');
+    expect(legacyMethodName(99)).toBeUndefined();
+    expect(legacyMethodName(null)).toBeUndefined();
+  });
+});

@@ -1,0 +1,266 @@
+/**
+ * Docker does not run here, so the deployment files are checked by reading them: the
+ * services of docker-compose.yml, their images, commands, environment (validated with the
+ * real config loader), healthchecks and start order; the load balancer's config; the
+ * Dockerfile and .dockerignore. test/integration/local-topology.test.ts runs the same
+ * topology as plain processes.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ENV_NAMES, loadConfig, type Role } from '../../src/config/index.js';
+import {
+  interpolate,
+  readCompose,
+  ROOT,
+  serviceCommand,
+  serviceEnv,
+  tidingsServices,
+  type ComposeService,
+} from '../../deploy/compose.js';
+
+const compose = readCompose();
+const services = compose.services;
+const TIDINGS = ['migrate', 'gateway-1', 'gateway-2', 'worker-1', 'worker-2'];
+const ROLE: Record<string, Role> = {
+  migrate: 'migrate',
+  'gateway-1': 'gateway',
+  'gateway-2': 'gateway',
+  'worker-1': 'worker',
+  'worker-2': 'worker',
+};
+/** CONTRACT.md's required variables per role, plus what this deployment promises on top. */
+const REQUIRED: Record<string, string[]> = {
+  migrate: ['DATABASE_URL'],
+  gateway: ['DATABASE_URL', 'REDIS_URL', 'TIDINGS_TOKEN_SECRET', 'TIDINGS_API_KEY'],
+  worker: ['DATABASE_URL', 'REDIS_URL'],
+};
+/** The environment as `docker compose up` sees it with nothing exported: the defaults. */
+const env = (name: string) => serviceEnv(services[name]!, {});
+const healthTest = (s: ComposeService) => [s.healthcheck?.test ?? []].flat().join(' ');
+const conditions = (s: ComposeService) => (Array.isArray(s.depends_on) ? {} : (s.depends_on ?? {}));
+
+describe('docker-compose.yml', () => {
+  it('has the reference services', () => {
+    expect(Object.keys(services).sort()).toEqual(
+      ['gateway-1', 'gateway-2', 'lb', 'migrate', 'postgres', 'redis', 'worker-1', 'worker-2'].sort(),
+    );
+    expect(
+      tidingsServices(compose)
+        .map(([name]) => name)
+        .sort(),
+    ).toEqual([...TIDINGS].sort());
+  });
+
+  it('pins every third-party image to a version (no latest)', () => {
+    for (const name of ['postgres', 'redis', 'lb']) {
+      const image = services[name]!.image ?? '';
+      expect(image, name).toMatch(/^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$/);
+      expect(image, name).not.toMatch(/latest/);
+    }
+  });
+
+  it('runs every Tidings service from the one image built here, with its command', () => {
+    const images = new Set(TIDINGS.map((name) => services[name]!.image));
+    expect(images.size).toBe(1);
+    expect([...images][0]).toMatch(/^tidings:/);
+    expect([...images][0]).not.toMatch(/latest/);
+    for (const name of TIDINGS) expect(serviceCommand(services[name]!), name).toEqual([ROLE[name]]);
+    expect(services.migrate!.restart).toBe('no');
+  });
+
+  it('gives each service the variables its role requires, valid for the real config loader', () => {
+    const names = new Set<string>();
+    for (const name of TIDINGS) {
+      const e = env(name);
+      for (const variable of REQUIRED[ROLE[name]!]!) expect(e[variable], `${name}: ${variable}`).toBeTruthy();
+      expect(() => loadConfig(ROLE[name]!, e), name).not.toThrow();
+      for (const variable of Object.keys(e))
+        expect(ENV_NAMES, `${name}: ${variable} is not a Tidings setting`).toContain(variable);
+      expect(e.TIDINGS_NODE_NAME, name).toBe(name);
+      names.add(e.TIDINGS_NODE_NAME!);
+      expect(new URL(e.DATABASE_URL!).host, name).toBe('postgres:5432');
+      if (ROLE[name] !== 'migrate') expect(new URL(e.REDIS_URL!).host, name).toBe('redis:6379');
+    }
+    // The secrets are placeholders that ask to be changed, and exported values win.
+    expect(env('gateway-1').TIDINGS_TOKEN_SECRET).toMatch(/change-me/);
+    expect(env('gateway-1').TIDINGS_API_KEY).toMatch(/change-me/);
+    const exported = serviceEnv(services['gateway-2']!, {
+      TIDINGS_TOKEN_SECRET: 's'.repeat(32),
+      TIDINGS_API_KEY: 'k',
+    });
+    expect([exported.TIDINGS_TOKEN_SECRET, exported.TIDINGS_API_KEY]).toEqual(['s'.repeat(32), 'k']);
+    // Gateways and workers must agree on everything shared (secret, URLs, queue prefix…).
+    const shared = (name: string) => {
+      const {
+        TIDINGS_NODE_NAME: _n,
+        PORT: _p,
+        TIDINGS_METRICS_PORT: _m,
+        TIDINGS_MAX_CONNECTIONS_PER_IP: _c,
+        TIDINGS_CONNECT_RATE_PER_IP: _r,
+        ...rest
+      } = env(name);
+      return rest;
+    };
+    for (const name of TIDINGS.slice(1)) expect(shared(name), name).toEqual(shared('gateway-1'));
+  });
+
+  it('has healthchecks on PostgreSQL, Redis, gateways, workers and the balancer', () => {
+    expect(healthTest(services.postgres!)).toMatch(/pg_isready/);
+    expect(healthTest(services.redis!)).toMatch(/redis-cli.*ping/);
+    for (const name of ['gateway-1', 'gateway-2'])
+      expect(healthTest(services[name]!), name).toMatch(/127\.0\.0\.1:8000\/(ready|health)/);
+    for (const name of ['worker-1', 'worker-2']) {
+      expect(healthTest(services[name]!), name).toContain(
+        `127.0.0.1:${env(name).TIDINGS_METRICS_PORT}/health`,
+      );
+    }
+    expect(healthTest(services.lb!)).toMatch(/127\.0\.0\.1:8000\/health/);
+  });
+
+  it('keeps Redis durable (AOF) and both stores on named volumes', () => {
+    expect(serviceCommand(services.redis!).join(' ')).toMatch(/--appendonly yes/);
+    const named = Object.keys(compose.volumes ?? {});
+    const volumeOf = (name: string) => String(services[name]!.volumes?.[0]).split(':')[0]!;
+    expect(named).toContain(volumeOf('postgres'));
+    expect(named).toContain(volumeOf('redis'));
+    expect(String(services.postgres!.volumes?.[0])).toMatch(/:\/var\/lib\/postgresql\/data$/);
+    expect(String(services.redis!.volumes?.[0])).toMatch(/:\/data$/);
+  });
+
+  it('starts in order: stores healthy → migrate done → gateways and workers → balancer', () => {
+    expect(conditions(services.migrate!)).toEqual({ postgres: { condition: 'service_healthy' } });
+    for (const name of ['gateway-1', 'gateway-2', 'worker-1', 'worker-2']) {
+      expect(conditions(services[name]!), name).toEqual({
+        postgres: { condition: 'service_healthy' },
+        redis: { condition: 'service_healthy' },
+        migrate: { condition: 'service_completed_successfully' },
+      });
+    }
+    expect(conditions(services.lb!)).toEqual({
+      'gateway-1': { condition: 'service_healthy' },
+      'gateway-2': { condition: 'service_healthy' },
+    });
+  });
+
+  it('publishes one port, 8000, on the balancer only', () => {
+    for (const [name, service] of Object.entries(services)) {
+      if (name !== 'lb') expect(service.ports, name).toBeUndefined();
+    }
+    expect(services.lb!.ports).toHaveLength(1);
+    expect(interpolate(String(services.lb!.ports![0]), {})).toBe('8000:8000');
+  });
+});
+
+describe('deploy/nginx.conf', () => {
+  const mount = String(services.lb!.volumes?.find((v) => String(v).includes('nginx.conf')));
+  const conf = readFileSync(join(ROOT, mount.split(':')[0]!), 'utf8')
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .join('\n');
+
+  it('is the file the lb service mounts as nginx.conf', () => {
+    expect(mount).toMatch(/^\.\/deploy\/nginx\.conf:\/etc\/nginx\/nginx\.conf(:ro)?$/);
+  });
+
+  it('balances over both gateways on their container port', () => {
+    const upstream = /upstream\s+(\w+)\s*\{([^}]*)\}/.exec(conf);
+    expect(upstream).not.toBeNull();
+    const [, name, body] = upstream!;
+    expect(body).toMatch(/server\s+gateway-1:8000\b/);
+    expect(body).toMatch(/server\s+gateway-2:8000\b/);
+    expect(body).toMatch(/least_conn;/);
+    expect(body).not.toMatch(/\b(ip_hash|hash|sticky)\b/); // no stickiness: clients recover anywhere
+    expect(conf.match(new RegExp(`proxy_pass http://${name};`, 'g'))?.length).toBeGreaterThanOrEqual(2);
+    expect(conf).toMatch(/listen\s+8000;/);
+  });
+
+  it('upgrades WebSockets on /connection/ with long timeouts and the original Host', () => {
+    const ws = /location \/connection\/ \{([^}]*)\}/.exec(conf)?.[1] ?? '';
+    expect(conf).toMatch(/proxy_http_version 1\.1;/);
+    expect(ws).toMatch(/proxy_set_header Upgrade \$http_upgrade;/);
+    expect(ws).toMatch(/proxy_set_header Connection \$connection_upgrade;/);
+    expect(conf).toMatch(/map \$http_upgrade \$connection_upgrade \{[^}]*default upgrade;/);
+    // Same-origin checks compare Origin with Host: the balancer must pass the client's Host.
+    expect(ws).toMatch(/proxy_set_header Host \$http_host;/);
+    const timeout = /proxy_read_timeout (\d+)(s|m|h)?;/.exec(ws);
+    const seconds = Number(timeout?.[1]) * ({ s: 1, m: 60, h: 3600 }[timeout?.[2] ?? 's'] ?? 1);
+    expect(seconds).toBeGreaterThan(60); // well beyond the 25 s server ping
+  });
+
+  it('passes /health through to the gateways', () => {
+    expect(conf).toMatch(/location = \/health \{[^}]*proxy_pass http:\/\/\w+;/);
+  });
+});
+
+describe('Dockerfile and .dockerignore', () => {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const lines = dockerfile
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const stages = lines.reduce<string[][]>((acc, line) => {
+    if (/^FROM /i.test(line)) acc.push([]);
+    acc.at(-1)?.push(line);
+    return acc;
+  }, []);
+  const final = stages.at(-1) ?? [];
+
+  it('is multi-stage on a pinned Node image', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const base = /^ARG NODE_IMAGE=(\S+)/m.exec(dockerfile)?.[1] ?? '';
+    expect(base).toMatch(/^node:20\.\d+\.\d+-[a-z]+(-slim)?$/);
+    for (const stage of stages)
+      expect(stage[0]).toMatch(/^FROM (\$\{NODE_IMAGE\}|node:20\.\d+\.\d+-\S+)( AS \w+)?$/);
+  });
+
+  it('builds in one stage and ships production dependencies, dist/ and migrations/ in the last', () => {
+    expect(stages[0]!.join('\n')).toMatch(/RUN npm ci\b/);
+    expect(stages[0]!.join('\n')).toMatch(/RUN npm run build/);
+    const runtime = final.join('\n');
+    expect(runtime).toMatch(/RUN npm ci --omit=dev --ignore-scripts/);
+    expect(runtime).toMatch(/COPY --from=\w+ \/app\/dist \.\/dist/);
+    expect(runtime).toMatch(/COPY migrations \.\/migrations/);
+    expect(runtime).not.toMatch(/COPY (src|\.) /);
+  });
+
+  it('runs as a non-root user, the CLI as entrypoint, with a /health check done by node', () => {
+    const user = final.filter((l) => /^USER /.test(l)).at(-1);
+    expect(user).toBeDefined();
+    expect(user).not.toMatch(/^USER (root|0)(:|$)/);
+    expect(final).toContain('ENTRYPOINT ["node", "dist/cli.js"]');
+    const healthcheck = final.find((l) => /^HEALTHCHECK /.test(l)) ?? '';
+    expect(healthcheck).toMatch(/CMD \["node", "-e", ".*\/health/);
+    expect(healthcheck).not.toMatch(/curl|wget/);
+  });
+
+  it('sends only what the Dockerfile copies as build context', () => {
+    const patterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    /** Docker's rule: the last pattern matching the path (or a parent) decides. */
+    const included = (path: string) => {
+      let keep = true;
+      for (const raw of patterns) {
+        const negate = raw.startsWith('!');
+        const glob = new RegExp(
+          `^${raw
+            .replace(/^!/, '')
+            .replace(/\/$/, '')
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')}(/|$)`,
+        );
+        if (glob.test(path)) keep = negate;
+      }
+      return keep;
+    };
+    const copied = lines
+      .filter((l) => /^COPY /.test(l) && !/--from=/.test(l))
+      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    expect(copied.length).toBeGreaterThan(0);
+    for (const path of copied) expect(included(path), path).toBe(true);
+    for (const path of ['node_modules', 'dist', '.tidings', '.git', 'test', 'bench'])
+      expect(included(path), path).toBe(false);
+  });
+});
