@@ -4,7 +4,9 @@
  */
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TestStack, wsUrl } from '../helpers/stack.js';
+import { SignJWT } from 'jose';
+import { RawClient } from '../helpers/raw.js';
+import { SECRET, TestStack, wsUrl } from '../helpers/stack.js';
 
 /** Resolves with 'open' or the HTTP status the upgrade was refused with. */
 function attempt(url: string, headers: Record<string, string> = {}): Promise<{ result: string | number; ws: WebSocket }> {
@@ -64,5 +66,19 @@ describe('admission', () => {
     const results = await Promise.all(Array.from({ length: 6 }, () => attempt(wsUrl(gw.port))));
     expect(results.filter((r) => r.result === 429).length).toBeGreaterThan(0);
     for (const r of results) r.ws.terminate();
+  });
+
+  it('requires the configured audience and issuer in every token', async () => {
+    const gw = await stack.gateway({ TIDINGS_TOKEN_AUDIENCE: 'tidings', TIDINGS_TOKEN_ISSUER: 'https://auth.example.com' });
+    const sign = (claims: Record<string, string>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+    const good = await RawClient.open(wsUrl(gw.port));
+    await good.connect(await sign({ aud: 'tidings', iss: 'https://auth.example.com' }));
+    good.close();
+    for (const claims of [{}, { aud: 'other', iss: 'https://auth.example.com' }, { aud: 'tidings', iss: 'https://evil.example' }]) {
+      const bad = await RawClient.open(wsUrl(gw.port));
+      bad.command('connect', { token: await sign(claims) });
+      expect((await bad.closed()).code).toBe(3500);
+    }
   });
 });
