@@ -69,6 +69,9 @@ async function banner(config: Config, port: number, secret: string, generated: b
     `  WebSocket  ws://${host}:${port}/connection/websocket`,
     `  Demo       http://${host}:${port}/`,
     `  Health     http://${host}:${port}/health`,
+    config.apiKey
+      ? `  HTTP API   http://${host}:${port}/api/<method>  (header X-API-Key: your TIDINGS_API_KEY)`
+      : '  HTTP API   off: set TIDINGS_API_KEY to enable /api',
     `  Token      ${token}`,
     generated ? `  Secret     ${secret}  (TIDINGS_TOKEN_SECRET, kept in ${config.devDir}/token-secret)` : '',
     '',
