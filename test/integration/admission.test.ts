@@ -70,7 +70,7 @@ describe('admission', () => {
 
   it('requires the configured audience and issuer in every token', async () => {
     const gw = await stack.gateway({ TIDINGS_TOKEN_AUDIENCE: 'tidings', TIDINGS_TOKEN_ISSUER: 'https://auth.example.com' });
-    const sign = (claims: Record<string, string>) =>
+    const sign = (claims: { aud?: string; iss?: string }) =>
       new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
     const good = await RawClient.open(wsUrl(gw.port));
     await good.connect(await sign({ aud: 'tidings', iss: 'https://auth.example.com' }));
