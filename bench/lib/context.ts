@@ -35,6 +35,10 @@ export interface TargetCheck {
 
 export interface ScenarioResult {
   name: string;
+  /** 1-based, with --repeat. */
+  round: number;
+  /** The machine's 1-minute load average when the scenario started (other work competes). */
+  loadAverage1m: number;
   ok: boolean;
   error?: string;
   /** Seconds the scenario took, setup included. */
@@ -55,7 +59,12 @@ export function atMost(label: string, value: number, unit: string, max: number):
   return { label, value, unit, target: `<= ${max}`, met: value <= max };
 }
 
-export function makeContext(opts: BenchOptions, stack: BenchStack, token: string, log: (m: string) => void): ScenarioContext {
+export function makeContext(
+  opts: BenchOptions,
+  stack: BenchStack,
+  token: string,
+  log: (m: string) => void,
+): ScenarioContext {
   const partitions = Number(opts.serverEnv.TIDINGS_PARTITIONS ?? process.env.TIDINGS_PARTITIONS ?? 8);
   return {
     opts,
@@ -75,11 +84,18 @@ export function makeContext(opts: BenchOptions, stack: BenchStack, token: string
         { label: 'loadgen', read: () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 },
         ...gateways.map((g, i) => ({ label: `gateway${i + 1}`, read: () => cpuSeconds(g.pid) })),
         ...workers.map((w, i) => ({ label: `worker${i + 1}`, read: () => cpuSeconds(w.pid) })),
-        ...stack.serverPids().flatMap(({ kind, pid }) =>
-          kind === 'redis'
-            ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
-            : [{ label: 'postgres', read: () => cpuSecondsUnder('postgres', join(stack.root, 'postgres')) }],
-        ),
+        ...stack
+          .serverPids()
+          .flatMap(({ kind, pid }) =>
+            kind === 'redis'
+              ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
+              : [
+                  {
+                    label: 'postgres',
+                    read: () => cpuSecondsUnder('postgres', join(stack.root, 'postgres')),
+                  },
+                ],
+          ),
       ];
       return {
         prefix,
@@ -92,3 +108,6 @@ export function makeContext(opts: BenchOptions, stack: BenchStack, token: string
     },
   };
 }
+
+/** What a scenario function returns; the runner adds the rest. */
+export type ScenarioOutcome = Omit<ScenarioResult, 'name' | 'round' | 'loadAverage1m' | 'elapsedS'>;

@@ -30,6 +30,8 @@ export interface BenchOptions {
   redisAof: boolean;
   cpuProf: boolean;
   out: string;
+  /** Runs of the whole scenario list; the table shows each target's median. */
+  repeat: number;
   /** Hard deadline of the whole run, seconds: past it everything is killed and the run fails. */
   timeout: number;
 }
@@ -45,12 +47,13 @@ const SPEC = {
   channels: { type: 'string', default: '20' },
   rate: { type: 'string', default: '1000' },
   'fanout-subscribers': { type: 'string', default: '1000' },
-  'fanout-rate': { type: 'string', default: '250' },
+  'fanout-rate': { type: 'string', default: '500' },
   'idle-connections': { type: 'string', default: '2000' },
   set: { type: 'string', multiple: true },
   'redis-aof': { type: 'boolean', default: false },
   'cpu-prof': { type: 'boolean', default: false },
   out: { type: 'string', default: 'bench/results/latest.json' },
+  repeat: { type: 'string', default: '1' },
   timeout: { type: 'string', default: '600' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -69,13 +72,14 @@ runs the scenarios and writes bench/results/latest.json plus a table on stdout.
   --channels N              throughput: channels published to (20)
   --rate N                  latency: publishes per second (1000)
   --fanout-subscribers N    fanout: subscribers of the one channel (1000)
-  --fanout-rate N           fanout: publishes per second (250)
+  --fanout-rate N           fanout: publishes per second (500)
   --idle-connections N      rss: idle connections opened (2000)
   --set KEY=VALUE           server setting for every gateway/worker, repeatable
                             (e.g. --set TIDINGS_PARTITIONS=8)
   --redis-aof               run Redis with its append-only file (fsync every second)
   --cpu-prof                V8 CPU profiles of the children in bench/results/prof/
   --out FILE                JSON results (bench/results/latest.json)
+  --repeat N                run the scenario list N times; the table shows medians (1)
   --timeout S               hard deadline for the whole run (600)
 
 Every option can also be set as BENCH_<NAME> (e.g. BENCH_FANOUT_RATE=400).`;
@@ -102,12 +106,14 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     .map((s) => s.trim())
     .filter(Boolean);
   for (const s of scenarios) {
-    if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--scenarios: unknown scenario "${s}"`);
+    if (!(SCENARIOS as readonly string[]).includes(s))
+      throw new Error(`--scenarios: unknown scenario "${s}"`);
   }
   const serverEnv: Record<string, string> = {};
   for (const pair of [...(env.BENCH_SET?.split(' ').filter(Boolean) ?? []), ...(values.set ?? [])]) {
     const eq = pair.indexOf('=');
-    if (eq <= 0 || !/^(TIDINGS_|LOG_LEVEL)/.test(pair)) throw new Error(`--set: expected TIDINGS_NAME=VALUE, got "${pair}"`);
+    if (eq <= 0 || !/^(TIDINGS_|LOG_LEVEL)/.test(pair))
+      throw new Error(`--set: expected TIDINGS_NAME=VALUE, got "${pair}"`);
     serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return {
@@ -127,6 +133,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     redisAof: flag('redis-aof'),
     cpuProf: flag('cpu-prof'),
     out: pick('out'),
+    repeat: num('repeat', 1),
     timeout: num('timeout', 10),
   };
 }

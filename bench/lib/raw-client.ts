@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 
 const PUSH = Buffer.from('{"push"');
 const NEWLINE = 0x0a;
+const MAX_FRAME_CHARS = 16 * 1024;
 
 export interface RawClientOptions {
   /** Called with each reply line that no `request` waits for (id, whether it is an error). */
@@ -41,15 +42,25 @@ export class RawClient {
   }
 
   /** Opens the socket and completes `connect`; rejects on a refused or failed handshake. */
-  static async open(url: string, token: string, opts: RawClientOptions = {}, timeoutMs = 30_000): Promise<RawClient> {
+  static async open(
+    url: string,
+    token: string,
+    opts: RawClientOptions = {},
+    timeoutMs = 30_000,
+  ): Promise<RawClient> {
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`handshake answered ${res.statusCode}`)),
+      );
     });
     const client = new RawClient(ws, opts);
-    const reply = await client.request(`"connect":{"token":${JSON.stringify(token)},"name":"bench"}`, timeoutMs);
+    const reply = await client.request(
+      `"connect":{"token":${JSON.stringify(token)},"name":"bench"}`,
+      timeoutMs,
+    );
     if (reply.includes('"error"')) throw new Error(`connect failed: ${reply}`);
     return client;
   }
@@ -95,8 +106,13 @@ export class RawClient {
     const ch = JSON.stringify(channel);
     let frame = '';
     for (let i = 0; i < data.length; i++) {
-      if (i > 0) frame += '\n';
-      frame += `{"id":${this.nextId++},"publish":{"channel":${ch},"data":${data[i]}}}`;
+      const line = `{"id":${this.nextId++},"publish":{"channel":${ch},"data":${data[i]}}}`;
+      // Stay well under the server's message size limit (64 KiB by default; over it is close 1009).
+      if (frame.length + line.length + 1 > MAX_FRAME_CHARS) {
+        this.ws.send(frame);
+        frame = '';
+      }
+      frame = frame ? `${frame}\n${line}` : line;
     }
     if (frame) this.ws.send(frame);
     return first;

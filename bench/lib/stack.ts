@@ -79,12 +79,16 @@ export class BenchStack {
     try {
       const [pg, redis] = await Promise.all([
         startPostgres({ dir: join(root, 'postgres') }).then((s) => (stack.servers.push(s), s)),
-        startRedis({ dir: join(root, 'redis'), appendonly: opts.redisAppendonly }).then((s) => (stack.servers.push(s), s)),
+        startRedis({ dir: join(root, 'redis'), appendonly: opts.redisAppendonly }).then(
+          (s) => (stack.servers.push(s), s),
+        ),
       ]);
       stack.databaseUrl = pg.url;
       stack.redisUrl = redis.url;
       await runMigrations(pg.url);
-      opts.log(`postgres ${pg.url} (pid ${pg.pid}), redis ${redis.url} (pid ${redis.pid}), data under ${root}`);
+      opts.log(
+        `postgres ${pg.url} (pid ${pg.pid}), redis ${redis.url} (pid ${redis.pid}), data under ${root}`,
+      );
       return stack;
     } catch (err) {
       await stack.close();
@@ -106,6 +110,7 @@ export class BenchStack {
       TIDINGS_QUEUE_PREFIX: prefix,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      BENCH_PARENT_PID: String(process.pid),
       ...BENCH_SERVER_DEFAULTS,
       ...this.opts.serverEnv,
       ...extra,
@@ -113,13 +118,26 @@ export class BenchStack {
   }
 
   /** Starts one gateway or worker child; resolves once it serves (gateway) or consumes (worker). */
-  async spawn(role: 'gateway' | 'worker', prefix: string, extra: Record<string, string> = {}): Promise<NodeProcess> {
+  async spawn(
+    role: 'gateway' | 'worker',
+    prefix: string,
+    extra: Record<string, string> = {},
+  ): Promise<NodeProcess> {
+    if (this.closing) throw new Error('the bench is stopping');
     const port = role === 'gateway' ? await freePort() : 0;
-    const env = this.env(prefix, { PORT: String(port), TIDINGS_NODE_NAME: `bench-${role}-${randomBytes(3).toString('hex')}`, ...extra });
+    const env = this.env(prefix, {
+      PORT: String(port),
+      TIDINGS_NODE_NAME: `bench-${role}-${randomBytes(3).toString('hex')}`,
+      ...extra,
+    });
     const nodeArgs = ['--import', 'tsx', '--import', join(ROOT, 'bench', 'lib', 'parent-watch.ts')];
     if (this.opts.cpuProfDir) {
       mkdirSync(this.opts.cpuProfDir, { recursive: true });
-      nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${this.opts.cpuProfDir}`, `--cpu-prof-name=${role}-${Date.now()}-${randomBytes(2).toString('hex')}.cpuprofile`);
+      nodeArgs.push(
+        '--cpu-prof',
+        `--cpu-prof-dir=${this.opts.cpuProfDir}`,
+        `--cpu-prof-name=${role}-${Date.now()}-${randomBytes(2).toString('hex')}.cpuprofile`,
+      );
     }
     const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'src', 'cli.ts'), role], {
       cwd: ROOT,
@@ -143,6 +161,10 @@ export class BenchStack {
       });
     }
     this.nodes.push({ node, child });
+    if (this.closing) {
+      child.kill('SIGKILL'); // close() began while this one was starting
+      throw new Error('the bench is stopping');
+    }
     if (role === 'gateway') await this.waitHttp(node);
     return node;
   }
@@ -155,9 +177,17 @@ export class BenchStack {
   }
 
   /** Resolves once every partition queue has `count` workers connected (BullMQ names its connections). */
-  async waitWorkers(prefix: string, partitions: number, count: number, workers: NodeProcess[]): Promise<void> {
+  async waitWorkers(
+    prefix: string,
+    partitions: number,
+    count: number,
+    workers: NodeProcess[],
+  ): Promise<void> {
     const redis = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
-    const queues = Array.from({ length: partitions }, (_, i) => new Queue(partitionQueueName(i), { connection: redis, prefix }));
+    const queues = Array.from(
+      { length: partitions },
+      (_, i) => new Queue(partitionQueueName(i), { connection: redis, prefix }),
+    );
     try {
       await until(`${count} worker(s) on each of ${partitions} partitions`, workers, async () => {
         const counts = await Promise.all(queues.map((q) => q.getWorkersCount()));
@@ -171,7 +201,9 @@ export class BenchStack {
 
   /** The last lines each running child printed, for failure reports. */
   recentOutput(lines = 5): string[] {
-    return this.nodes.flatMap(({ node }) => node.output.slice(-lines).map((l) => `${node.role} ${node.pid}: ${l}`));
+    return this.nodes.flatMap(({ node }) =>
+      node.output.slice(-lines).map((l) => `${node.role} ${node.pid}: ${l}`),
+    );
   }
 
   /** SIGTERM (graceful: CPU profiles get written), SIGKILL after a grace period. */
@@ -199,12 +231,19 @@ export class BenchStack {
 }
 
 /** Polls `check` until true; fails early with the child's last output if a child exited. */
-async function until(what: string, nodes: NodeProcess | NodeProcess[], check: () => Promise<boolean>): Promise<void> {
+async function until(
+  what: string,
+  nodes: NodeProcess | NodeProcess[],
+  check: () => Promise<boolean>,
+): Promise<void> {
   const list = Array.isArray(nodes) ? nodes : [nodes];
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const dead = list.find((n) => n.exitCode !== undefined);
-    if (dead) throw new Error(`${dead.role} pid ${dead.pid} exited ${dead.exitCode}: ${dead.output.slice(-5).join(' | ')}`);
+    if (dead)
+      throw new Error(
+        `${dead.role} pid ${dead.pid} exited ${dead.exitCode}: ${dead.output.slice(-5).join(' | ')}`,
+      );
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${START_TIMEOUT_MS} ms waiting for ${what}`);
     await sleep(100);

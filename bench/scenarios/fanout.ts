@@ -9,7 +9,8 @@
  * shows up as a lower rate, not as deliveries silently left in flight.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { atLeast, type ScenarioContext, type ScenarioResult } from '../lib/context.js';
+import { atLeast, type ScenarioContext, type ScenarioOutcome } from '../lib/context.js';
+import { storedStats } from '../lib/db.js';
 import { cpuMeter } from '../lib/proc.js';
 import { RawClient } from '../lib/raw-client.js';
 
@@ -18,7 +19,7 @@ const TICK_MS = 5;
 const OPEN_CONCURRENCY = 50;
 const DRAIN_TIMEOUT_MS = 30_000;
 
-export async function fanout(ctx: ScenarioContext): Promise<Omit<ScenarioResult, 'name' | 'elapsedS'>> {
+export async function fanout(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   const { opts } = ctx;
   const dep = await ctx.deploy();
   const channel = `fan${Date.now().toString(36)}`;
@@ -39,7 +40,12 @@ export async function fanout(ctx: ScenarioContext): Promise<Omit<ScenarioResult,
 
     // Warm-up at the same rate (not counted), then let it drain before the measured run.
     await publishAtRate(publisher, channel, opts.fanoutRate, opts.warmup * 1000, 'w');
-    await waitUntil(() => acked + failed >= Math.round(opts.fanoutRate * opts.warmup) && delivered() >= acked * subscribers.length, DRAIN_TIMEOUT_MS);
+    await waitUntil(
+      () =>
+        acked + failed >= Math.round(opts.fanoutRate * opts.warmup) &&
+        delivered() >= acked * subscribers.length,
+      DRAIN_TIMEOUT_MS,
+    );
     const baseDelivered = delivered();
     const baseAcked = acked;
 
@@ -54,6 +60,7 @@ export async function fanout(ctx: ScenarioContext): Promise<Omit<ScenarioResult,
     const stopped = performance.now();
     const cpuPercent = meter.stop();
 
+    const stored = await storedStats(ctx.stack.databaseUrl, channel);
     const total = delivered() - baseDelivered;
     const elapsedS = (stopped - started) / 1000;
     const rate = Math.round(total / elapsedS);
@@ -81,6 +88,7 @@ export async function fanout(ctx: ScenarioContext): Promise<Omit<ScenarioResult,
         deliveredDuringPublishPerS: Math.round(duringPublish / ((publishEnded - started) / 1000)),
         subscribersComplete: complete,
         subscribersDisconnected: disconnected,
+        publicationsPerJob: stored.publicationsPerJob,
       },
       targets: [atLeast('fanout deliveries', rate, 'deliveries/s', TARGET_PER_S)],
       cpuPercent,
@@ -95,7 +103,13 @@ export async function fanout(ctx: ScenarioContext): Promise<Omit<ScenarioResult,
 }
 
 /** Publishes at `rate`/s for `ms`, paced by the clock; resolves with how many were sent. */
-async function publishAtRate(client: RawClient, channel: string, rate: number, ms: number, tag: string): Promise<number> {
+async function publishAtRate(
+  client: RawClient,
+  channel: string,
+  rate: number,
+  ms: number,
+  tag: string,
+): Promise<number> {
   const start = performance.now();
   let sent = 0;
   while (performance.now() - start < ms) {
@@ -110,7 +124,10 @@ async function publishAtRate(client: RawClient, channel: string, rate: number, m
   }
   const rest = Math.round((ms * rate) / 1000) - sent;
   if (rest > 0) {
-    client.publishMany(channel, Array.from({ length: rest }, (_, i) => `{"${tag}":${sent + i}}`));
+    client.publishMany(
+      channel,
+      Array.from({ length: rest }, (_, i) => `{"${tag}":${sent + i}}`),
+    );
     sent += rest;
   }
   return sent;
@@ -125,7 +142,11 @@ async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boole
   return true;
 }
 
-export async function openAll(n: number, concurrency: number, open: (i: number) => Promise<void>): Promise<void> {
+export async function openAll(
+  n: number,
+  concurrency: number,
+  open: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, n) }, async () => {

@@ -9,14 +9,15 @@
 import { Centrifuge } from 'centrifuge';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { atMost, type ScenarioContext, type ScenarioResult } from '../lib/context.js';
+import { atMost, type ScenarioContext, type ScenarioOutcome } from '../lib/context.js';
+import { storedStats } from '../lib/db.js';
 import { cpuMeter } from '../lib/proc.js';
 
 const P50_TARGET_MS = 10;
 const P99_TARGET_MS = 30;
 const TICK_MS = 1;
 
-export async function latency(ctx: ScenarioContext): Promise<Omit<ScenarioResult, 'name' | 'elapsedS'>> {
+export async function latency(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   const { opts } = ctx;
   const dep = await ctx.deploy();
   const channel = `lat${Date.now().toString(36)}`;
@@ -71,13 +72,21 @@ export async function latency(ctx: ScenarioContext): Promise<Omit<ScenarioResult
     const drainStart = performance.now();
     while (received < sent - failed && performance.now() - drainStart < 15_000) await sleep(20);
 
+    const stored = await storedStats(ctx.stack.databaseUrl, channel);
     const d = summarize(deliver);
     const a = summarize(ack);
     const inOrder = offsets.every((o, i) => o === i + 1);
     const complete = received === sent - failed;
     return {
       ok: complete && inOrder && failed === 0,
-      setup: { gateways: dep.gateways.length, workers: dep.workers.length, partitions: dep.partitions, rate: opts.rate, warmupS: opts.warmup, durationS: opts.duration },
+      setup: {
+        gateways: dep.gateways.length,
+        workers: dep.workers.length,
+        partitions: dep.partitions,
+        rate: opts.rate,
+        warmupS: opts.warmup,
+        durationS: opts.duration,
+      },
       metrics: {
         deliverMs: d,
         publishAckMs: a,
@@ -85,6 +94,7 @@ export async function latency(ctx: ScenarioContext): Promise<Omit<ScenarioResult
         received,
         failed,
         exactlyOnceInOrder: complete && inOrder,
+        publicationsPerJob: stored.publicationsPerJob,
       },
       targets: [
         atMost('publish→deliver p50', d.p50, 'ms', P50_TARGET_MS),
@@ -102,7 +112,12 @@ export async function latency(ctx: ScenarioContext): Promise<Omit<ScenarioResult
 }
 
 function sdkClient(url: string, token: string): Centrifuge {
-  return new Centrifuge(url, { token, websocket: WebSocket, minReconnectDelay: 100, maxReconnectDelay: 1000 });
+  return new Centrifuge(url, {
+    token,
+    websocket: WebSocket,
+    minReconnectDelay: 100,
+    maxReconnectDelay: 1000,
+  });
 }
 
 export interface Percentiles {

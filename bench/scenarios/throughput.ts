@@ -7,9 +7,9 @@
  * Afterwards it drains what is in flight and checks PostgreSQL: every channel's offsets are
  * 1..n without a gap, and at least as many rows exist as successes were counted.
  */
-import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { atLeast, type ScenarioContext, type ScenarioResult } from '../lib/context.js';
+import { atLeast, type ScenarioContext, type ScenarioOutcome } from '../lib/context.js';
+import { storedStats } from '../lib/db.js';
 import { cpuMeter } from '../lib/proc.js';
 import { RawClient } from '../lib/raw-client.js';
 
@@ -22,7 +22,7 @@ interface Publisher {
   index: number;
 }
 
-export async function throughput(ctx: ScenarioContext): Promise<Omit<ScenarioResult, 'name' | 'elapsedS'>> {
+export async function throughput(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   const { opts } = ctx;
   const dep = await ctx.deploy();
   const run = `tp${Date.now().toString(36)}`;
@@ -79,7 +79,8 @@ export async function throughput(ctx: ScenarioContext): Promise<Omit<ScenarioRes
     let last = ok;
     for (let s = 1; s <= opts.duration; s++) {
       // Timers may fire a little early: wait until the second boundary has really passed.
-      while (performance.now() < started + s * 1000) await sleep(Math.max(1, started + s * 1000 - performance.now()));
+      while (performance.now() < started + s * 1000)
+        await sleep(Math.max(1, started + s * 1000 - performance.now()));
       perSecond.push(ok - last);
       last = ok;
     }
@@ -138,32 +139,6 @@ export async function throughput(ctx: ScenarioContext): Promise<Omit<ScenarioRes
 
 /** Offsets of every bench channel are exactly 1..count; rows >= successes seen. */
 async function checkIntegrity(databaseUrl: string, run: string, acknowledged: number) {
-  const db = new pg.Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    const { rows } = await db.query<{ channel: string; n: number; lo: number; hi: number }>(
-      `select channel, count(*)::int as n, min("offset")::int as lo, max("offset")::int as hi
-       from publications where channel like $1 group by channel`,
-      [`${run}-%`],
-    );
-    const stored = rows.reduce((s, r) => s + r.n, 0);
-    const gapless = rows.every((r) => r.lo === 1 && r.hi === r.n);
-    // Rows written by one transaction share its xmin: one transaction per ingest job.
-    const tx = await db.query<{ jobs: number }>(
-      `select count(distinct xmin::text)::int as jobs from publications where channel like $1`,
-      [`${run}-%`],
-    );
-    const jobs = tx.rows[0]?.jobs ?? 0;
-    return {
-      ok: gapless && stored >= acknowledged,
-      stored,
-      acknowledged,
-      channels: rows.length,
-      gapless,
-      jobs,
-      publicationsPerJob: jobs ? Math.round(stored / jobs) : 0,
-    };
-  } finally {
-    await db.end();
-  }
+  const stats = await storedStats(databaseUrl, `${run}-`);
+  return { ok: stats.gapless && stats.stored >= acknowledged, acknowledged, ...stats };
 }

@@ -31,7 +31,10 @@ const fnTotals = new Map<string, number>();
 const fileTotals = new Map<string, number>();
 for (const [id, us] of selfUs) {
   const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-  const short = url.replace(/^.*node_modules\//, 'nm/').replace(/^.*\/work\/[^/]+\//, '').replace(/^file:\/\//, '');
+  const short = url
+    .replace(/^.*node_modules\//, 'nm/')
+    .replace(/^.*\/work\/[^/]+\//, '')
+    .replace(/^file:\/\//, '');
   const fn = `${functionName || '(anon)'} ${short}:${lineNumber + 1}`;
   fnTotals.set(fn, (fnTotals.get(fn) ?? 0) + us);
   const area = short.startsWith('nm/') ? short.split('/').slice(0, 2).join('/') : short || '(native/gc)';

@@ -68,7 +68,13 @@ export class Hub {
     private readonly recoveryMax: number,
     private readonly log: Logger,
   ) {
-    pubsub.onReconnect(() => void this.resyncAll());
+    // After a pub/sub reconnect, compare positions at once and once more a second later: the
+    // resubscribe and the position read travel on different connections, so the first look
+    // may come before the topic is live again.
+    pubsub.onReconnect(() => {
+      void this.resyncAll();
+      setTimeout(() => void this.resyncAll(), 1000).unref();
+    });
   }
 
   get channelCount(): number {

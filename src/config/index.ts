@@ -50,7 +50,8 @@ const schema = {
   TIDINGS_CONFIG: z.string().min(1).optional(),
   TIDINGS_PARTITIONS: int(1, 1024).default(8),
   TIDINGS_BATCH_MAX: int(1, 10_000).default(1000),
-  TIDINGS_INFLIGHT_JOBS: int(1, 64).default(2),
+  // 1: a publication waits behind at most one job of its partition (docs/benchmarks.md).
+  TIDINGS_INFLIGHT_JOBS: int(1, 64).default(1),
   TIDINGS_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(4000),
   TIDINGS_PING_INTERVAL_S: int(0, 3600).default(25),
   TIDINGS_PONG_TIMEOUT_S: int(0, 3600).default(10),

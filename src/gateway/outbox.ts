@@ -1,13 +1,14 @@
 /**
  * A connection's outgoing queue. Frames written during one tick leave as one WebSocket
  * message (joined with '\n', which the client splits on), so a burst of publications costs
- * one send per socket instead of one per publication. Frames are Buffers encoded once by
- * the hub and shared by every subscriber; they always go out as *text* frames, because the
- * JSON client cannot decode binary ones (PROTOCOL.md A.2).
+ * one send per socket instead of one per publication. Push frames are Buffers encoded once
+ * by the hub and shared by every subscriber; replies are strings, converted once per
+ * message rather than once each. Everything goes out as *text* frames, because the JSON
+ * client cannot decode binary ones (PROTOCOL.md A.2).
  */
 import type { WebSocket } from 'ws';
 
-const NEWLINE = Buffer.from('\n');
+const NEWLINE = 0x0a;
 
 export class FlushScheduler {
   private readonly dirty = new Set<Outbox>();
@@ -29,7 +30,7 @@ export class FlushScheduler {
 }
 
 export class Outbox {
-  private frames: Buffer[] = [];
+  private frames: (Buffer | string)[] = [];
   private bytes = 0;
   private closed = false;
 
@@ -46,10 +47,10 @@ export class Outbox {
    */
   push(frame: Buffer | string, bounded = true): boolean {
     if (this.closed) return true;
-    const buf = typeof frame === 'string' ? Buffer.from(frame) : frame;
-    this.frames.push(buf);
-    this.bytes += buf.length;
-    this.scheduler.mark(this);
+    // Strings (replies) stay strings until the flush joins them: one conversion per message.
+    this.frames.push(frame);
+    this.bytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    if (this.frames.length === 1) this.scheduler.mark(this); // already marked otherwise
     return !bounded || this.bytes + this.ws.bufferedAmount <= this.maxBytes;
   }
 
@@ -74,11 +75,22 @@ export class Outbox {
   }
 }
 
-function joinFrames(frames: Buffer[]): Buffer {
-  const parts: Buffer[] = [];
-  for (let i = 0; i < frames.length; i++) {
-    if (i > 0) parts.push(NEWLINE);
-    parts.push(frames[i]!);
+/** The frames joined with '\n': a string when all are strings, else one Buffer. */
+function joinFrames(frames: (Buffer | string)[]): Buffer | string {
+  let bytes = frames.length - 1;
+  let strings = 0;
+  for (const frame of frames) {
+    if (typeof frame === 'string') strings++;
+    else bytes += frame.length;
   }
-  return Buffer.concat(parts);
+  if (strings === frames.length) return (frames as string[]).join('\n');
+  const parts = strings === 0 ? (frames as Buffer[]) : frames.map((f) => (typeof f === 'string' ? Buffer.from(f) : f));
+  if (strings > 0) bytes = parts.reduce((n, p) => n + p.length, frames.length - 1);
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) out[at++] = NEWLINE;
+    at += parts[i]!.copy(out, at);
+  }
+  return out;
 }

@@ -81,6 +81,9 @@ export class IngestClient {
       inflight: 0,
       tail: Promise.resolve(),
     }));
+    // Without a listener BullMQ prints connection errors to stderr, outside our logs; the
+    // redis connection's own listener already reports them.
+    for (const p of this.partitions) p.queue.on('error', () => {});
   }
 
   /** Must resolve before the first publish: acks sent before we listen would be lost. */
@@ -170,14 +173,29 @@ export class IngestClient {
       this.log.warn({ err, publications: batch.length }, 'could not queue publications');
       this.expire(batch);
     });
-    void Promise.all(batch.map((e) => settledPromise(e))).then(() => {
+    // A countdown rather than a promise per publication: the batch frees its slot when the
+    // last of its publications is answered (committed, rejected or expired).
+    let unsettled = batch.length;
+    const onSettled = () => {
+      if (--unsettled > 0) return;
       clearTimeout(timer);
       partition.inflight--;
-      this.pump(partition);
-    });
+      queueMicrotask(() => this.pump(partition));
+    };
+    for (const entry of batch) {
+      if (entry.settled) onSettled();
+      else entry.onSettled = onSettled;
+    }
   }
 
-  private addJob(queue: Queue, batch: Entry[]) {
+  /**
+   * "One job at a time per partition" lives in Redis and is gone if Redis loses its data;
+   * workers re-assert it every few seconds, but a job added in that window could run beside
+   * the next one and break publisher order. Asserting it before every add closes the window:
+   * a job can only exist after the setting does.
+   */
+  private async addJob(queue: Queue, batch: Entry[]) {
+    await queue.setGlobalConcurrency(1);
     const first = batch[0]!;
     if (first.remove) {
       const job: HistoryRemoveJob = { g: this.gatewayId, i: first.pub.id, channel: first.pub.channel };
@@ -231,11 +249,4 @@ function errorFor(code: number | undefined) {
 
 function approximateBytes(pub: NewPublication): number {
   return pub.data.length + pub.channel.length + (pub.connInfo?.length ?? 0) + 200;
-}
-
-function settledPromise(entry: Entry): Promise<void> {
-  if (entry.settled) return Promise.resolve();
-  return new Promise((resolve) => {
-    entry.onSettled = resolve;
-  });
 }

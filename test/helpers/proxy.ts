@@ -1,18 +1,35 @@
 /**
  * A TCP proxy in front of one or more gateways, standing in for a load balancer. It lets a
  * test cut every client socket at once (a flaky network) and routes new connections to the
- * first backend that accepts (so killing one gateway sends clients to the other).
+ * first backend that accepts (so killing one gateway sends clients to the other), or, with
+ * `balance: 'round-robin'`, to each backend in turn, skipping those that refuse.
+ *
+ * In front of one PostgreSQL or Redis server it makes that server unreachable on demand
+ * (block/unblock) while the server itself keeps running.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+export interface TcpProxyOptions {
+  /** 'first' (default): the first backend that accepts; 'round-robin': each in turn. */
+  balance?: 'first' | 'round-robin';
+}
 
 export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private blocked = false;
+  private turn = 0;
   port = 0;
 
-  constructor(public backends: number[]) {
-    this.server = createServer((client) => this.route(client, 0));
+  constructor(
+    public backends: number[],
+    opts: TcpProxyOptions = {},
+  ) {
+    this.server = createServer((client) => {
+      client.on('error', () => client.destroy()); // a reset before routing must not throw
+      const first = opts.balance === 'round-robin' ? this.turn++ : 0;
+      this.route(client, first, 0);
+    });
   }
 
   async listen(): Promise<number> {
@@ -22,8 +39,10 @@ export class TcpProxy {
     return this.port;
   }
 
-  private route(client: Socket, index: number): void {
-    const port = this.backends[index];
+  /** Tries backend `first + tried` (modulo their number); after every one refused, drops the client. */
+  private route(client: Socket, first: number, tried: number): void {
+    const count = this.backends.length;
+    const port = tried < count ? this.backends[(first + tried) % count] : undefined;
     if (port === undefined || this.blocked) {
       client.destroy();
       return;
@@ -33,12 +52,18 @@ export class TcpProxy {
     let connected = false;
     upstream.once('connect', () => {
       connected = true;
+      // Blocked, or the client gave up, while this connection was being made.
+      if (this.blocked || client.destroyed) {
+        upstream.destroy();
+        client.destroy();
+        return;
+      }
       this.track(client, upstream);
       client.pipe(upstream).pipe(client);
       client.resume();
     });
     upstream.once('error', () => {
-      if (!connected) this.route(client, index + 1);
+      if (!connected) this.route(client, first, tried + 1);
     });
   }
 

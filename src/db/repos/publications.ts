@@ -66,8 +66,7 @@ export async function persistBatch(db: Db, batch: NewPublication[]): Promise<Per
     const seenIds = await findStoredIds(tx as unknown as Db, batch);
     const seenKeys = await findIdempotencyKeys(tx as unknown as Db, batch);
     const plan = assignOffsets(batch, heads, seenIds, seenKeys);
-    await insertRows(tx as unknown as Db, plan.inserts);
-    await updateTops(tx as unknown as Db, plan.tops, heads);
+    await insertRowsAndTops(tx as unknown as Db, plan.inserts, plan.tops, heads);
     return plan;
   });
 }
@@ -149,25 +148,29 @@ export function assignOffsets(
   return plan;
 }
 
-async function insertRows(db: Db, rows: StoredPublication[]): Promise<void> {
-  if (rows.length === 0) return;
-  const col = <K extends keyof StoredPublication>(k: K) => sql.param(rows.map((r) => r[k] ?? null));
-  await db.execute(sql`
-    insert into publications
-      (channel, "offset", id, data, "user", client, conn_info, chan_info, tags, idempotency_key)
-    select * from unnest(${col('channel')}::text[], ${col('offset')}::bigint[], ${col('id')}::uuid[],
-      ${col('data')}::text[], ${col('user')}::text[], ${col('client')}::text[], ${col('connInfo')}::text[],
-      ${col('chanInfo')}::text[], ${col('tags')}::text[], ${col('idempotencyKey')}::text[])`);
-}
-
-async function updateTops(
+/**
+ * Inserts the new rows and moves the channels' tops in one statement: at a few publications
+ * per job the round trips, not the rows, are most of what a job costs (each is ~150 µs of
+ * worker CPU here), and the transaction has four others. A data-modifying WITH runs in full
+ * whether or not the outer statement reads it; the channel rows are already ours (locked).
+ */
+async function insertRowsAndTops(
   db: Db,
+  rows: StoredPublication[],
   tops: Map<string, ChannelPosition>,
   before: Map<string, ChannelPosition>,
 ): Promise<void> {
   const moved = [...tops].filter(([name, pos]) => before.get(name)?.top !== pos.top);
-  if (moved.length === 0) return;
+  if (rows.length === 0 && moved.length === 0) return;
+  const col = <K extends keyof StoredPublication>(k: K) => sql.param(rows.map((r) => r[k] ?? null));
   await db.execute(sql`
+    with inserted as (
+      insert into publications
+        (channel, "offset", id, data, "user", client, conn_info, chan_info, tags, idempotency_key)
+      select * from unnest(${col('channel')}::text[], ${col('offset')}::bigint[], ${col('id')}::uuid[],
+        ${col('data')}::text[], ${col('user')}::text[], ${col('client')}::text[], ${col('connInfo')}::text[],
+        ${col('chanInfo')}::text[], ${col('tags')}::text[], ${col('idempotencyKey')}::text[])
+    )
     update channels set top_offset = v.top
     from unnest(${sql.param(moved.map(([n]) => n))}::text[], ${sql.param(moved.map(([, p]) => p.top))}::bigint[])
       as v(name, top)
