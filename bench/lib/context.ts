@@ -84,18 +84,16 @@ export function makeContext(
         { label: 'loadgen', read: () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 },
         ...gateways.map((g, i) => ({ label: `gateway${i + 1}`, read: () => cpuSeconds(g.pid) })),
         ...workers.map((w, i) => ({ label: `worker${i + 1}`, read: () => cpuSeconds(w.pid) })),
-        ...stack
-          .serverPids()
-          .flatMap(({ kind, pid }) =>
-            kind === 'redis'
-              ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
-              : [
-                  {
-                    label: 'postgres',
-                    read: () => cpuSecondsUnder('postgres', join(stack.root, 'postgres')),
-                  },
-                ],
-          ),
+        ...stack.serverPids().flatMap(({ kind, pid }) =>
+          kind === 'redis'
+            ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
+            : [
+                {
+                  label: 'postgres',
+                  read: () => cpuSecondsUnder('postgres', join(stack.root, 'postgres')),
+                },
+              ],
+        ),
       ];
       return {
         prefix,

@@ -54,7 +54,7 @@ const SPEC = {
   'cpu-prof': { type: 'boolean', default: false },
   out: { type: 'string', default: 'bench/results/latest.json' },
   repeat: { type: 'string', default: '1' },
-  timeout: { type: 'string', default: '600' },
+  timeout: { type: 'string', default: '' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -80,7 +80,8 @@ runs the scenarios and writes bench/results/latest.json plus a table on stdout.
   --cpu-prof                V8 CPU profiles of the children in bench/results/prof/
   --out FILE                JSON results (bench/results/latest.json)
   --repeat N                run the scenario list N times; the table shows medians (1)
-  --timeout S               hard deadline for the whole run (600)
+  --timeout S               hard deadline of the whole run (default 60 s + per round
+                            180 s + 10 x (duration + warmup))
 
 Every option can also be set as BENCH_<NAME> (e.g. BENCH_FANOUT_RATE=400).`;
 
@@ -134,6 +135,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     cpuProf: flag('cpu-prof'),
     out: pick('out'),
     repeat: num('repeat', 1),
-    timeout: num('timeout', 10),
+    // Default: a generous bound per round (one takes about 75 s with the defaults on an idle box).
+    timeout:
+      pick('timeout') === ''
+        ? 60 + num('repeat', 1) * (180 + 10 * (num('duration', 1) + num('warmup', 0)))
+        : num('timeout', 10),
   };
 }

@@ -62,6 +62,7 @@ export class IngestClient {
   readonly gatewayId = `gw-${randomUUID()}`;
   private readonly partitions: Partition[];
   private readonly byId = new Map<string, Entry>();
+  private readonly expiry: NodeJS.Timeout;
   private closed = false;
 
   constructor(
@@ -84,6 +85,15 @@ export class IngestClient {
     // Without a listener BullMQ prints connection errors to stderr, outside our logs; the
     // redis connection's own listener already reports them.
     for (const p of this.partitions) p.queue.on('error', () => {});
+    // Every publication gets error 100 once it has waited publishTimeoutMs since it was
+    // accepted, whether its job went out or it still waits behind a job that is stuck
+    // (PostgreSQL or Redis away). One timer for all, not one per job: a job's timer would
+    // start only when the job is sent, late for what queued behind a stuck one.
+    this.expiry = setInterval(
+      () => this.expireOverdue(),
+      Math.max(10, Math.min(250, settings.publishTimeoutMs / 8)),
+    );
+    this.expiry.unref();
   }
 
   /** Must resolve before the first publish: acks sent before we listen would be lost. */
@@ -167,8 +177,9 @@ export class IngestClient {
     partition.inflight++;
     const added = partition.tail.then(() => this.addJob(partition.queue, batch));
     partition.tail = added.catch(() => {});
-    const timer = setTimeout(() => this.expire(batch), this.settings.publishTimeoutMs);
-    timer.unref();
+    // No timer of its own: expireOverdue answers each publication publishTimeoutMs after it
+    // was accepted, and in the same pass drops what is overdue and still waiting, so a slot
+    // freed by expiry is never taken by publications that already got their error.
     added.catch((err: unknown) => {
       this.log.warn({ err, publications: batch.length }, 'could not queue publications');
       this.expire(batch);
@@ -178,7 +189,6 @@ export class IngestClient {
     let unsettled = batch.length;
     const onSettled = () => {
       if (--unsettled > 0) return;
-      clearTimeout(timer);
       partition.inflight--;
       queueMicrotask(() => this.pump(partition));
     };
@@ -210,6 +220,24 @@ export class IngestClient {
     for (const entry of batch) this.settle(entry, undefined, Errors.internal.code);
   }
 
+  /**
+   * Answers error 100 to every publication accepted more than publishTimeoutMs ago; those
+   * not sent yet are dropped from their partition's backlog (nothing was promised for them,
+   * and sending them now would only commit what their publishers were told failed).
+   */
+  private expireOverdue(): void {
+    const deadline = performance.now() - this.settings.publishTimeoutMs;
+    for (const entry of this.byId.values()) {
+      if (entry.startedAt > deadline) break; // byId is in accept order
+      this.settle(entry, undefined, Errors.internal.code);
+    }
+    for (const partition of this.partitions) {
+      let expired = 0;
+      while (expired < partition.waiting.length && partition.waiting[expired]!.settled) expired++;
+      if (expired > 0) partition.waiting.splice(0, expired);
+    }
+  }
+
   private onAcks(acks: Ack[]): void {
     for (const ack of acks) {
       const entry = this.byId.get(ack[0]);
@@ -238,6 +266,7 @@ export class IngestClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.expiry);
     for (const partition of this.partitions) this.expire(partition.waiting.splice(0));
     await Promise.all(this.partitions.map((p) => p.queue.close().catch(() => {})));
   }

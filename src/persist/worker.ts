@@ -19,7 +19,6 @@ import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { Errors } from '../protocol/codes.js';
 import { clearHistoryCache, fanoutCommitted, rejectPublications, withPositionScript, type CachePolicy } from './fanout.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { retryInPlace, ShuttingDown } from './retry.js';
 
 export interface PersistWorkerOptions {
@@ -41,33 +40,21 @@ export interface PersistWorker {
 }
 
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
-  const WID = Math.random().toString(36).slice(2, 6); // DEBUG-FIFO
   const redis = withPositionScript(opts.redis);
   const stopping = new AbortController();
   const log = opts.log;
 
   async function process(job: Job, token?: string): Promise<number> {
-    try {
-      if (!(await inTurn(job, token))) {
-        log.warn({ jobId: job.id, queue: job.queueName }, 'job no longer ours in Redis (Redis lost it, or another worker took it over); not running it');
-        return 0;
-      }
-    } catch (err) {
-      if (err instanceof ShuttingDown) return putBack(job, token);
-      throw err;
-    }
     if (job.name === HISTORY_REMOVE_JOB_NAME) return processRemoval(job, token);
     const batch = parseIngestJob(job.data);
     if (!batch) throw new UnrecoverableError('malformed ingest job');
     const started = performance.now();
     try {
-      const t0 = Date.now(); // DEBUG-FIFO
       const outcome = await retryInPlace('commit', () => persistBatch(opts.database.db, batch.p), {
         log,
         signal: stopping.signal,
         onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }),
       });
-      if (globalThis.process.env.DEBUG_FIFO) console.error(`DEBUGFIFO ${WID} job=${job.id} q=${job.queueName} ts=${job.timestamp} t0=${t0} t1=${Date.now()} ${outcome.results.map((r, i) => `${(JSON.parse(batch.p[i]!.data) as { k: string }).k}@${r.offset}${r.fresh ? '' : '*'}`).join(',')}`);
       await retryInPlace('fanout', () => fanoutCommitted(redis, opts.keys, opts.cache, outcome, batch.g), {
         log,
         signal: stopping.signal,
@@ -97,43 +84,6 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
       log.error({ err, channel: removal.channel }, 'history removal can never be committed; moving it to failed');
       await rejectPublications(redis, opts.keys, removal.g, [removal.i], Errors.internal.code).catch(() => {});
       throw new UnrecoverableError(`history removal rejected: ${(err as Error).message}`);
-    }
-  }
-
-  /**
-   * Queue order when Redis has lost the queues' global concurrency (a restart without
-   * persistence, FLUSHALL): until the guard below sets it again, several workers may each
-   * hold a job of one partition, and two consecutive jobs of one gateway could commit in the
-   * wrong order (guarantee 3). So before a job runs, it waits until every job of its
-   * partition that became active before it has left the active list (jobs become active in
-   * queue order, pushed at the head of that list: those are the ones after it). With the
-   * concurrency in place the job is alone there, and this costs one pipelined round trip.
-   *
-   * False when the job is no longer ours: Redis lost it (a job id can come back after a
-   * restart, so the lock token is checked too) or its lock passed to another worker. Such a
-   * job must not run: it was taken before jobs that other workers may now be committing.
-   * Nothing of it was acknowledged, so dropping it costs its publishers an error reply.
-   */
-  async function inTurn(job: Job, token: string | undefined): Promise<boolean> {
-    const queue = queueByName.get(job.queueName);
-    const jobId = job.id;
-    if (queue === undefined || jobId === undefined || globalThis.process.env.NO_TURN) return true; // DEBUG-FIFO
-    const activeKey = queue.keys.active!;
-    const lockKey = `${queue.qualifiedName}:${jobId}:lock`;
-    const read = async (): Promise<[string[], string | null]> => {
-      const results = await redis.pipeline().lrange(activeKey, 0, -1).get(lockKey).exec();
-      const failed = results?.find(([err]) => err);
-      if (failed) throw failed[0];
-      return [results?.[0]?.[1] as string[], results?.[1]?.[1] as string | null];
-    };
-    for (let attempt = 0; ; attempt++) {
-      const [active, lock] = await retryInPlace('queue order check', read, { log, signal: stopping.signal });
-      const at = active.indexOf(jobId);
-      if (at < 0 || (token !== undefined && lock !== token)) return false;
-      if (at === active.length - 1) return true;
-      if (stopping.signal.aborted) throw new ShuttingDown('stopped while waiting for an earlier job');
-      if (attempt === 0) log.warn({ jobId, earlier: active.slice(at + 1) }, 'an earlier job of this partition is active; waiting for it');
-      await sleep(Math.min(100, 5 * 2 ** Math.min(attempt, 5)), undefined, { signal: stopping.signal }).catch(() => {});
     }
   }
 
@@ -177,7 +127,6 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
   );
   // Connection errors are reported once by the redis connection's listener (app/redis.ts).
   for (const queue of queues) queue.on('error', () => {});
-  const queueByName = new Map(queues.map((queue) => [queue.name, queue]));
   const assertConcurrency = async () => {
     await Promise.all(
       queues.map(async (queue) => {

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -202,8 +202,10 @@ export async function startPrivateServers(opts: { redisAppendonly?: boolean } = 
   return {
     redis,
     pg,
+    /** Kills both servers and removes their data. */
     close: async () => {
       await Promise.allSettled([redis.kill(), pg.kill()]);
+      await rm(root, { recursive: true, force: true });
     },
   };
 }
