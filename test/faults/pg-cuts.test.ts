@@ -38,7 +38,7 @@ describe('PostgreSQL connections cut under the worker', () => {
     const viaProxy = new URL(stack.databaseUrl);
     viaProxy.port = String(proxy.port);
     const gateway = await stack.gateway();
-    const worker = await stack.spawn('worker', { DATABASE_URL: viaProxy.toString(), LOG_LEVEL: 'error' });
+    const worker = await stack.spawn('worker', { DATABASE_URL: viaProxy.toString() });
     let exit: number | null | undefined;
     void worker.exited.then((code) => (exit = code));
 
