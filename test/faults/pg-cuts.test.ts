@@ -73,11 +73,10 @@ describe('PostgreSQL connections cut under the worker', () => {
       await streams;
     }
 
-    await waitFor(
-      'the ingest queues to drain',
-      async () => (await stack.unfinishedJobs()) === 0,
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
+    await waitFor('the ingest queues to drain', async () => (await stack.unfinishedJobs()) === 0, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
     const stored = await storedPublications(stack.databaseUrl, channel);
     await waitFor(
       () => `the subscriber to get all ${stored.length} (has ${new Set(sub.offsets()).size})`,
