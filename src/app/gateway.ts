@@ -55,7 +55,6 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         staleS: config.client.staleS,
         queueMaxBytes: config.client.queueMaxBytes,
         channelsPerConnection: config.client.channelsPerConnection,
-        recoveryMax: config.history.recoveryMax,
         historyMaxPerCall: config.history.maxPerCall,
         rate: config.client.rate,
         burst: config.client.burst,

@@ -14,6 +14,7 @@
  * (start); the connection writes its subscribe reply between the two, so no publication
  * can overtake the reply (PROTOCOL.md B, subscribe ordering rule).
  */
+import { encodePushOfPublication } from '../protocol/codec.js';
 import { decodeTopicMessage } from './bus.js';
 import { decodeEvent } from './events.js';
 import type { Keys } from './keys.js';
@@ -53,7 +54,7 @@ class ChannelEntry {
 
 /** The push frame of one publication: built once, written to every subscriber. */
 export function pushFrame(channel: string, pubJson: string): Buffer {
-  return Buffer.from(`{"push":{"channel":${JSON.stringify(channel)},"pub":${pubJson}}}`);
+  return Buffer.from(encodePushOfPublication(channel, pubJson));
 }
 
 export class Hub {

@@ -45,7 +45,6 @@ export interface GatewaySettings {
   staleS: number;
   queueMaxBytes: number;
   channelsPerConnection: number;
-  recoveryMax: number;
   historyMaxPerCall: number;
   rate: number;
   burst: number;

@@ -350,7 +350,12 @@ export function encodePublicationJson(pub: EncodedPublication): string {
  * subscriber of the channel.
  */
 export function encodePublicationPush(channel: string, pub: EncodedPublication): string {
-  return `{"push":{"channel":${JSON.stringify(channel)},"pub":${encodePublicationJson(pub)}}}`;
+  return encodePushOfPublication(channel, encodePublicationJson(pub));
+}
+
+/** The same push around a publication already encoded with encodePublicationJson (the hub's case). */
+export function encodePushOfPublication(channel: string, publicationJson: string): string {
+  return `{"push":{"channel":${JSON.stringify(channel)},"pub":${publicationJson}}}`;
 }
 
 /** A ClientInfo as JSON text (`user` and `client` always present), to compute once per connection. */
