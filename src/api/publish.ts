@@ -5,15 +5,18 @@
  *
  * - `data` is any JSON value (required; `null` is a value). `b64data` is refused with 107:
  *   Tidings speaks only the JSON protocol, which cannot carry binary payloads.
- * - `idempotency_key` is scoped to the channel and holds for as long as the publication is
- *   stored (a unique index, enforced inside the worker's transaction): a repeat publishes
- *   nothing and returns the first result (guarantee 5). Centrifugo keeps it 5 minutes.
+ * - `idempotency_key` is scoped to the channel and holds for as long as the publication
+ *   would be retained, even after `history_remove` (unique indexes, checked inside the
+ *   worker's transaction): a repeat publishes nothing and returns the first result
+ *   (guarantee 5). Centrifugo keeps it 5 minutes. At most 512 bytes, no NUL, no lone
+ *   surrogate (107 otherwise).
  * - `tags` (a map of strings) is stored with the publication and delivered with it.
  * - `skip_history` is accepted and has no effect: every publication is stored, which is
  *   the point of Tidings, so the result always carries offset and epoch. `delta` is
  *   accepted and ignored (subscribers get the full data, so nothing is lost).
  *   `version` / `version_epoch` are refused with 108 (not implemented).
  */
+import { MAX_IDEMPOTENCY_KEY_BYTES, textProblem } from '../protocol/text.js';
 import type { ApiContext, ApiMethod } from './context.js';
 import { ApiError, ApiErrors, apiErrorOf, isExpectedError } from './errors.js';
 import { channelName, namespaceOf, optionalString, rejectUnsupported, tagsJson, type Params } from './params.js';
@@ -39,8 +42,21 @@ function publishInput(params: Params): PublishInput {
   return {
     data: JSON.stringify(params.data),
     tags: tagsJson(params),
-    idempotencyKey: optionalString(params, 'idempotency_key') || undefined,
+    idempotencyKey: idempotencyKeyOf(params),
   };
+}
+
+/**
+ * '' is "not set" (protobuf JSON's zero value). Anything else must be text PostgreSQL
+ * stores unchanged and can index: a NUL would fail the commit, a lone surrogate would
+ * collide with another key, and an over-long key would not fit the unique index.
+ */
+function idempotencyKeyOf(params: Params): string | undefined {
+  const key = optionalString(params, 'idempotency_key');
+  if (key === undefined || key === '') return undefined;
+  const problem = textProblem(key, MAX_IDEMPOTENCY_KEY_BYTES);
+  if (problem) throw new ApiError(ApiErrors.badRequest, `idempotency_key ${problem}`);
+  return key;
 }
 
 async function publishTo(ctx: ApiContext, channel: string, input: PublishInput): Promise<PublishResult> {

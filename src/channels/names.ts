@@ -4,23 +4,19 @@
  * trip through PostgreSQL and Redis unchanged would split one stream in two or wedge the
  * worker that cannot find its row again.
  */
+import { isStorableText } from '../protocol/text.js';
+
 export const MAX_CHANNEL_BYTES = 255;
 
 /** No control characters or whitespace: they break logs, keys and URLs, and no app needs them. */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const FORBIDDEN_IN_CHANNEL = /[\u0000-\u0020\u007f-\u009f\u2028\u2029]/;
 
-/**
- * A lone UTF-16 surrogate (JSON's "\ud800" escape allows one) has no UTF-8 form: PostgreSQL
- * and Redis would store U+FFFD instead, so the name would not round-trip.
- */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 export function isValidChannelName(name: string): boolean {
   return (
     name.length > 0 &&
-    Buffer.byteLength(name) <= MAX_CHANNEL_BYTES &&
-    !FORBIDDEN_IN_CHANNEL.test(name) &&
-    !LONE_SURROGATE.test(name)
+    // A lone surrogate (JSON's "\ud800" escape allows one) would be stored as U+FFFD.
+    isStorableText(name, MAX_CHANNEL_BYTES) &&
+    !FORBIDDEN_IN_CHANNEL.test(name)
   );
 }

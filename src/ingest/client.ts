@@ -18,7 +18,13 @@ import type { NewPublication } from '../db/repos/publications.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { errorByCode, Errors, ProtocolError } from '../protocol/codes.js';
-import { HISTORY_REMOVE_JOB_NAME, INGEST_JOB_NAME, type HistoryRemoveJob, type IngestJob } from './job.js';
+import {
+  HISTORY_REMOVE_JOB_NAME,
+  INGEST_JOB_NAME,
+  type HistoryRemoveJob,
+  type IngestJob,
+  type Sequenced,
+} from './job.js';
 
 /** BullMQ keeps job data in one Redis string; keep jobs well below what hurts Redis latency. */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
@@ -56,6 +62,10 @@ interface Partition {
   inflight: number;
   /** The previous add; the next one starts after it, to keep queue order = accept order. */
   tail: Promise<unknown>;
+  /** Number of the next job added to this partition: PostgreSQL commits them in this order. */
+  nextSeq: number;
+  /** An add failed (its job may or may not exist): the next job need not wait for it. */
+  lostAdd: boolean;
 }
 
 export class IngestClient {
@@ -81,6 +91,8 @@ export class IngestClient {
       waiting: [],
       inflight: 0,
       tail: Promise.resolve(),
+      nextSeq: 1,
+      lostAdd: false,
     }));
     // Without a listener BullMQ prints connection errors to stderr, outside our logs; the
     // redis connection's own listener already reports them.
@@ -175,8 +187,11 @@ export class IngestClient {
 
   private send(partition: Partition, batch: Entry[]): void {
     partition.inflight++;
-    const added = partition.tail.then(() => this.addJob(partition.queue, batch));
-    partition.tail = added.catch(() => {});
+    const seq = partition.nextSeq++;
+    const added = partition.tail.then(() => this.addJob(partition, batch, seq));
+    partition.tail = added.catch(() => {
+      partition.lostAdd = true;
+    });
     // No timer of its own: expireOverdue answers each publication publishTimeoutMs after it
     // was accepted, and in the same pass drops what is overdue and still waiting, so a slot
     // freed by expiry is never taken by publications that already got their error.
@@ -204,14 +219,19 @@ export class IngestClient {
    * the next one and break publisher order. Asserting it before every add closes the window:
    * a job can only exist after the setting does.
    */
-  private async addJob(queue: Queue, batch: Entry[]) {
+  private async addJob(partition: Partition, batch: Entry[], seq: number) {
+    const { queue } = partition;
     await queue.setGlobalConcurrency(1);
+    // Read when the previous add has settled (adds are chained), so a failure just before
+    // is seen; the publishers of the lost job were answered with an error already.
+    const order: Sequenced = { s: seq, ...(partition.lostAdd ? { x: true } : {}) };
+    partition.lostAdd = false;
     const first = batch[0]!;
     if (first.remove) {
-      const job: HistoryRemoveJob = { g: this.gatewayId, i: first.pub.id, channel: first.pub.channel };
+      const job: HistoryRemoveJob = { g: this.gatewayId, i: first.pub.id, channel: first.pub.channel, ...order };
       return queue.add(HISTORY_REMOVE_JOB_NAME, job);
     }
-    const job: IngestJob = { g: this.gatewayId, p: batch.map((e) => e.pub) };
+    const job: IngestJob = { g: this.gatewayId, p: batch.map((e) => e.pub), ...order };
     return queue.add(INGEST_JOB_NAME, job);
   }
 

@@ -1,22 +1,34 @@
 /**
  * The ingest job: what a gateway puts on a partition queue and a persist worker takes off.
  * Kept short on purpose (it is JSON in Redis): `g` is the gateway to acknowledge, `p` the
- * publications in the order they must be numbered.
+ * publications in the order they must be numbered, `s` the job's number among the jobs
+ * this gateway added to this partition (1, 2, 3, …; PostgreSQL commits them in that order,
+ * src/db/repos/streams.ts), and `x` set when an earlier add of the gateway failed, so the
+ * worker need not wait for the jobs it lost.
  */
 import { z } from 'zod';
 import { isValidChannelName } from '../channels/names.js';
 import type { NewPublication } from '../db/repos/publications.js';
+import { MAX_IDEMPOTENCY_KEY_BYTES, MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 
-export interface IngestJob {
+export interface IngestJob extends Sequenced {
   g: string;
   p: NewPublication[];
 }
+
+/** A job's place in its gateway's stream; absent in jobs from older gateways. */
+export interface Sequenced {
+  s?: number | undefined;
+  x?: boolean | undefined;
+}
+
+const sequence = { s: z.number().int().positive().optional(), x: z.boolean().optional() };
 
 const optionalText = z.string().optional();
 
 const publicationSchema = z.object({
   id: z.uuid(),
-  channel: z.string().refine(isValidChannelName),
+  channel: z.string(),
   data: z.string(),
   user: optionalText,
   client: optionalText,
@@ -26,7 +38,23 @@ const publicationSchema = z.object({
   idempotencyKey: optionalText,
 });
 
-const jobSchema = z.object({ g: z.string().min(1), p: z.array(publicationSchema).min(1) });
+const jobSchema = z.object({ g: z.string().min(1), p: z.array(publicationSchema).min(1), ...sequence });
+
+/**
+ * Whether PostgreSQL can store the publication as it is. The gateway and the API check
+ * every field at the edge; this is the worker's own check of what it reads back from Redis,
+ * so that a bad publication is refused alone, before its batch's transaction.
+ */
+export function isStorable(pub: NewPublication): boolean {
+  const json = [pub.data, pub.connInfo, pub.chanInfo, pub.tags];
+  return (
+    isValidChannelName(pub.channel) &&
+    (pub.user === undefined || isStorableText(pub.user, MAX_USER_BYTES)) &&
+    (pub.client === undefined || isStorableText(pub.client, MAX_USER_BYTES)) &&
+    (pub.idempotencyKey === undefined || isStorableText(pub.idempotencyKey, MAX_IDEMPOTENCY_KEY_BYTES)) &&
+    json.every((text) => text === undefined || !text.includes('\u0000'))
+  );
+}
 
 /** Validates job data read back from Redis; a job that fails this can never succeed. */
 export function parseIngestJob(data: unknown): IngestJob | undefined {
@@ -42,13 +70,13 @@ export const INGEST_JOB_NAME = 'publish';
  * publications around it, and is acknowledged like one: `i` is the id the gateway waits
  * on, and the ack carries the channel's (unchanged) top offset and epoch.
  */
-export interface HistoryRemoveJob {
+export interface HistoryRemoveJob extends Sequenced {
   g: string;
   i: string;
   channel: string;
 }
 
-const historyRemoveSchema = z.object({ g: z.string().min(1), i: z.uuid(), channel: z.string().min(1) });
+const historyRemoveSchema = z.object({ g: z.string().min(1), i: z.uuid(), channel: z.string().min(1), ...sequence });
 
 export function parseHistoryRemoveJob(data: unknown): HistoryRemoveJob | undefined {
   const result = historyRemoveSchema.safeParse(data);

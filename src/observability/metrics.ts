@@ -138,6 +138,17 @@ export const metrics = {
     buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
     registers: [registry],
   }),
+  rejectedPublications: new Counter({
+    name: 'tidings_worker_rejected_publications_total',
+    help: 'Publications a worker will never commit: refused by PostgreSQL or the edge checks (refused), or whose job lost its turn (turn_passed)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  orderGapSkips: new Counter({
+    name: 'tidings_worker_order_gap_skips_total',
+    help: 'Jobs committed past a missing earlier job of their gateway stream (the missing one will never commit)',
+    registers: [registry],
+  }),
   apiCommands: new Counter({
     name: 'tidings_api_commands_total',
     help: 'Server HTTP API method calls by method and result (ok, or the error code)',

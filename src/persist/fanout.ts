@@ -14,6 +14,7 @@ import { encodeAcks, encodeTopicMessage, type Ack, type BusPublication } from '.
 import type { Keys } from '../channels/keys.js';
 import { publicationJson } from '../channels/publication.js';
 import type { PersistOutcome, StoredPublication } from '../db/repos/publications.js';
+import { Errors } from '../protocol/codes.js';
 
 export interface CacheSettings {
   size: number;
@@ -75,10 +76,20 @@ export async function fanoutCommitted(
     pipeline.publish(keys.topic(channel), encodeTopicMessage(epoch, encoded));
   }
   const acks: Ack[] = outcome.results.map((r) => [r.id, r.offset, r.epoch]);
+  for (const r of outcome.rejected) acks.push([r.id, 0, '', rejectionCode(r.why)]);
   pipeline.publish(keys.acks(gatewayId), encodeAcks(acks));
   const results = await pipeline.exec();
   const failed = results?.find(([err]) => err);
   if (failed) throw failed[0];
+}
+
+/**
+ * What the publisher hears for a publication that will never be committed: its own input
+ * was refused (107, retrying the same is pointless), or its job lost its turn after Redis
+ * lost track of it (100, temporary: a retry is a new publication and commits).
+ */
+function rejectionCode(why: PersistOutcome['rejected'][number]['why']): number {
+  return why === 'refused' ? Errors.badRequest.code : Errors.internal.code;
 }
 
 /** Tells a gateway that these publications will never be committed, so it can answer now. */

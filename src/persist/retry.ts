@@ -10,18 +10,38 @@ import type { Logger } from '../observability/logger.js';
 const TRANSIENT_PG_CLASSES = ['08', '53', '57', '58', '40', 'XX'];
 const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
 
-/** PostgreSQL data errors (bad input, constraint) will fail the same way forever. */
+/**
+ * Transient: a failure that another try can fix (a connection lost, a serialization
+ * conflict, PostgreSQL starting up). Decided by the innermost error: drizzle wraps the
+ * PostgreSQL error in a DrizzleQueryError whose own `code` is absent, and a wrapper must
+ * never make a data error (22021 NUL in text, 54000 index row too big) look retryable, or
+ * one bad publication would be retried in place forever and stall its whole partition.
+ */
 export function isTransient(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  if (typeof e?.code === 'string') {
-    if (TRANSIENT_NODE_CODES.has(e.code)) return true;
-    if (/^[0-9A-Z]{5}$/.test(e.code)) return TRANSIENT_PG_CLASSES.includes(e.code.slice(0, 2));
+  const root = rootCause(err);
+  const code = (root as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_NODE_CODES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code)) return TRANSIENT_PG_CLASSES.includes(code.slice(0, 2));
   }
   // A bug in our own code, or a broken invariant, fails the same way on every try.
-  if (err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError) return false;
-  if ((err as Error)?.name === 'InvariantError') return false;
+  if (root instanceof TypeError || root instanceof RangeError || root instanceof SyntaxError) return false;
+  if ((root as Error | undefined)?.name === 'InvariantError') return false;
   // Connection-level failures from pg and ioredis carry no SQLSTATE.
   return true;
+}
+
+/** The error at the bottom of a `cause` chain (bounded: a cycle must not hang the worker). */
+export function rootCause(err: unknown): unknown {
+  let current = err;
+  for (let depth = 0; depth < 8; depth++) {
+    const cause = (current as { cause?: unknown } | null | undefined)?.cause;
+    if (cause === undefined || cause === null || cause === current) return current;
+    // Stop at the first error that carries a code of its own: that is the one that happened.
+    if (typeof (current as { code?: unknown }).code === 'string') return current;
+    current = cause;
+  }
+  return current;
 }
 
 export function backoffMs(attempt: number, minMs = 50, maxMs = 5000): number {

@@ -14,12 +14,21 @@ import type { Redis } from 'ioredis';
 import { partitionQueueName, type Keys } from '../channels/keys.js';
 import type { Database } from '../db/client.js';
 import { persistBatch, removeHistory } from '../db/repos/publications.js';
-import { HISTORY_REMOVE_JOB_NAME, parseHistoryRemoveJob, parseIngestJob, type IngestJob } from '../ingest/job.js';
+import type { JobOrder } from '../db/repos/streams.js';
+import {
+  HISTORY_REMOVE_JOB_NAME,
+  isStorable,
+  parseHistoryRemoveJob,
+  parseIngestJob,
+  type IngestJob,
+  type Sequenced,
+} from '../ingest/job.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { Errors } from '../protocol/codes.js';
 import { clearHistoryCache, fanoutCommitted, rejectPublications, withPositionScript, type CachePolicy } from './fanout.js';
-import { retryInPlace, ShuttingDown } from './retry.js';
+import { inTurn } from './order.js';
+import { isTransient, retryInPlace, ShuttingDown } from './retry.js';
 
 export interface PersistWorkerOptions {
   database: Database;
@@ -39,25 +48,43 @@ export interface PersistWorker {
   close(): Promise<void>;
 }
 
+/** The job's place in its gateway's stream of jobs on this partition (absent from old gateways). */
+function orderOf(job: Job, data: Sequenced & { g: string }): JobOrder | undefined {
+  return data.s === undefined ? undefined : { stream: `${data.g}/${job.queueName}`, seq: data.s, skipGap: data.x === true };
+}
+
+/** A data error: PostgreSQL will refuse the same input on every try. */
+function isPermanent(err: unknown): boolean {
+  return !isTransient(err);
+}
+
+function countRejections(rejected: { why: string }[]): void {
+  for (const r of rejected) metrics.rejectedPublications.inc({ reason: r.why === 'refused' ? 'refused' : 'turn_passed' });
+}
+
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
   const redis = withPositionScript(opts.redis);
   const stopping = new AbortController();
   const log = opts.log;
+  const retry = { log, signal: stopping.signal };
 
   async function process(job: Job, token?: string): Promise<number> {
     if (job.name === HISTORY_REMOVE_JOB_NAME) return processRemoval(job, token);
     const batch = parseIngestJob(job.data);
     if (!batch) throw new UnrecoverableError('malformed ingest job');
     const started = performance.now();
+    const storable = batch.p.filter(isStorable);
+    const order = orderOf(job, batch);
     try {
-      const outcome = await retryInPlace('commit', () => persistBatch(opts.database.db, batch.p), {
-        log,
-        signal: stopping.signal,
-        onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }),
-      });
+      const outcome = await retryInPlace(
+        'commit',
+        () => inTurn(order, (o) => persistBatch(opts.database.db, storable, o, isPermanent), retry),
+        { ...retry, onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }) },
+      );
+      for (const pub of batch.p) if (!storable.includes(pub)) outcome.rejected.push({ id: pub.id, why: 'refused' });
+      countRejections(outcome.rejected);
       await retryInPlace('fanout', () => fanoutCommitted(redis, opts.keys, opts.cache, outcome, batch.g), {
-        log,
-        signal: stopping.signal,
+        ...retry,
         onRetry: () => metrics.storeErrors.inc({ store: 'redis' }),
       });
       metrics.jobDuration.observe({ partition: job.queueName.slice('ingest-'.length) }, (performance.now() - started) / 1000);
@@ -74,9 +101,13 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
   async function processRemoval(job: Job, token: string | undefined): Promise<number> {
     const removal = parseHistoryRemoveJob(job.data);
     if (!removal) throw new UnrecoverableError('malformed history_remove job');
-    const retry = { log, signal: stopping.signal };
+    const order = orderOf(job, removal);
     try {
-      const position = await retryInPlace('remove history', () => removeHistory(opts.database.db, removal.channel), retry);
+      const position = await retryInPlace(
+        'remove history',
+        () => inTurn(order, (o) => removeHistory(opts.database.db, removal.channel, o), retry),
+        retry,
+      );
       await retryInPlace('clear history cache', () => clearHistoryCache(redis, opts.keys, removal, position), retry);
       return 1;
     } catch (err) {

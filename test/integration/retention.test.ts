@@ -57,4 +57,30 @@ describe('retention', () => {
     expect((await client.history(old, {})).offset).toBe(4);
     client.disconnect();
   });
+
+  it('forgets what history_remove kept of a publication with the same window, and idle job streams after a week', async () => {
+    const channel = uniqueChannel('gone');
+    const db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    try {
+      const id = '00000000-0000-4000-8000-' + Date.now().toString(16).padStart(12, '0').slice(-12);
+      await db.query(
+        `insert into removed_publications (id, channel, "offset", idempotency_key, created_at)
+         values ($1, $2, 1, 'k', now() - interval '3 days')`,
+        [id, channel],
+      );
+      const stream = `idle-${channel}`;
+      await db.query(`insert into ingest_streams (stream, last_seq, updated_at) values ($1, 4, now() - interval '8 days')`, [stream]);
+      const fresh = `fresh-${channel}`;
+      await db.query(`insert into ingest_streams (stream, last_seq) values ($1, 4)`, [fresh]);
+      const namespaces = new Namespaces({ default: { retention_days: 2 } }, { historySize: 10, historyTtlS: 10, recoveryMax: 10 });
+      await runRetention(database, namespaces, createLogger('silent'));
+      expect((await db.query('select 1 from removed_publications where id = $1', [id])).rowCount).toBe(0);
+      expect((await db.query('select stream from ingest_streams where stream = any($1)', [[stream, fresh]])).rows).toEqual([
+        { stream: fresh },
+      ]);
+    } finally {
+      await db.end();
+    }
+  });
 });

@@ -43,6 +43,13 @@ describe('assignOffsets', () => {
     expect(plan.inserts.map((p) => p.id)).toEqual(['2']);
   });
 
+  it('with the turn passed, acknowledges what is stored and rejects the rest', () => {
+    const plan = assignOffsets([pub('1', 'a'), pub('2', 'a', 'k1')], heads(), new Map([['1', 7]]), new Map(), false);
+    expect(plan.results.map((r) => [r.id, r.offset])).toEqual([['1', 7]]);
+    expect(plan.rejected).toEqual([{ id: '2', why: 'turn passed' }]);
+    expect(plan.inserts).toEqual([]);
+  });
+
   it('makes 8-letter epochs', () => {
     expect(newEpoch()).toMatch(/^[a-z]{8}$/);
   });

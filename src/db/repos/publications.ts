@@ -1,17 +1,22 @@
 /**
  * The publication store: the one place that numbers publications (guarantee 2).
  *
- * `persistBatch` runs one transaction that locks the batch's channels, skips publications
- * already stored (same id: a retried job; same idempotency key: a repeated API publish),
- * gives the rest contiguous offsets in batch order, and inserts them with one statement.
- * The caller must not run two batches for the same channel concurrently if it wants
- * publisher FIFO; the row locks still keep offsets gap-free if it does.
+ * `persistBatch` runs one transaction that claims the job's turn in its stream (publisher
+ * order, src/db/repos/streams.ts), locks the batch's channels, skips publications already
+ * stored (same id: a re-run job; same idempotency key: a repeated API publish), gives the
+ * rest contiguous offsets in batch order, and inserts them with one statement.
+ *
+ * A publication PostgreSQL refuses for what it is (a data error, not a lost connection)
+ * fails alone: the batch is committed again with each publication under its own
+ * savepoint, the refused ones are reported in `rejected`, and the rest keep contiguous
+ * offsets. One bad publication never stalls its partition.
  */
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, gt, lt, lte, sql } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { channels } from '../tables/channels.js';
 import { publications } from '../tables/publications.js';
+import { advanceStreamSql, claimTurn, type JobOrder, type Turn } from './streams.js';
 
 /**
  * A broken assumption of this module (not a failing store): retrying cannot fix it, so the
@@ -41,12 +46,14 @@ export interface StoredPublication extends NewPublication {
 }
 
 export interface PersistOutcome {
-  /** One entry per input, in input order. `fresh` is false when it was stored before. */
+  /** One entry per committed input (now or before), in input order. `fresh` is false when it was stored before. */
   results: { id: string; channel: string; offset: number; epoch: string; fresh: boolean }[];
   /** Publications of this batch that are committed under their own id, in offset order per channel. */
   stored: StoredPublication[];
   /** channel → top offset after the batch. */
   tops: Map<string, { epoch: string; top: number }>;
+  /** Inputs that will never be committed: refused by PostgreSQL, or their job's turn passed. */
+  rejected: { id: string; why: 'refused' | 'turn passed' }[];
 }
 
 export interface ChannelPosition {
@@ -60,15 +67,79 @@ export function newEpoch(): string {
   return Array.from(randomBytes(8), (b) => alphabet[b % 26]).join('');
 }
 
-export async function persistBatch(db: Db, batch: NewPublication[]): Promise<PersistOutcome> {
+/**
+ * Commits a batch in one transaction. `order` is the job's place in its gateway's stream
+ * (absent for jobs from gateways that predate it: then only ids and keys deduplicate).
+ * `isPermanent` tells a data error from a transient one; on a data error the batch is
+ * committed again publication by publication, and what PostgreSQL refuses is rejected.
+ */
+export async function persistBatch(
+  db: Db,
+  batch: NewPublication[],
+  order?: JobOrder,
+  isPermanent: (err: unknown) => boolean = () => false,
+): Promise<PersistOutcome> {
+  try {
+    return await db.transaction(async (tx) => {
+      const t = tx as unknown as Db;
+      const turn = order ? await claimTurn(t, order) : undefined;
+      return commitPublications(t, batch, turn, order);
+    });
+  } catch (err) {
+    if (!isPermanent(err)) throw err;
+    return persistOneByOne(db, batch, order, isPermanent);
+  }
+}
+
+/** The slow path for a batch PostgreSQL refused: each publication under its own savepoint. */
+async function persistOneByOne(
+  db: Db,
+  batch: NewPublication[],
+  order: JobOrder | undefined,
+  isPermanent: (err: unknown) => boolean,
+): Promise<PersistOutcome> {
   return db.transaction(async (tx) => {
-    const heads = await lockChannels(tx as unknown as Db, batch);
-    const seenIds = await findStoredIds(tx as unknown as Db, batch);
-    const seenKeys = await findIdempotencyKeys(tx as unknown as Db, batch);
-    const plan = assignOffsets(batch, heads, seenIds, seenKeys);
-    await insertRowsAndTops(tx as unknown as Db, plan.inserts, plan.tops, heads);
-    return plan;
+    const t = tx as unknown as Db;
+    const turn = order ? await claimTurn(t, order) : undefined;
+    const total: PersistOutcome = { results: [], stored: [], tops: new Map(), rejected: [] };
+    for (const pub of batch) {
+      try {
+        // drizzle runs a nested transaction as a savepoint, rolled back alone on failure.
+        const one = await tx.transaction(async (sp) => commitPublications(sp as unknown as Db, [pub], turn, undefined));
+        total.results.push(...one.results);
+        total.stored.push(...one.stored);
+        total.rejected.push(...one.rejected);
+        for (const [name, pos] of one.tops) total.tops.set(name, pos);
+      } catch (err) {
+        if (!isPermanent(err)) throw err;
+        total.rejected.push({ id: pub.id, why: 'refused' });
+      }
+    }
+    if (order && turn?.kind === 'next') await t.execute(advanceStreamSql(order));
+    return total;
   });
+}
+
+/**
+ * Numbers and inserts what is new in `batch`. With a turn that was decided before, nothing
+ * is inserted: what is found stored is acknowledged again, the rest is rejected. `order`
+ * is given when the stream should move forward in the same statement as the insert.
+ */
+async function commitPublications(
+  db: Db,
+  batch: NewPublication[],
+  turn: Turn | undefined,
+  order: JobOrder | undefined,
+): Promise<PersistOutcome> {
+  const heads = await lockChannels(db, batch);
+  // A job whose turn is fresh cannot have committed before: its ids are new, so the id
+  // lookup (one index probe per publication) is only needed for re-runs and old jobs.
+  const mayHaveRun = turn === undefined || turn.kind === 'decided' || turn.firstOfStream;
+  const seenIds = mayHaveRun ? await findStoredIds(db, batch) : new Map<string, number>();
+  const seenKeys = await findIdempotencyKeys(db, batch);
+  const plan = assignOffsets(batch, heads, seenIds, seenKeys, turn?.kind !== 'decided');
+  await insertRowsAndTops(db, plan.inserts, plan.tops, heads, turn?.kind === 'next' ? order : undefined);
+  return plan;
 }
 
 /**
@@ -88,22 +159,28 @@ async function lockChannels(db: Db, batch: NewPublication[]): Promise<Map<string
   return new Map(result.rows.map((r) => [r.name, { epoch: r.epoch, top: Number(r.top_offset) }]));
 }
 
+/** Ids of the batch committed before, removed since (history_remove) or not. */
 async function findStoredIds(db: Db, batch: NewPublication[]): Promise<Map<string, number>> {
-  const ids = batch.map((p) => p.id);
+  const ids = sql.param(batch.map((p) => p.id));
   const result = await db.execute<{ id: string; offset: number }>(sql`
-    select id, "offset" from publications where id = any(${sql.param(ids)}::uuid[])`);
+    select id, "offset" from publications where id = any(${ids}::uuid[])
+    union all
+    select id, "offset" from removed_publications where id = any(${ids}::uuid[])`);
   return new Map(result.rows.map((r) => [r.id, Number(r.offset)]));
 }
 
+/** Idempotency keys of the batch used before on the same channel (kept across history_remove). */
 async function findIdempotencyKeys(db: Db, batch: NewPublication[]): Promise<Map<string, number>> {
   const keyed = batch.filter((p) => p.idempotencyKey !== undefined);
   if (keyed.length === 0) return new Map();
+  const wanted = sql`unnest(${sql.param(keyed.map((p) => p.channel))}::text[],
+    ${sql.param(keyed.map((p) => p.idempotencyKey))}::text[]) as k(channel, key)`;
   const result = await db.execute<{ channel: string; idempotency_key: string; offset: number }>(sql`
     select p.channel, p.idempotency_key, p."offset"
-    from publications p
-    join unnest(${sql.param(keyed.map((p) => p.channel))}::text[],
-                ${sql.param(keyed.map((p) => p.idempotencyKey))}::text[]) as k(channel, key)
-      on p.channel = k.channel and p.idempotency_key = k.key`);
+      from publications p join ${wanted} on p.channel = k.channel and p.idempotency_key = k.key
+    union all
+    select r.channel, r.idempotency_key, r."offset"
+      from removed_publications r join ${wanted} on r.channel = k.channel and r.idempotency_key = k.key`);
   return new Map(result.rows.map((r) => [keyOf(r.channel, r.idempotency_key), Number(r.offset)]));
 }
 
@@ -115,17 +192,21 @@ interface Plan extends PersistOutcome {
   inserts: StoredPublication[];
 }
 
-/** Pure: decides, in batch order, which publication gets which offset. */
+/**
+ * Pure: decides, in batch order, which publication gets which offset. With `mayInsert`
+ * false (the job's turn passed), what is not found stored is rejected instead.
+ */
 export function assignOffsets(
   batch: NewPublication[],
   heads: Map<string, ChannelPosition>,
   seenIds: Map<string, number>,
   seenKeys: Map<string, number>,
+  mayInsert = true,
 ): Plan {
   const tops = new Map<string, ChannelPosition>();
   for (const [name, head] of heads) tops.set(name, { ...head });
   const keys = new Map(seenKeys);
-  const plan: Plan = { results: [], stored: [], tops, inserts: [] };
+  const plan: Plan = { results: [], stored: [], tops, inserts: [], rejected: [] };
   for (const pub of batch) {
     const head = tops.get(pub.channel);
     if (!head) throw new InvariantError(`channel ${pub.channel} was not locked`);
@@ -136,6 +217,10 @@ export function assignOffsets(
       // Same id: this very publication was committed by an earlier run of the job; deliver it
       // again (subscribers drop what they already have) in case that run died before fanout.
       if (seenIds.has(pub.id)) plan.stored.push({ ...pub, offset: earlier, epoch: head.epoch });
+      continue;
+    }
+    if (!mayInsert) {
+      plan.rejected.push({ id: pub.id, why: 'turn passed' });
       continue;
     }
     head.top += 1;
@@ -149,20 +234,26 @@ export function assignOffsets(
 }
 
 /**
- * Inserts the new rows and moves the channels' tops in one statement: at a few publications
- * per job the round trips, not the rows, are most of what a job costs (each is ~150 µs of
- * worker CPU here), and the transaction has four others. A data-modifying WITH runs in full
- * whether or not the outer statement reads it; the channel rows are already ours (locked).
+ * Inserts the new rows, moves the channels' tops and (with `order`) the job's stream in one
+ * statement: at a few publications per job the round trips, not the rows, are most of what
+ * a job costs (each is ~150 µs of worker CPU here), and the transaction has four others. A
+ * data-modifying WITH runs in full whether or not the outer statement reads it; the channel
+ * and stream rows are already ours (locked).
  */
 async function insertRowsAndTops(
   db: Db,
   rows: StoredPublication[],
   tops: Map<string, ChannelPosition>,
   before: Map<string, ChannelPosition>,
+  order: JobOrder | undefined,
 ): Promise<void> {
   const moved = [...tops].filter(([name, pos]) => before.get(name)?.top !== pos.top);
-  if (rows.length === 0 && moved.length === 0) return;
+  if (rows.length === 0 && moved.length === 0) {
+    if (order) await db.execute(advanceStreamSql(order));
+    return;
+  }
   const col = <K extends keyof StoredPublication>(k: K) => sql.param(rows.map((r) => r[k] ?? null));
+  const stream = order ? sql`, stream as (${advanceStreamSql(order)})` : sql``;
   await db.execute(sql`
     with inserted as (
       insert into publications
@@ -170,7 +261,7 @@ async function insertRowsAndTops(
       select * from unnest(${col('channel')}::text[], ${col('offset')}::bigint[], ${col('id')}::uuid[],
         ${col('data')}::text[], ${col('user')}::text[], ${col('client')}::text[], ${col('connInfo')}::text[],
         ${col('chanInfo')}::text[], ${col('tags')}::text[], ${col('idempotencyKey')}::text[])
-    )
+    )${stream}
     update channels set top_offset = v.top
     from unnest(${sql.param(moved.map(([n]) => n))}::text[], ${sql.param(moved.map(([, p]) => p.top))}::bigint[])
       as v(name, top)
@@ -216,20 +307,22 @@ export async function readBefore(db: Db, channel: string, before: number, limit:
 }
 
 /**
- * Retention: deletes up to `batch` publications of the channels matching `like` (a SQL LIKE
- * pattern; `unlike` excludes) created before `before`. Returns how many went. The channels
- * rows stay, so epochs and top offsets survive (a client whose gap was deleted simply gets
- * "not recovered").
+ * Retention: deletes up to `batch` rows of `table` (publications, or what history_remove
+ * left of them) for the channels matching `like` (a SQL LIKE pattern; `unlike` excludes)
+ * committed before `before`. Returns how many went. The channels rows stay, so epochs and
+ * top offsets survive (a client whose gap was deleted simply gets "not recovered").
  */
 export async function deleteExpired(
   db: Db,
   scope: { like: string; unlike?: string | undefined },
   before: Date,
   batch: number,
+  table: 'publications' | 'removed_publications' = 'publications',
 ): Promise<number> {
+  const from = sql.identifier(table);
   const result = await db.execute(sql`
-    delete from publications where ctid in (
-      select ctid from publications
+    delete from ${from} where ctid in (
+      select ctid from ${from}
       where created_at < ${before.toISOString()}::timestamptz
         and channel like ${scope.like}
         and (${scope.unlike ?? null}::text is null or channel not like ${scope.unlike ?? null})
@@ -238,19 +331,40 @@ export async function deleteExpired(
 }
 
 /**
- * API `history_remove`: deletes every stored publication of the channel and returns its
- * position. The channels row is locked (as `persistBatch` locks it) but left as it is, so
- * the epoch and top offset survive and later publications continue the numbering. A
- * channel never published to has no row, and none is created.
+ * API `history_remove`: removes the channel's stored publications up to its top at this
+ * moment and returns its position. The channels row is locked (as `persistBatch` locks it)
+ * but left as it is, so the epoch and top offset survive and later publications continue
+ * the numbering. What is removed leaves its id and idempotency key behind
+ * (removed_publications), so a re-run job or a repeated keyed publish never stores it again.
+ *
+ * With `order`, the removal takes its turn in its gateway's stream like a publish job; a
+ * re-run of a removal that was decided before removes nothing more (it would otherwise
+ * delete publications committed after it). A channel never published to has no row, and
+ * none is created.
  */
-export async function removeHistory(db: Db, channel: string): Promise<ChannelPosition> {
+export async function removeHistory(db: Db, channel: string, order?: JobOrder): Promise<ChannelPosition> {
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
+    const turn = order ? await claimTurn(t, order) : undefined;
     const locked = await t.execute<{ epoch: string; top_offset: number }>(sql`
       select epoch, top_offset from channels where name = ${channel} for update`);
     const row = locked.rows[0];
-    if (!row) return { epoch: '', top: 0 };
-    await t.execute(sql`delete from publications where channel = ${channel}`);
-    return { epoch: row.epoch, top: Number(row.top_offset) };
+    const position = row ? { epoch: row.epoch, top: Number(row.top_offset) } : { epoch: '', top: 0 };
+    if (turn?.kind === 'decided') return position;
+    if (row) await moveToRemoved(t, channel, position.top);
+    if (order) await t.execute(advanceStreamSql(order));
+    return position;
   });
+}
+
+/** Deletes the channel's publications up to `top`, keeping what identifies each one. */
+async function moveToRemoved(db: Db, channel: string, top: number): Promise<void> {
+  await db.execute(sql`
+    with gone as (
+      delete from publications where channel = ${channel} and "offset" <= ${top}
+      returning id, channel, "offset", idempotency_key, created_at
+    )
+    insert into removed_publications (id, channel, "offset", idempotency_key, created_at)
+    select id, channel, "offset", idempotency_key, created_at from gone
+    on conflict do nothing`);
 }
