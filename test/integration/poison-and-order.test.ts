@@ -22,7 +22,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { inTurn } from '../../src/persist/order.js';
 import { isTransient } from '../../src/persist/retry.js';
 import { call, callError } from '../helpers/api.js';
-import { TestStack, uniqueChannel } from '../helpers/stack.js';
+import { RawClient } from '../helpers/raw.js';
+import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const permanent = (err: unknown) => !isTransient(err);
@@ -74,6 +75,32 @@ describe('poison publications and PostgreSQL-enforced order', () => {
     const first = await call<{ offset: number }>(port, 'publish', { channel, data: {}, idempotency_key: 'emoji-😀' });
     const again = await call<{ offset: number }>(port, 'publish', { channel, data: {}, idempotency_key: 'emoji-😀' });
     expect(again.offset).toBe(first.offset);
+  });
+
+  it('hostile strings through the client protocol never reach PostgreSQL raw, and the partition keeps committing', async () => {
+    const channel = uniqueChannel('wspoison');
+    const client = await RawClient.open(wsUrl(port));
+    try {
+      await client.connect(await token('alice'));
+      // Data is re-encoded as JSON (NUL and lone surrogates become escapes), so it commits
+      // and comes back exactly as sent; a channel name with NUL or a lone surrogate is refused.
+      const hostile = ['a\u0000b', 'x\ud800', '\udc00y', 'k'.repeat(3000)];
+      for (const text of hostile) {
+        const reply = await client.call('publish', { channel, data: { text } });
+        expect(reply.error, JSON.stringify(text.slice(0, 8))).toBeUndefined();
+      }
+      for (const name of [`${channel}\u0000x`, `${channel}\ud800`]) {
+        const reply = await client.call('publish', { channel: name, data: {} });
+        expect((reply.error as { code: number } | undefined)?.code).toBe(107);
+      }
+      const history = await client.call('history', { channel, limit: -1 });
+      const pubs = (history.history as { publications: { data: { text: string } }[] }).publications;
+      expect(pubs.map((p) => p.data.text)).toEqual(hostile);
+      const next = await call<{ offset: number }>(port, 'publish', { channel, data: { n: 5 } });
+      expect(next.offset).toBe(5);
+    } finally {
+      client.close();
+    }
   });
 
   it('a poison publication inside a queued batch fails alone: its publisher gets 107, the rest commit contiguously', async () => {
