@@ -8,9 +8,13 @@
  *
  * --data (default .tidings/local) keeps the private servers' data; --src runs src/cli.ts through
  * tsx instead of the built dist/cli.js (no build needed). Variables exported in the shell are
- * interpolated into the compose file as Compose does, and DATABASE_URL / REDIS_URL, when set,
- * replace the private servers.
- * nginx works too: point deploy/nginx.conf's upstream servers at 127.0.0.1:8001 and :8002.
+ * interpolated into the compose file as Compose does, so TIDINGS_TOKEN_SECRET and
+ * TIDINGS_API_KEY must be exported (the file has no defaults for them); DATABASE_URL /
+ * REDIS_URL, when set, replace the private servers.
+ * The proxy stands in for nginx's balancing only, not for its path rules: it listens on
+ * 127.0.0.1 and passes every path, /api and /metrics included, which nginx keeps off its
+ * public port. nginx works too: point deploy/nginx.conf's upstream servers at 127.0.0.1:8001
+ * and :8002.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
@@ -148,10 +152,16 @@ async function stop(closeProxy?: () => Promise<void>): Promise<void> {
 async function main(): Promise<void> {
   const port = Number(args.port);
   const gatewayPorts = args['gateway-ports']!.split(',').map(Number);
+  // The compose file requires POSTGRES_PASSWORD for its postgres service; here DATABASE_URL is
+  // replaced below by our own server's, so any value does.
+  const exported = {
+    ...process.env,
+    POSTGRES_PASSWORD: process.env.POSTGRES_PASSWORD || 'unused-by-run-local',
+  };
   const services = tidingsServices(readCompose()).map(([name, service]) => ({
     name,
     argv: serviceCommand(service),
-    env: serviceEnv(service, process.env),
+    env: serviceEnv(service, exported),
   }));
   const gateways = services.filter((s) => s.argv[0] === 'gateway');
   const workers = services.filter((s) => s.argv[0] === 'worker');

@@ -23,7 +23,8 @@ import { runMigrations } from '../../src/db/migrate.js';
 import { freePort, startPostgres, startRedis, type ServerHandle } from '../../src/devstack/index.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
-export const SECRET = 'bench-secret-0123456789abcdef';
+// 32+ bytes: the config refuses shorter token secrets.
+export const SECRET = 'bench-secret-0123456789abcdef-0123456789';
 const STOP_GRACE_MS = 10_000;
 
 /**

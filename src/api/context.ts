@@ -22,6 +22,8 @@ export interface ApiContext {
   control: ControlBus;
   /** Cap on publications per history call (`limit: -1` means this many). */
   historyMaxPerCall: number;
+  /** Cap on the bytes of publications in one history result (TIDINGS_REPLY_MAX_BYTES). */
+  replyMaxBytes: number;
   log: Logger;
 }
 

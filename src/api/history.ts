@@ -4,7 +4,9 @@
  * `history` has the client command's semantics (PROTOCOL.md B, history): `limit` missing or
  * 0 → only the position; -1 → everything up to the per-call cap; `since` → after that
  * offset (before it, with `reverse`); `reverse` → newest first; a `since.epoch` that is not
- * the channel's → 112. The result always has `publications`, `epoch` and `offset`.
+ * the channel's → 112. The result always has `publications`, `epoch` and `offset`. It
+ * carries at most TIDINGS_REPLY_MAX_BYTES of publications (the first always comes, issue
+ * 9): the caller pages on with `since` = the last offset it got.
  *
  * `history_remove` deletes the channel's stored publications and keeps its epoch and top
  * offset, so later publications continue the numbering and positions clients hold stay
@@ -39,7 +41,7 @@ export const history: ApiMethod = async (ctx, params) => {
   const limit = asked < 0 ? ctx.historyMaxPerCall : Math.min(asked, ctx.historyMaxPerCall);
   const since = sinceOf(params);
   const reverse = optionalBool(params, 'reverse');
-  const page = await ctx.history.page(channel, { limit, sinceOffset: since?.offset, reverse });
+  const page = await ctx.history.page(channel, { limit, sinceOffset: since?.offset, reverse, maxBytes: ctx.replyMaxBytes });
   if (since?.epoch && page.epoch && since.epoch !== page.epoch) throw new ApiError(ApiErrors.unrecoverablePosition);
   const publications = page.publications.map((p) => p.json).join(',');
   return `{"publications":[${publications}],"epoch":${JSON.stringify(page.epoch)},"offset":${page.top}}`;

@@ -68,6 +68,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     registry,
     control,
     historyMaxPerCall: s.config.history.maxPerCall,
+    replyMaxBytes: s.config.history.replyMaxBytes,
     log,
   });
   const authorize = apiKeyCheck(s.config.apiKey);

@@ -10,7 +10,9 @@ import { optionalString } from './params.js';
 export const channels: ApiMethod = async (ctx, params) => {
   const pattern = optionalString(params, 'pattern');
   const matches = pattern ? compileGlob(pattern) : () => true;
-  const result: Record<string, { num_clients: number }> = {};
+  // No prototype: on a plain object, `result['__proto__'] = …` sets the prototype instead of
+  // a key, so a channel named `__proto__` vanished from the answer (issue 9).
+  const result: Record<string, { num_clients: number }> = Object.create(null);
   for (const [name, count] of await ctx.registry.channels()) {
     if (count > 0 && matches(name)) result[name] = { num_clients: count };
   }

@@ -9,6 +9,7 @@
  * `session` (for HTTP-streaming emulation, which Tidings does not serve) is ignored.
  */
 import { Disconnect, makeDisconnect, type DisconnectInfo } from '../protocol/codes.js';
+import { MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 import type { ApiContext, ApiMethod } from './context.js';
 import { ApiError, ApiErrors } from './errors.js';
 import {
@@ -19,12 +20,29 @@ import {
   optionalString,
   optionalStringList,
   rejectUnsupported,
-  requiredString,
   type Params,
 } from './params.js';
 
+/**
+ * A `user` or `client` field: undefined when missing or null, else an id a connection could
+ * have (non-empty, and storable within MAX_USER_BYTES, as a token's `sub` must be), else 107.
+ * An empty `client` is a 107, not "every connection of the user" as Centrifugo reads
+ * protobuf's zero value: a backend that meant one connection and passed an empty id would
+ * otherwise subscribe, unsubscribe or disconnect all of them (issue 9). To address all of
+ * a user's connections, leave `client` out.
+ */
+function connectionId(params: Params, field: 'user' | 'client'): string | undefined {
+  const value = optionalString(params, field);
+  if (value === undefined) return undefined;
+  if (value === '') throw new ApiError(ApiErrors.badRequest, `${field} must not be empty`);
+  if (!isStorableText(value, MAX_USER_BYTES)) throw new ApiError(ApiErrors.badRequest, `${field} is not a valid id`);
+  return value;
+}
+
 function target(params: Params): { user: string; client: string | undefined } {
-  return { user: requiredString(params, 'user'), client: optionalString(params, 'client') || undefined };
+  const user = connectionId(params, 'user');
+  if (user === undefined) throw new ApiError(ApiErrors.badRequest, 'user required');
+  return { user, client: connectionId(params, 'client') };
 }
 
 function knownChannel(ctx: ApiContext, params: Params): string {

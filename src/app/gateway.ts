@@ -38,7 +38,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const pubsubRedis = connectRedis(config.redisUrl!, 'pubsub', log, 'gateway-pubsub');
   const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }));
   const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS);
-  const hub = new Hub(pubsub, keys, history, config.history.recoveryMax, log.child({ component: 'hub' }));
+  // A client reply (history, a recovery's first chunk) or recovery chunk carries at most
+  // TIDINGS_REPLY_MAX_BYTES, and never more than the connection's queue bound: a client that
+  // cannot hold one reply within its bound could never be paced (issue 9). The API keeps the
+  // setting as is.
+  const clientReplyBytes = Math.min(config.history.replyMaxBytes, config.client.queueMaxBytes);
+  const hub = new Hub(pubsub, keys, history, clientReplyBytes, log.child({ component: 'hub' }));
   const ingest = new IngestClient(queueRedis, pubsub, keys, config.ingest, log.child({ component: 'ingest' }));
   await ingest.start();
   const presence = new PresenceStore(redis, keys, config.client.presenceTtlS * 1000);
@@ -54,6 +59,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         pongTimeoutS: config.client.pongTimeoutS,
         staleS: config.client.staleS,
         queueMaxBytes: config.client.queueMaxBytes,
+        replyMaxBytes: clientReplyBytes,
         channelsPerConnection: config.client.channelsPerConnection,
         historyMaxPerCall: config.history.maxPerCall,
         rate: config.client.rate,
@@ -79,7 +85,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head),
     log: log.child({ component: 'http' }),
   });
-  registerDemo(http, { tokenSecret: config.tokenSecret, demoTokens: config.demoTokens, log: log.child({ component: 'demo' }) });
+  // The demo page is for trying Tidings out, not part of a production gateway: off unless asked.
+  if (config.demo) {
+    registerDemo(http, {
+      tokenSecret: config.tokenSecret,
+      demoTokens: config.demoTokens,
+      host: config.host,
+      log: log.child({ component: 'demo' }),
+    });
+  }
   // Presence entries of live connections are refreshed well within their TTL, so only a dead
   // gateway's entries expire.
   const presenceRefresh = setInterval(() => ws.refreshPresence(), Math.max(1000, (config.client.presenceTtlS * 1000) / 3));

@@ -15,6 +15,7 @@
  */
 import { SignJWT, errors, jwtVerify, type JWTPayload } from 'jose';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
+import { MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 
 /** The algorithms a token may be signed with; anything else is an invalid token. */
 export const TOKEN_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
@@ -63,7 +64,9 @@ export interface SubscriptionGrant {
  * Verifies a connection token. Throws ProtocolError 109 when it is expired or not yet valid
  * (the client fetches a new token and reconnects), ProtocolError 110 when `expire_at` is past,
  * and DisconnectError 3500 for everything else that is wrong, including a `channel` claim
- * (which only subscription tokens may carry, so one cannot be replayed as the other).
+ * (which only subscription tokens may carry, so one cannot be replayed as the other) and a
+ * `sub` that is not a storable user id. The `channels` claim is only checked to be a list of
+ * strings here; the gateway checks the names against its namespaces and limits.
  * The third argument may be a Date, taken as `now`.
  */
 export async function verifyConnectionToken(
@@ -108,8 +111,8 @@ export async function verifySubscriptionToken(
   if (claims.channel !== context.channel)
     throw invalidToken('token channel differs from the subscribed channel');
   if (subjectOf(claims) !== context.user) throw invalidToken('token sub differs from the connection user');
-  const client = claims.client;
-  if (client !== undefined && client !== '' && client !== context.client) {
+  const client = clientOf(claims);
+  if (client !== undefined && client !== context.client) {
     throw invalidToken('token client differs from the connection client');
   }
   return { ...optional('expiresAt', expiryOf(claims, context)), ...optional('info', claims.info), claims };
@@ -181,11 +184,32 @@ function isTimeFailure(err: unknown): boolean {
   );
 }
 
-/** `sub` as the user id: absent or '' is anonymous; anything but a string is invalid. */
+/**
+ * `sub` as the user id: absent or '' is anonymous; anything but a string is invalid, and so
+ * is one PostgreSQL could not store as given in the publications' `user` column (a NUL, a
+ * lone surrogate, over MAX_USER_BYTES): such a user would fail the ingest job of every
+ * publication it makes, or be stored as another user's id (issue 9).
+ */
 function subjectOf(claims: JWTPayload): string {
   if (claims.sub === undefined) return '';
   if (typeof claims.sub !== 'string') throw invalidToken('sub claim is not a string');
+  if (!isStorableText(claims.sub, MAX_USER_BYTES)) throw invalidToken('sub claim is not a storable user id');
   return claims.sub;
+}
+
+/**
+ * A subscription token's `client`: absent or '' binds it to no client (as in Centrifugo);
+ * anything else must be a storable string. Client ids are UUIDs minted here, so an
+ * unstorable one could never match; it is refused as malformed all the same, with the
+ * same rule as `sub`, rather than left to a comparison to reject.
+ */
+function clientOf(claims: JWTPayload): string | undefined {
+  const client = claims.client;
+  if (client === undefined || client === '') return undefined;
+  if (typeof client !== 'string' || !isStorableText(client, MAX_USER_BYTES)) {
+    throw invalidToken('client claim is not a client id');
+  }
+  return client;
 }
 
 /**

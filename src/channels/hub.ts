@@ -5,14 +5,23 @@
  * What it guarantees to each subscriber (guarantee 4): every publication once, in offset
  * order, with no gap. Redis pub/sub may drop or repeat messages (reconnects, a worker
  * repeating a job), so each subscriber keeps the offset it has been given up to:
- * an older or equal offset is dropped, the next one is written, and a later one is held
- * back while the missing range is read from history (shared between the subscribers that
- * miss the same range). If that read cannot close the gap, the subscriber is told to
- * resubscribe with recovery (`onGap`), which its client does on its own.
+ * an older or equal offset is dropped, the next one is written, and a later one starts a
+ * fill: the missing range, up to and including it, is read from history (shared between
+ * the subscribers that miss the same range). If that read cannot close the gap, the
+ * subscriber is told to resubscribe with recovery (`onGap`), which its client does on its own.
  *
  * A subscriber starts in a buffering state (attach) and goes live at a known position
  * (start); the connection writes its subscribe reply between the two, so no publication
  * can overtake the reply (PROTOCOL.md B, subscribe ordering rule).
+ *
+ * Filling is bounded (issue 9). A gap — a hole in the live stream, or the rest of a recovery
+ * the subscribe reply did not carry (`start` with a target above the position) — is read in
+ * chunks of at most `chunkBytes`, the next only once the subscriber's queue has drained below
+ * its bound (`writable`), so a subscriber never has more than about one chunk in memory.
+ * While it fills, live publications are not held: each only raises the fill target, and is
+ * read back from history with the rest (a gateway that hears of offset N can always read N
+ * back: the worker writes the cache before it publishes). A gap wider than the subscriber's
+ * `recoveryMax` (its namespace's `recovery_max`) is given up on: `onGap`.
  */
 import { encodePushOfPublication } from '../protocol/codec.js';
 import { decodeTopicMessage } from './bus.js';
@@ -24,12 +33,19 @@ import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 
 export interface Subscriber {
-  /** Writes an encoded push frame; must not throw. */
-  deliver(frame: Buffer): void;
+  /**
+   * Writes an encoded push frame; must not throw. `paced`: a frame of a fill chunk, read
+   * only after `writable()` resolved, so it is not held against the slow-client bound.
+   */
+  deliver(frame: Buffer, paced?: boolean): void;
+  /** Resolves once the subscriber's queue is below its bound (or it closed). */
+  writable(): Promise<void>;
   /** The hub could not close a gap: the subscription must be dropped and recovered. */
   onGap(channel: string): void;
   /** Whether join/leave pushes are wanted (the client asked and the namespace allows it). */
   readonly joinLeave?: boolean;
+  /** The widest gap filled for it (its namespace's `recovery_max`); wider ones are given up. */
+  readonly recoveryMax: number;
 }
 
 interface Pending {
@@ -40,7 +56,10 @@ interface Pending {
 class Member {
   /** Highest offset written to this subscriber; undefined while its subscribe is in progress. */
   position: number | undefined;
+  /** A fill is running: publications up to `fillTo` come from history, not from the topic. */
   filling = false;
+  fillTo = 0;
+  /** Publications that came while the subscribe was in progress, released by `start`. */
   held: Pending[] = [];
   constructor(readonly subscriber: Subscriber) {}
 }
@@ -59,6 +78,7 @@ export function pushFrame(channel: string, pubJson: string): Buffer {
 
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
+  /** Chunk reads in flight, by channel and start: subscribers at the same position share one. */
   private readonly fills = new Map<string, Promise<Pending[]>>();
   private readonly channelWatchers: (() => void)[] = [];
 
@@ -66,7 +86,8 @@ export class Hub {
     private readonly pubsub: PubSub,
     private readonly keys: Keys,
     private readonly history: HistoryReader,
-    private readonly recoveryMax: number,
+    /** Bytes of publications one fill chunk may read (the client reply cap). */
+    private readonly chunkBytes: number,
     private readonly log: Logger,
   ) {
     // After a pub/sub reconnect, compare positions at once and once more a second later: the
@@ -120,13 +141,22 @@ export class Hub {
     }
   }
 
-  /** The subscriber has been given everything up to `position`; release what was held. */
-  start(channel: string, subscriber: Subscriber, position: number): void {
+  /**
+   * The subscriber has been given everything up to `position`. With `fillTo` above it (a
+   * recovery whose reply carried only its first chunk), the rest up to `fillTo` follows from
+   * history in bounded chunks before any live publication; otherwise what was held is released.
+   */
+  start(channel: string, subscriber: Subscriber, position: number, fillTo = position): void {
     const member = this.channels.get(channel)?.members.get(subscriber);
     if (!member) return;
     member.position = position;
     const held = member.held.sort((a, b) => a.offset - b.offset);
     member.held = [];
+    if (fillTo > position) {
+      // Held publications are read back with the rest: only the target they imply matters.
+      this.fillGap(channel, member, Math.max(fillTo, held.at(-1)?.offset ?? 0));
+      return;
+    }
     for (const pub of held) this.offer(channel, member, pub);
   }
 
@@ -185,45 +215,75 @@ export class Hub {
   }
 
   private offer(channel: string, member: Member, pub: Pending): void {
-    if (member.position === undefined || member.filling) {
+    if (member.position === undefined) {
       member.held.push(pub);
+    } else if (member.filling) {
+      member.fillTo = Math.max(member.fillTo, pub.offset);
     } else if (pub.offset === member.position + 1) {
       member.position = pub.offset;
       member.subscriber.deliver(pub.frame);
       metrics.deliveries.inc();
     } else if (pub.offset > member.position + 1) {
-      member.held.push(pub);
-      this.fillGap(channel, member, pub.offset - 1);
+      this.fillGap(channel, member, pub.offset);
     }
     // pub.offset <= position: already delivered (a repeated job, or recovery overlap).
   }
 
+  /** Fills the member up to `upTo` (and whatever arrives meanwhile) from history. */
   private fillGap(channel: string, member: Member, upTo: number): void {
-    const after = member.position!;
+    member.fillTo = Math.max(member.fillTo, upTo);
+    if (member.filling) return;
     member.filling = true;
-    this.fetchShared(channel, after, upTo).then(
-      (pubs) => this.afterFill(channel, member, after, upTo, pubs),
+    this.fill(channel, member).then(
+      (filled) => filled && metrics.gapFills.inc({ outcome: 'filled' }),
       (err: unknown) => {
-        this.log.warn({ err, channel, after, upTo }, 'gap fill failed; asking the client to recover');
+        this.log.warn({ err, channel, at: member.position, upTo: member.fillTo }, 'gap fill failed; asking the client to recover');
         this.giveUp(channel, member);
       },
     );
   }
 
-  private afterFill(channel: string, member: Member, after: number, upTo: number, pubs: Pending[]): void {
-    const entry = this.channels.get(channel);
-    if (entry?.members.get(member.subscriber) !== member) return; // left meanwhile
-    if (pubs.length < upTo - after) {
-      this.log.warn({ channel, after, upTo, got: pubs.length }, 'gap not in history; asking the client to recover');
-      this.giveUp(channel, member);
-      return;
+  /**
+   * One chunk at a time: wait until the subscriber has read the last one, read the next
+   * (shared with subscribers at the same position), write it. True once the member is level
+   * with its target; false when it left or was given up on.
+   */
+  private async fill(channel: string, member: Member): Promise<boolean> {
+    while (member.position! < member.fillTo) {
+      if (member.fillTo - member.position! > member.subscriber.recoveryMax) {
+        return this.giveUpOnGap(channel, member, 'gap wider than recovery_max');
+      }
+      await member.subscriber.writable();
+      if (!this.isMember(channel, member)) return false;
+      const chunk = await this.fetchShared(channel, member.position!, member.fillTo);
+      if (!this.isMember(channel, member)) return false;
+      if (!this.deliverChunk(member, chunk)) return this.giveUpOnGap(channel, member, 'gap not in history');
     }
+    // Level with the target, in the same turn as the last check: the next live one is delivered.
     member.filling = false;
-    metrics.gapFills.inc({ outcome: 'filled' });
-    for (const pub of pubs) this.offer(channel, member, pub);
-    const held = member.held.sort((a, b) => a.offset - b.offset);
-    member.held = [];
-    for (const pub of held) this.offer(channel, member, pub);
+    return true;
+  }
+
+  /** Writes the chunk's publications that continue the member's position; false when none did. */
+  private deliverChunk(member: Member, chunk: Pending[]): boolean {
+    const before = member.position!;
+    for (const pub of chunk) {
+      if (pub.offset !== member.position! + 1) break; // a chunk is contiguous from the position: never
+      member.position = pub.offset;
+      member.subscriber.deliver(pub.frame, true);
+      metrics.deliveries.inc();
+    }
+    return member.position! > before;
+  }
+
+  private isMember(channel: string, member: Member): boolean {
+    return this.channels.get(channel)?.members.get(member.subscriber) === member;
+  }
+
+  private giveUpOnGap(channel: string, member: Member, why: string): false {
+    this.log.warn({ channel, at: member.position, upTo: member.fillTo, why }, 'gap not filled; asking the client to recover');
+    this.giveUp(channel, member);
+    return false;
   }
 
   private giveUp(channel: string, member: Member): void {
@@ -232,21 +292,23 @@ export class Hub {
     member.subscriber.onGap(channel);
   }
 
-  /** Subscribers missing the same range share one read. */
+  /**
+   * Subscribers filling from the same position share one chunk read (and its frames). The
+   * first one's target bounds the read; one that wants more simply reads again after it.
+   */
   private fetchShared(channel: string, after: number, upTo: number): Promise<Pending[]> {
-    const key = `${channel}\u0000${after}\u0000${upTo}`;
+    const key = `${channel}\u0000${after}`;
     let fetch = this.fills.get(key);
     if (!fetch) {
-      fetch = this.readGap(channel, after, upTo).finally(() => this.fills.delete(key));
+      fetch = this.readChunk(channel, after, upTo).finally(() => this.fills.delete(key));
       this.fills.set(key, fetch);
     }
     return fetch;
   }
 
-  private async readGap(channel: string, after: number, upTo: number): Promise<Pending[]> {
-    if (upTo - after > this.recoveryMax) return [];
+  private async readChunk(channel: string, after: number, upTo: number): Promise<Pending[]> {
     const pos = await this.history.position(channel, upTo);
-    const pubs = await this.history.range(channel, pos.epoch, after, upTo, upTo - after);
+    const pubs = await this.history.chunk(channel, pos.epoch, after, upTo, this.chunkBytes);
     return pubs.map((pub) => ({ offset: pub.offset, frame: pushFrame(channel, pub.json) }));
   }
 }

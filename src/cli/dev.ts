@@ -5,7 +5,7 @@ import { startGateway } from '../app/gateway.js';
 import { shutdownSteps, type ShutdownStep } from '../app/shutdown.js';
 import { startWorker } from '../app/worker.js';
 import { signToken } from '../auth/jwt.js';
-import { loadConfig, type Config } from '../config/index.js';
+import { isLoopbackHost, loadConfig, secretProblem, type Config } from '../config/index.js';
 import { runMigrations } from '../db/migrate.js';
 import { MissingBinaryError, startPostgres, startRedis } from '../devstack/index.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -49,11 +49,20 @@ function ensureTraversable(dir: string): void {
   if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
 }
 
-/** A dev secret that survives restarts, so tokens printed yesterday still work today. */
+/**
+ * A dev secret that survives restarts, so tokens printed yesterday still work today. 32 random
+ * bytes (43 base64url characters) pass the start-up check every other role applies to
+ * TIDINGS_TOKEN_SECRET; a kept file that was shortened by hand is refused the same way.
+ */
 function devSecret(config: Config): string {
   if (config.tokenSecret) return config.tokenSecret;
   const file = join(resolve(config.devDir), 'token-secret');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (existsSync(file)) {
+    const kept = readFileSync(file, 'utf8').trim();
+    const problem = secretProblem(kept);
+    if (problem) throw new FatalError(`${file}: the kept token secret ${problem}; delete the file to get a new one`);
+    return kept;
+  }
   mkdirSync(resolve(config.devDir), { recursive: true });
   const secret = randomBytes(32).toString('base64url');
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
@@ -67,7 +76,7 @@ async function banner(config: Config, port: number, secret: string, generated: b
     '',
     'Tidings is running (dev: gateway + worker in one process)',
     `  WebSocket  ws://${host}:${port}/connection/websocket`,
-    `  Demo       http://${host}:${port}/`,
+    config.demo ? `  Demo       http://${host}:${port}/` : '  Demo       off (TIDINGS_DEMO=false)',
     `  Health     http://${host}:${port}/health`,
     config.apiKey
       ? `  HTTP API   http://${host}:${port}/api/<method>  (header X-API-Key: your TIDINGS_API_KEY)`
@@ -100,8 +109,15 @@ Binds 127.0.0.1 unless HOST is set.`,
     try {
       const urls = await privateStack(base, log, steps);
       const secret = devSecret(base);
-      // The demo page at / may fetch its own tokens (GET /demo/token): development only.
-      const config: Config = { ...base, ...urls, tokenSecret: secret, demoTokens: true };
+      // The demo page and its token endpoint are on by default here (see loadConfig), the
+      // endpoint only while the port is this machine's alone.
+      const config: Config = { ...base, ...urls, tokenSecret: secret };
+      if (config.demo && !config.demoTokens && !isLoopbackHost(config.host)) {
+        log.warn(
+          { host: config.host },
+          'HOST is not loopback: demo tokens are off (GET /demo/token would hand them to anyone who can reach this port); open the demo page with /?token=…',
+        );
+      }
       const migrated = await runMigrations(urls.databaseUrl);
       log.info(migrated, 'schema up to date');
       const worker = await startWorker(config, log);

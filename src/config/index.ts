@@ -37,14 +37,35 @@ function url(protocols: string[]) {
   );
 }
 
+/**
+ * A secret: refused when it is a placeholder copied from an example (`change-me…`, issue 9:
+ * docker-compose.yml used to ship such defaults) or too short to resist guessing offline. A
+ * token secret is an HMAC key, so its strength is counted in bytes (RFC 7518 §3.2: at least
+ * the hash size, 32 bytes for HS256); an API key is typed by people, so in characters.
+ */
+function secret(minimum: number, unit: 'bytes' | 'characters', hint: string) {
+  return z.string().check((ctx) => {
+    const problem = secretProblem(ctx.value, minimum, unit);
+    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: `${problem}, e.g. ${hint}` });
+  });
+}
+
+/** What is wrong with a secret (see `secret` above), or undefined when nothing is. */
+export function secretProblem(value: string, minimum = 32, unit: 'bytes' | 'characters' = 'bytes'): string | undefined {
+  if (/^change-me/i.test(value)) return 'is a placeholder (starts with "change-me"): set a random value';
+  const size = unit === 'bytes' ? Buffer.byteLength(value, 'utf8') : [...value].length;
+  if (size < minimum) return `must be at least ${minimum} ${unit}`;
+  return undefined;
+}
+
 /** Environment variable name → its schema. Names here are the documented contract. */
 const schema = {
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   PORT: int(0, 65535).default(8000),
   HOST: z.string().min(1).optional(),
-  TIDINGS_TOKEN_SECRET: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
-  TIDINGS_API_KEY: z.string().min(1).optional(),
+  TIDINGS_TOKEN_SECRET: secret(32, 'bytes', 'openssl rand -base64 32').optional(),
+  TIDINGS_API_KEY: secret(32, 'characters', 'openssl rand -hex 24').optional(),
   TIDINGS_NODE_NAME: z.string().min(1).max(100).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   TIDINGS_CONFIG: z.string().min(1).optional(),
@@ -60,6 +81,8 @@ const schema = {
   TIDINGS_HISTORY_CACHE_TTL_S: int(1, 365 * 86400).default(86400),
   TIDINGS_RECOVERY_MAX: int(0, 1_000_000).default(10_000),
   TIDINGS_HISTORY_MAX_PER_CALL: int(1, 100_000).default(1000),
+  // Issue 9: bytes of publications in one history reply or recovery chunk (the first always goes).
+  TIDINGS_REPLY_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   TIDINGS_MAX_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024).default(65_536),
   TIDINGS_CLIENT_QUEUE_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(1_048_576),
   TIDINGS_CHANNELS_PER_CONNECTION: int(1, 100_000).default(128),
@@ -82,7 +105,9 @@ const schema = {
     .default('tidings'),
   TIDINGS_WORKER_LOCK_MS: int(1000, 600_000).default(30_000),
   TIDINGS_DEV_DIR: z.string().min(1).default('.tidings'),
-  TIDINGS_DEMO_TOKENS: z.stringbool({ error: 'must be true or false' }).default(false),
+  // Unset: on for `tidings dev` only; tokens also only on a loopback HOST (see demoSettings).
+  TIDINGS_DEMO: z.stringbool({ error: 'must be true or false' }).optional(),
+  TIDINGS_DEMO_TOKENS: z.stringbool({ error: 'must be true or false' }).optional(),
 } as const;
 
 type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
@@ -101,7 +126,12 @@ export interface Config {
   /** Channel namespaces from TIDINGS_CONFIG (or the built-in default namespace). */
   namespaces: Namespaces;
   devDir: string;
-  /** GET /demo/token hands out connection tokens: development only (`tidings dev` turns it on). */
+  /** The demo page at GET / (and its SDK copy under /demo/): off on a gateway unless asked for. */
+  demo: boolean;
+  /**
+   * GET /demo/token hands out connection tokens to anyone: development only (`tidings dev`
+   * turns it on), and never while `host` is reachable from other machines.
+   */
   demoTokens: boolean;
   ingest: {
     partitions: number;
@@ -143,6 +173,8 @@ export interface Config {
     cacheTtlS: number;
     recoveryMax: number;
     maxPerCall: number;
+    /** Bytes of publications in one history reply or recovery chunk; client replies are also held to `client.queueMaxBytes`. */
+    replyMaxBytes: number;
   };
 }
 
@@ -178,12 +210,14 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
   if (e.TIDINGS_PONG_TIMEOUT_S > 0 && e.TIDINGS_PING_INTERVAL_S > 0 && e.TIDINGS_PONG_TIMEOUT_S >= e.TIDINGS_PING_INTERVAL_S) {
     throw new ConfigError('TIDINGS_PONG_TIMEOUT_S', 'must be smaller than TIDINGS_PING_INTERVAL_S');
   }
+  const host = e.HOST ?? (role === 'dev' ? '127.0.0.1' : '0.0.0.0');
+  const demo = demoSettings(e, role, host);
   return Object.freeze({
     role,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     port: e.PORT,
-    host: e.HOST ?? (role === 'dev' ? '127.0.0.1' : '0.0.0.0'),
+    host,
     tokenSecret: e.TIDINGS_TOKEN_SECRET,
     apiKey: e.TIDINGS_API_KEY,
     nodeName: e.TIDINGS_NODE_NAME ?? `${hostname()}-${process.pid}`,
@@ -195,7 +229,8 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       recoveryMax: e.TIDINGS_RECOVERY_MAX,
     }),
     devDir: e.TIDINGS_DEV_DIR,
-    demoTokens: e.TIDINGS_DEMO_TOKENS,
+    demo: demo.page,
+    demoTokens: demo.tokens,
     ingest: {
       partitions: e.TIDINGS_PARTITIONS,
       batchMax: e.TIDINGS_BATCH_MAX,
@@ -232,8 +267,36 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       cacheTtlS: e.TIDINGS_HISTORY_CACHE_TTL_S,
       recoveryMax: e.TIDINGS_RECOVERY_MAX,
       maxPerCall: e.TIDINGS_HISTORY_MAX_PER_CALL,
+      replyMaxBytes: e.TIDINGS_REPLY_MAX_BYTES,
     },
   });
+}
+
+/**
+ * The demo page is off on a gateway unless TIDINGS_DEMO (or TIDINGS_DEMO_TOKENS, which has
+ * always implied the page) asks for it; `tidings dev` turns both on. Demo tokens make anyone
+ * who reaches the port a user, so an explicit request for them on a non-loopback HOST is
+ * refused at start (an operator who asked for them must learn it cannot be honoured, not find
+ * out later), while dev's implicit default quietly turns them off there (dev warns).
+ */
+function demoSettings(e: Env, role: Role, host: string): { page: boolean; tokens: boolean } {
+  if (e.TIDINGS_DEMO_TOKENS && !isLoopbackHost(host)) {
+    throw new ConfigError(
+      'TIDINGS_DEMO_TOKENS',
+      `hands out tokens to anyone, so it needs HOST on loopback (127.0.0.1, ::1, localhost), not ${host}`,
+    );
+  }
+  if (e.TIDINGS_DEMO_TOKENS && e.TIDINGS_DEMO === false) {
+    throw new ConfigError('TIDINGS_DEMO_TOKENS', 'serves the demo page, which TIDINGS_DEMO=false turns off');
+  }
+  const tokens = e.TIDINGS_DEMO_TOKENS ?? (role === 'dev' && isLoopbackHost(host));
+  return { page: e.TIDINGS_DEMO ?? (tokens || role === 'dev'), tokens };
+}
+
+/** True when a bind address accepts connections from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 /**

@@ -7,6 +7,14 @@
  * reply is written when the worker acknowledges the commit, so a client can have many
  * publishes in flight and they keep their order (guarantee 3). Every await is followed by a
  * state check: the socket may have closed meanwhile.
+ *
+ * Nothing a client sends or fails to read grows without bound (issue 9). A command runs only
+ * once the client has read what the ones before produced (its queue is within its bound):
+ * replies are paced, not dropped, so a client that stops reading simply stops being served.
+ * The commands waiting meanwhile are counted (./backlog.ts): past a high-water mark the
+ * socket is not read any more, and only a client that keeps piling on past a hard limit is
+ * closed. Replies themselves are bounded in bytes (`replyMaxBytes`), and history and
+ * recovery reads are bounded per gateway (src/history/permits.ts).
  */
 import type { WebSocket } from 'ws';
 import type { ChannelEvents } from '../channels/events.js';
@@ -29,6 +37,7 @@ import {
   type DisconnectInfo,
 } from '../protocol/codes.js';
 import type { Command, Method } from '../protocol/types.js';
+import { Backlog } from './backlog.js';
 import { Outbox, type FlushScheduler } from './outbox.js';
 import { handlers } from './handlers.js';
 import { TokenBucket } from './limiter.js';
@@ -44,6 +53,11 @@ export interface GatewaySettings {
   pongTimeoutS: number;
   staleS: number;
   queueMaxBytes: number;
+  /**
+   * Bytes of publications in one reply (history, a subscribe's recovery) or one recovery
+   * chunk: TIDINGS_REPLY_MAX_BYTES, held to `queueMaxBytes` (see src/app/gateway.ts).
+   */
+  replyMaxBytes: number;
   channelsPerConnection: number;
   historyMaxPerCall: number;
   rate: number;
@@ -95,6 +109,7 @@ export class Connection {
   private readonly outbox: Outbox;
   private readonly bucket: TokenBucket;
   private chain: Promise<void> = Promise.resolve();
+  private readonly backlog: Backlog;
   private staleTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private pongTimer: NodeJS.Timeout | undefined;
@@ -112,6 +127,7 @@ export class Connection {
     this.log = deps.log;
     this.outbox = new Outbox(ws, deps.scheduler, deps.settings.queueMaxBytes);
     this.bucket = new TokenBucket(deps.settings.rate, deps.settings.burst);
+    this.backlog = new Backlog(ws);
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     ws.on('close', () => this.teardown());
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
@@ -143,18 +159,36 @@ export class Connection {
         return;
       }
     }
+    // A pong answers the server's ping and has no place in the command order: it must not
+    // wait behind commands that wait for the client to read (that would close it, 3012).
+    if ((commands as DecodedOk[]).every((c) => c.method === null)) {
+      for (const { command } of commands as DecodedOk[]) this.onPong(command);
+      return;
+    }
+    if (!this.backlog.add(commands.length, data.length)) {
+      this.close(Disconnect.TooManyRequests, 'command backlog over its hard limit');
+      return;
+    }
     // One link of the chain per frame, not per command: a frame of 500 pipelined publishes
     // would otherwise cost 500 chained promises before the first one runs.
-    this.chain = this.chain.then(() => this.dispatchAll(commands as DecodedOk[]));
+    this.chain = this.chain.then(() => this.dispatchAll(commands as DecodedOk[], data.length));
   }
 
-  private async dispatchAll(commands: DecodedOk[]): Promise<void> {
-    for (const { command, method } of commands) await this.dispatch(command, method);
+  private async dispatchAll(commands: DecodedOk[], bytes: number): Promise<void> {
+    try {
+      for (const { command, method } of commands) await this.dispatch(command, method);
+    } finally {
+      this.backlog.remove(commands.length, bytes);
+    }
   }
 
   private async dispatch(command: Command, method: Method | null): Promise<void> {
     if (this.state === 'closed') return;
     if (method === null) return this.onPong(command);
+    // Backpressure: a client that has not read what earlier commands produced gets nothing
+    // more until it does (a heavy reply would otherwise pile on an unread one).
+    await this.outbox.writable();
+    if (this.closed) return;
     if (method !== 'send' && command.id === undefined) return this.close(Disconnect.BadRequest, 'command without id');
     if ((this.state === 'connecting') !== (method === 'connect') || (method === 'connect' && this.connectTried)) {
       return this.close(Disconnect.BadRequest, method === 'connect' ? 'second connect' : 'command before connect');
@@ -205,10 +239,13 @@ export class Connection {
     this.outbox.push(`{"id":${id},${JSON.stringify(method)}:${body}}`, false);
   }
 
-  /** A live publication or push: bounded, so a client that does not read is dropped. */
-  send(frame: Buffer | string): void {
+  /**
+   * A live publication or push: bounded, so a client that does not read is dropped. `paced`:
+   * a recovery frame whose producer waited for `writable()`, so not held to the bound.
+   */
+  send(frame: Buffer | string, paced = false): void {
     if (this.state === 'closed') return;
-    if (!this.outbox.push(frame)) this.close(Disconnect.Slow, 'outgoing queue full');
+    if (!this.outbox.push(frame, !paced)) this.close(Disconnect.Slow, 'outgoing queue full');
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -287,7 +324,9 @@ export class Connection {
       })!,
       joinLeave: opts.joinLeave ?? false,
       serverSide: opts.serverSide ?? false,
-      deliver: (frame) => this.send(frame),
+      deliver: (frame, paced) => this.send(frame, paced),
+      writable: () => this.outbox.writable(),
+      recoveryMax: namespace.recovery_max,
       onGap: (ch) => this.forceResubscribe(ch, sub),
     };
     this.scheduleSubscriptionExpiry(sub, opts.expiresAt);

@@ -9,9 +9,9 @@ import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/
 import type { Method } from '../protocol/types.js';
 import { checkHistory, checkPresence, checkPublish, tokenChecks } from './access.js';
 import type { Connection } from './connection.js';
-import { subscribeServerSide } from './server-subs.js';
+import { claimedChannels, subscribeServerSide } from './server-subs.js';
 import { checkToken, subscribe } from './subscribe.js';
-import { channelOf, isObject, optionalInt, optionalOffset, optionalString } from './validate.js';
+import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optionalToken } from './validate.js';
 
 type Handler = (conn: Connection, request: unknown, id: number) => Promise<string | object | undefined>;
 
@@ -32,16 +32,17 @@ function expiryFields(expiresAt: number | undefined): { expires?: true; ttl?: nu
 
 const connect: Handler = async (conn, request, id) => {
   const req = requestObject(request);
-  const token = optionalString(req, 'token');
-  if (!token) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
+  const token = optionalToken(req);
+  if (token === undefined) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
   const creds = await verifyConnectionToken(token, conn.deps.settings.tokenSecret, tokenChecks(conn));
+  const channels = claimedChannels(conn, creds.channels);
   if (conn.state !== 'connecting') return undefined;
   conn.clientId = randomUUID();
   conn.user = creds.user;
   conn.connInfo = jsonOrUndefined(creds.info);
   conn.expiresAt = creds.expiresAt;
   conn.markConnected();
-  const subs = await subscribeServerSide(conn, creds.channels ?? [], req.subs);
+  const subs = await subscribeServerSide(conn, channels, req.subs);
   if (conn.closed) return undefined;
   const { pingIntervalS } = conn.deps.settings;
   const head = JSON.stringify({
@@ -57,8 +58,8 @@ const connect: Handler = async (conn, request, id) => {
 };
 
 const refresh: Handler = async (conn, request) => {
-  const token = optionalString(requestObject(request), 'token');
-  if (!token) throw new DisconnectError(Disconnect.BadRequest, 'empty refresh token');
+  const token = optionalToken(requestObject(request));
+  if (token === undefined) throw new DisconnectError(Disconnect.BadRequest, 'empty refresh token');
   const creds = await verifyConnectionToken(token, conn.deps.settings.tokenSecret, tokenChecks(conn)).catch((err: unknown) => {
     // An expired token in a refresh means the client could not get a fresh one: let it
     // reconnect (3005) rather than keep a connection whose credentials lapsed.
@@ -106,13 +107,15 @@ const history: Handler = async (conn, request) => {
   const channel = channelOf(request);
   const req = request as Record<string, unknown>;
   checkHistory(conn, channel);
-  const { historyMaxPerCall } = conn.deps.settings;
+  const { historyMaxPerCall, replyMaxBytes } = conn.deps.settings;
   const asked = optionalInt(req.limit, 'limit') ?? 0;
   const limit = asked < 0 ? historyMaxPerCall : Math.min(asked, historyMaxPerCall);
   const since = isObject(req.since) ? req.since : undefined;
   const sinceOffset = since ? optionalOffset(since.offset, 'since.offset') ?? 0 : undefined;
   const sinceEpoch = since ? optionalString(since, 'epoch') : undefined;
-  const page = await conn.deps.history.page(channel, { limit, sinceOffset, reverse: req.reverse === true });
+  // At most `replyMaxBytes` of publications (the first always comes): the client pages on
+  // with `since` = the last offset it got, as it would past `limit`.
+  const page = await conn.deps.history.page(channel, { limit, sinceOffset, reverse: req.reverse === true, maxBytes: replyMaxBytes });
   if (sinceEpoch && page.epoch && sinceEpoch !== page.epoch) throw new ProtocolError(Errors.unrecoverablePosition);
   const pubs = page.publications.map((p) => p.json).join(',');
   return `{"publications":[${pubs}],"epoch":${JSON.stringify(page.epoch)},"offset":${page.top}}`;
@@ -138,8 +141,8 @@ const subRefresh: Handler = async (conn, request) => {
   const channel = channelOf(request);
   const sub = conn.subscriptions.get(channel);
   if (!sub) throw new ProtocolError(Errors.permissionDenied, 'not subscribed');
-  const token = optionalString(request as Record<string, unknown>, 'token');
-  if (!token) throw new ProtocolError(Errors.badRequest, 'empty subscription token');
+  const token = optionalToken(request as Record<string, unknown>);
+  if (token === undefined) throw new ProtocolError(Errors.badRequest, 'empty subscription token');
   const grant = await checkToken(conn, channel, token);
   conn.scheduleSubscriptionExpiry(sub, grant.expiresAt);
   return expiryFields(grant.expiresAt);

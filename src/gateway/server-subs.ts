@@ -4,6 +4,7 @@
  * The client learns of them from the connect reply's `subs` (or a `subscribe` push) and
  * recovers them through the `subs` map of its next connect command.
  */
+import { isValidChannelName } from '../channels/names.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 import { checkSubscribe } from './access.js';
 import type { Connection } from './connection.js';
@@ -17,9 +18,44 @@ export interface ServerSubsOutcome {
 }
 
 /**
- * Opens every claimed channel (recovering where the client asked to) before the connect
- * reply is written. A channel the user may not subscribe to is skipped and logged: the
- * token is the backend's promise, so a bad claim is its bug, not the client's.
+ * The connection token's `channels` claim, checked as a whole before anything opens: each
+ * entry a channel name by the rule client names follow, of a configured namespace, and no
+ * more distinct channels than a connection may hold (`channelsPerConnection`). Otherwise
+ * the token is invalid (close 3500).
+ *
+ * Why refuse the token rather than open what fits and log the rest: the client would then
+ * believe it holds every channel its backend granted and silently miss the publications of
+ * the dropped ones, a failure its users find in production. Refused, the backend's bug
+ * fails the first connect, loudly, with a code the SDK does not retry in a loop. These are
+ * properties of the token alone, so no later token from the same backend code would fare
+ * better; contrast the permission checks of `subscribeServerSide`, which depend on policy.
+ */
+export function claimedChannels(conn: Connection, claim: string[] | undefined): string[] {
+  if (claim === undefined) return [];
+  const channels = [...new Set(claim)];
+  const limit = conn.deps.settings.channelsPerConnection;
+  if (channels.length > limit) throw invalidClaim(`channels claim lists ${channels.length} channels, over ${limit}`);
+  for (const channel of channels) {
+    if (!isValidChannelName(channel)) throw invalidClaim('channels claim holds an invalid channel name');
+    if (!conn.deps.namespaces.of(channel)) throw invalidClaim('channels claim names an unknown namespace');
+  }
+  return channels;
+}
+
+function invalidClaim(detail: string): DisconnectError {
+  return new DisconnectError(Disconnect.InvalidToken, detail);
+}
+
+/**
+ * Opens every claimed channel (already checked by `claimedChannels`; recovering where the
+ * client asked to) before the connect reply is written.
+ *
+ * The claim is signed by the backend, so it may include private channels, as in Centrifugo
+ * where server-side subscriptions are trusted: they open with the 'server' entitlement, no
+ * subscription token. The anonymous and user-limited rules still apply; a channel that
+ * fails them is skipped and logged rather than refusing the token, because they are policy
+ * (a namespace's `allow_anonymous` may change while issued tokens live on): the token is the
+ * backend's promise, so a bad claim is its bug, not the client's.
  */
 export async function subscribeServerSide(
   conn: Connection,
@@ -27,12 +63,14 @@ export async function subscribeServerSide(
   requested: unknown,
 ): Promise<ServerSubsOutcome> {
   const positions = isObject(requested) ? requested : {};
+  // Own keys only: a channel named `constructor` must not read Object.prototype's.
+  const positionOf = (channel: string) => (Object.hasOwn(positions, channel) ? positions[channel] : undefined);
   const opened: Opened[] = [];
   for (const channel of channels) {
     if (conn.subscriptions.has(channel)) continue;
     try {
-      const ns = checkSubscribe(conn, channel, true);
-      const sub = await openSubscription(conn, channel, ns, recoveryRequestOf(positions[channel]), { serverSide: true });
+      const ns = checkSubscribe(conn, channel, 'server');
+      const sub = await openSubscription(conn, channel, ns, recoveryRequestOf(positionOf(channel)), { serverSide: true });
       if (sub) opened.push(sub);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
@@ -45,7 +83,11 @@ export async function subscribeServerSide(
   return { results, goLive: () => opened.forEach((o) => goLive(conn, o)) };
 }
 
-/** API `subscribe`: the client gets a `subscribe` push, then the channel's publications. */
+/**
+ * API `subscribe`: the client gets a `subscribe` push, then the channel's publications. The
+ * API is the backend itself, so no permission check applies here (as in Centrifugo); the
+ * read rule of access.ts still applies to what the connection does with the channel.
+ */
 export async function serverSubscribe(conn: Connection, channel: string): Promise<boolean> {
   if (conn.state !== 'connected') return false;
   if (conn.subscriptions.has(channel)) return true;

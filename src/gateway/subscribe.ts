@@ -2,14 +2,21 @@
  * Subscribe, with recovery, in the fixed order of STYLE.md habit 3 / PROTOCOL.md D.3–D.4:
  *
  *   1. attach to the hub (buffering): from here on no live publication can be missed;
- *   2. read the channel position, and, when recovering, the publications after the
- *      client's offset (Redis first, PostgreSQL for what Redis no longer holds);
- *   3. write the reply (with the recovered publications);
- *   4. start the subscriber at the top it was given: the hub releases what it buffered,
- *      dropping what the reply already carried and filling any hole from history.
+ *   2. read the channel position, and, when recovering, the first chunk of the publications
+ *      after the client's offset (Redis first, PostgreSQL for what Redis no longer holds);
+ *   3. write the reply (with that chunk);
+ *   4. start the subscriber at the last offset the reply carried: the hub streams the rest
+ *      of the gap up to the top from history, then releases what it buffered, dropping what
+ *      was already given and filling any hole.
+ *
+ * Recovery is bounded (issue 9): the reply carries at most one chunk of
+ * `settings.replyMaxBytes`, and the hub sends the rest as publication pushes, in offset order
+ * before any live one, a chunk at a time as the client reads (src/channels/hub.ts). The
+ * namespace's `recovery_max` still bounds how many publications one recovery may span.
  *
  * A gap is an explicit outcome: `recovered` absent (or error 112 when the client asked for
- * that with flag 2), never a partial replay.
+ * that with flag 2), never a partial replay; if history loses the rest of a gap while it
+ * streams, the hub makes the client resubscribe (2500) and recover from where it got to.
  *
  * The same steps serve client-side subscriptions (the `subscribe` command) and server-side
  * ones (the token's `channels` claim at connect, and the API's `subscribe`), which differ
@@ -23,7 +30,7 @@ import { metrics } from '../observability/metrics.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
 import { checkSubscribe, tokenChecks } from './access.js';
 import type { Connection, Subscription } from './connection.js';
-import { channelOf, isObject, optionalInt, optionalOffset, optionalString } from './validate.js';
+import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optionalToken } from './validate.js';
 
 /** Subscribe flag bit: the client (getState) wants error 112 instead of an unrecovered reply. */
 const FLAG_REJECT_UNRECOVERED = 2;
@@ -46,6 +53,8 @@ export interface SubscriptionOptions {
 export interface Opened {
   sub: Subscription;
   pos: ChannelPosition;
+  /** The offset the reply leaves the client at: the top, or the last one a recovery carried. */
+  startAt: number;
   result: string;
   recovered: boolean;
 }
@@ -68,7 +77,7 @@ function checkRequest(conn: Connection, request: unknown): ClientRequest {
     channel,
     ...recoveryRequestOf(req),
     rejectUnrecovered: ((optionalInt(req.flag, 'flag') ?? 0) & FLAG_REJECT_UNRECOVERED) !== 0,
-    token: optionalString(req, 'token'),
+    token: optionalToken(req),
     joinLeave: req.join_leave === true,
   };
 }
@@ -85,8 +94,10 @@ export function recoveryRequestOf(req: unknown): RecoveryRequest {
 /** The `subscribe` command. */
 export async function subscribe(conn: Connection, request: unknown, id: number): Promise<undefined> {
   const req = checkRequest(conn, request);
-  const ns = checkSubscribe(conn, req.channel, req.token !== undefined);
-  const grant = req.token ? await checkToken(conn, req.channel, req.token) : undefined;
+  // A given token is verified whatever the channel (Centrifugo does the same), and only the
+  // verified grant entitles the connection to a private one: never the field's presence.
+  const grant = req.token === undefined ? undefined : await checkToken(conn, req.channel, req.token);
+  const ns = checkSubscribe(conn, req.channel, grant === undefined ? 'none' : 'token');
   const opened = await openSubscription(conn, req.channel, ns, req, {
     chanInfo: grant?.info,
     expiresAt: grant?.expiresAt,
@@ -120,31 +131,39 @@ export async function openSubscription(
   try {
     await conn.deps.hub.attach(channel, sub);
     const pos = await conn.deps.history.position(channel, position.recover ? position.offset : 0);
-    const pubs = position.recover && ns.recovery ? await recover(conn, channel, ns, position, pos) : undefined;
+    const pubs = position.recover && ns.recovery ? await recover(conn, channel, ns, position, pos, opts) : undefined;
     if (ns.presence) await conn.deps.presence.add(channel, conn.clientId, sub.infoJson);
     if (conn.state === 'closed' || conn.subscriptions.get(channel) !== sub) {
       conn.dropSubscription(sub, false);
       return undefined;
     }
     sub.state = 'subscribed';
-    return { sub, pos, recovered: pubs !== undefined, result: encodeResult(ns, position, pos, pubs, opts.expiresAt) };
+    const startAt = pubs === undefined ? pos.top : position.offset + pubs.length;
+    return { sub, pos, startAt, recovered: pubs !== undefined, result: encodeResult(ns, position, pos, pubs, opts.expiresAt) };
   } catch (err) {
     conn.dropSubscription(sub, false);
     throw err;
   }
 }
 
-/** Step 4, after the result was written: the hub releases the buffer; others hear of the join. */
+/**
+ * Step 4, after the result was written: the hub streams what the reply did not carry up to
+ * the top, then releases the buffer; others hear of the join.
+ */
 export function goLive(conn: Connection, opened: Opened): void {
   const { sub, pos } = opened;
-  conn.deps.hub.start(sub.channel, sub, pos.top);
+  conn.deps.hub.start(sub.channel, sub, opened.startAt, pos.top);
   if (sub.namespace.join_leave) conn.deps.events.announce(sub.channel, 'join', sub.infoJson);
 }
 
 /**
- * The publications the client missed, or undefined when they cannot all be given: another
- * epoch, an offset ahead of the stream, a gap larger than the recovery limit, or history
- * that no longer holds the start of the gap.
+ * The first chunk of what the client missed, for the reply, or undefined when it cannot be
+ * recovered: another epoch, an offset ahead of the stream, a gap larger than the namespace's
+ * `recovery_max`, or history that no longer holds the start of the gap.
+ *
+ * A server-side subscription's result shares the connect reply with up to a channel limit
+ * of others, so it carries no publications: its whole gap streams from the hub. Its first
+ * publication is still read, to prove history holds the start of the gap.
  */
 async function recover(
   conn: Connection,
@@ -152,10 +171,13 @@ async function recover(
   ns: NamespaceOptions,
   req: RecoveryRequest,
   pos: ChannelPosition,
+  opts: SubscriptionOptions,
 ): Promise<BusPublication[] | undefined> {
-  const pubs = await recoverRange(conn, channel, ns, req, pos);
-  metrics.recoveries.inc({ outcome: pubs === undefined ? 'not_recovered' : pubs.fromDb > 0 ? 'postgres' : 'cache' });
-  return pubs?.pubs;
+  const maxBytes = opts.serverSide ? 0 : conn.deps.settings.replyMaxBytes;
+  const first = await recoverRange(conn, channel, ns, req, pos, maxBytes);
+  metrics.recoveries.inc({ outcome: first === undefined ? 'not_recovered' : first.fromDb > 0 ? 'postgres' : 'cache' });
+  if (first === undefined) return undefined;
+  return opts.serverSide ? [] : first.pubs;
 }
 
 async function recoverRange(
@@ -164,14 +186,19 @@ async function recoverRange(
   ns: NamespaceOptions,
   req: RecoveryRequest,
   pos: ChannelPosition,
+  maxBytes: number,
 ): Promise<{ pubs: BusPublication[]; fromDb: number } | undefined> {
+  // An empty epoch is accepted, as Centrifugo does (`node.go` history, `isStreamRecovered`):
+  // a client that subscribed before the channel's first publication never got one. It is no
+  // way around the bounds: the gap is held to `recovery_max` and streamed like any other.
   if (req.epoch !== '' && req.epoch !== pos.epoch) return undefined;
   const missing = pos.top - req.offset;
   if (missing < 0 || missing > ns.recovery_max) return undefined;
   if (missing === 0) return { pubs: [], fromDb: 0 };
   const source = { fromDb: 0 };
-  const pubs = await conn.deps.history.range(channel, pos.epoch, req.offset, pos.top, missing, source);
-  return pubs.length === missing ? { pubs, fromDb: source.fromDb } : undefined;
+  const pubs = await conn.deps.history.chunk(channel, pos.epoch, req.offset, pos.top, maxBytes, source);
+  // A chunk is contiguous from offset+1: empty means the start of the gap is gone.
+  return pubs.length > 0 ? { pubs, fromDb: source.fromDb } : undefined;
 }
 
 function encodeResult(

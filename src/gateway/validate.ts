@@ -26,6 +26,17 @@ export function optionalString(request: Record<string, unknown>, field: string):
   return value;
 }
 
+/**
+ * A token field: undefined when missing, null or empty (Centrifugo reads an empty token as
+ * none), 107 when not a string. Callers then test `=== undefined` only: a truthiness test
+ * in one place and an `!== undefined` test in another is how `token: ""` once opened a
+ * private channel unverified (issue 9).
+ */
+export function optionalToken(request: Record<string, unknown>, field = 'token'): string | undefined {
+  const value = optionalString(request, field);
+  return value === '' ? undefined : value;
+}
+
 export function optionalOffset(value: unknown, field: string): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {

@@ -6,6 +6,11 @@
  *
  * Positions (epoch + top offset) come from the Redis copy of the channels row, and from
  * PostgreSQL when Redis has lost it or it is older than what a client has already seen.
+ *
+ * Reads for a reply (`page`, `chunk`) are bounded in bytes as well as in count, read in
+ * batches that stop once the reply is full (./budget.ts), and run at most HEAVY_READS at a
+ * time per gateway (./permits.ts), so no reply and no burst of them can hold an unbounded
+ * amount of publications in memory (issue 9).
  */
 import type { Redis } from 'ioredis';
 import type { BusPublication } from '../channels/bus.js';
@@ -14,6 +19,8 @@ import { publicationJson } from '../channels/publication.js';
 import type { Db } from '../db/client.js';
 import { readBefore, readPosition, readRange, type ChannelPosition } from '../db/repos/publications.js';
 import { withPositionScript, type PositionRedis } from '../persist/fanout.js';
+import { readWithin, ReplyBudget } from './budget.js';
+import { Permits } from './permits.js';
 
 export type { ChannelPosition };
 
@@ -23,8 +30,23 @@ export interface HistoryPage {
   top: number;
 }
 
+export interface PageRequest {
+  limit: number;
+  sinceOffset?: number | undefined;
+  reverse: boolean;
+  /** Bytes of publications the reply may carry (the first one always comes). */
+  maxBytes: number;
+}
+
+/**
+ * History pages and recovery chunks read at once per gateway; the others wait their turn.
+ * With 1–4 MiB per reply this bounds what reads hold to some tens of MiB.
+ */
+export const HEAVY_READS = 32;
+
 export class HistoryReader {
   private readonly redis: PositionRedis;
+  private readonly permits = new Permits(HEAVY_READS);
 
   constructor(
     redis: Redis,
@@ -70,29 +92,63 @@ export class HistoryReader {
     const firstCached = cached[0]?.offset ?? last + 1;
     if (firstCached === after + 1) return cached;
     const fromDb = await this.storedRange(channel, epoch, after, firstCached - 1);
-    if (source) source.fromDb = fromDb.length;
+    if (source) source.fromDb += fromDb.length;
     return contiguousFrom(after + 1, [...fromDb, ...cached]);
   }
 
-  /** Centrifugo history semantics: forward from `since`, or newest first with `reverse`. */
-  async page(
+  /**
+   * Centrifugo history semantics: forward from `since`, or newest first with `reverse`; at
+   * most `limit` publications and `maxBytes` of them, so the client pages on with `since`.
+   */
+  page(channel: string, opts: PageRequest): Promise<HistoryPage> {
+    return this.permits.run(async () => {
+      const pos = await this.position(channel, opts.sinceOffset ?? 0);
+      if (opts.limit <= 0 || pos.top === 0) return { publications: [], epoch: pos.epoch, top: pos.top };
+      const budget = new ReplyBudget(opts.limit, opts.maxBytes);
+      const publications = opts.reverse
+        ? await this.backward(channel, pos, Math.min(opts.sinceOffset ?? pos.top + 1, pos.top + 1), budget)
+        : await this.forward(channel, pos, opts.sinceOffset ?? 0, budget);
+      return { publications, epoch: pos.epoch, top: pos.top };
+    });
+  }
+
+  /**
+   * Recovery's read: publications after+1 .. upTo, oldest first, contiguous from after+1, as
+   * many as `maxBytes` holds (at least one when any is stored). The caller continues from the
+   * last offset it got; shorter than the budget only where the stores no longer hold the rest.
+   */
+  chunk(
     channel: string,
-    opts: { limit: number; sinceOffset?: number | undefined; reverse: boolean },
-  ): Promise<HistoryPage> {
-    const pos = await this.position(channel, opts.sinceOffset ?? 0);
-    if (opts.limit <= 0 || pos.top === 0) return { publications: [], epoch: pos.epoch, top: pos.top };
-    if (!opts.reverse) {
-      const after = opts.sinceOffset ?? 0;
-      let pubs = await this.range(channel, pos.epoch, after, pos.top, opts.limit);
+    epoch: string,
+    after: number,
+    upTo: number,
+    maxBytes: number,
+    source?: { fromDb: number },
+  ): Promise<BusPublication[]> {
+    if (upTo <= after) return Promise.resolve([]);
+    const budget = new ReplyBudget(upTo - after, maxBytes);
+    return this.permits.run(() =>
+      readWithin(budget, after, (cursor, n) => this.range(channel, epoch, cursor, upTo, n, source)),
+    );
+  }
+
+  private forward(channel: string, pos: ChannelPosition, after: number, budget: ReplyBudget): Promise<BusPublication[]> {
+    return readWithin(budget, after, async (cursor, n) => {
+      const pubs = await this.range(channel, pos.epoch, cursor, pos.top, n);
       // History, unlike recovery, shows what is still stored: when the start of the range is
       // gone (history_remove, retention), it begins at the oldest publication kept.
-      if (pubs.length === 0 && after < pos.top) pubs = await this.storedRange(channel, pos.epoch, after, pos.top, opts.limit);
-      return { publications: pubs, epoch: pos.epoch, top: pos.top };
-    }
-    const before = Math.min(opts.sinceOffset ?? pos.top + 1, pos.top + 1);
-    const rows = await readBefore(this.db, channel, before, opts.limit);
-    const publications = rows.map((r) => ({ offset: r.offset, json: publicationJson(r, pos.epoch) }));
-    return { publications, epoch: pos.epoch, top: pos.top };
+      if (pubs.length > 0 || cursor !== after || cursor >= pos.top) return pubs;
+      return this.storedRange(channel, pos.epoch, cursor, pos.top, n);
+    });
+  }
+
+  /** Newest first, before `before`: PostgreSQL's index read backwards, a batch at a time. */
+  private async backward(channel: string, pos: ChannelPosition, before: number, budget: ReplyBudget): Promise<BusPublication[]> {
+    // readWithin moves its cursor to the last offset read, which going backwards is the next `before`.
+    return readWithin(budget, before, async (cursor, n) => {
+      const rows = await readBefore(this.db, channel, cursor, n);
+      return rows.map((r) => ({ offset: r.offset, json: publicationJson(r, pos.epoch) }));
+    });
   }
 
   /** The cache's contiguous run that ends at `last` (a hole below it is read from PostgreSQL). */

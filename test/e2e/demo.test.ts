@@ -39,8 +39,8 @@ describe.skipIf(skip)(`demo page in headless Chromium (${CHROMIUM})`, () => {
   const room = uniqueChannel('e2e');
 
   beforeAll(async () => {
-    gateway = await stack.gateway({ TIDINGS_DEMO_TOKENS: 'true' });
-    plain = await stack.gateway(); // TIDINGS_DEMO_TOKENS unset: off, as in production
+    gateway = await stack.gateway({ TIDINGS_DEMO_TOKENS: 'true' }); // on loopback: the stack's HOST
+    plain = await stack.gateway({ TIDINGS_DEMO: 'true' }); // the page without demo tokens
     await stack.worker();
     proxy.backends = [gateway.port];
     await proxy.listen();

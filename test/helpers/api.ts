@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NamespaceFile } from '../../src/config/namespaces.js';
 
-export const API_KEY = 'test-api-key-0123456789';
+// 32+ characters: the config refuses shorter API keys (issue 9).
+export const API_KEY = 'test-api-key-0123456789abcdef-0123456789';
 
 export interface ApiResponse {
   status: number;

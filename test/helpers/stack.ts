@@ -21,7 +21,8 @@ import { startPostgres, startRedis, type ServerHandle } from '../../src/devstack
 import { createLogger } from '../../src/observability/logger.js';
 import { waitFor } from './wait.js';
 
-export const SECRET = 'test-secret-0123456789abcdef';
+// 32+ bytes: the config refuses shorter token secrets (issue 9).
+export const SECRET = 'test-secret-0123456789abcdef-0123456789';
 const ROOT = join(import.meta.dirname, '..', '..');
 
 export interface StackOptions {

@@ -1,9 +1,10 @@
 /**
  * docker-compose.yml's topology without Docker: deploy/run-local.ts starts `migrate`, both
  * gateways and both workers with the environment the compose file gives them, behind one
- * proxy port. Through that port: readiness, the demo page, an SDK client and the API (with the
- * API key the compose file passes) publishing to subscribers on both gateways. Then SIGTERM
- * stops everything cleanly.
+ * proxy port. Through that port: readiness, no demo page (off by default), an SDK client
+ * publishing to subscribers on both gateways; the API (with the API key the compose file
+ * passes) on a gateway's own port, as backends inside the compose network reach it. Then
+ * SIGTERM stops everything cleanly.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,8 +21,9 @@ import { uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SECRET = `local-topology-${randomBytes(8).toString('hex')}`;
-const API_KEY = `key-${randomBytes(8).toString('hex')}`;
+// The compose file requires both and the gateways refuse them under 32 bytes/characters.
+const SECRET = `local-topology-${randomBytes(16).toString('hex')}`;
+const API_KEY = `key-${randomBytes(16).toString('hex')}`;
 
 describe('deploy/run-local.ts: the compose topology as plain processes', () => {
   let child: ChildProcess;
@@ -45,7 +47,7 @@ describe('deploy/run-local.ts: the compose topology as plain processes', () => {
         cwd: ROOT,
         env: {
           ...process.env,
-          // Interpolated into the compose file's ${TIDINGS_TOKEN_SECRET:-…} and ${TIDINGS_API_KEY:-…}.
+          // Interpolated into the compose file's ${TIDINGS_TOKEN_SECRET:?…} and ${TIDINGS_API_KEY:?…}.
           TIDINGS_TOKEN_SECRET: SECRET,
           TIDINGS_API_KEY: API_KEY,
           // The servers the integration project already runs (the script's own private ones
@@ -82,14 +84,13 @@ describe('deploy/run-local.ts: the compose topology as plain processes', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('is ready through the proxy, serves the demo page, and both gateways answer', async () => {
+  it('is ready through the proxy, serves no demo page (TIDINGS_DEMO unset), and both gateways answer', async () => {
     const ready = await fetch(`http://127.0.0.1:${ports[0]}/ready`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready' });
     expect((await fetch(`http://127.0.0.1:${ports[0]}/health`)).status).toBe(200);
-    const demo = await fetch(`http://127.0.0.1:${ports[0]}/`);
-    expect(demo.status).toBe(200);
-    expect(demo.headers.get('content-type')).toMatch(/text\/html/);
+    for (const path of ['/', '/demo/centrifuge.js', '/demo/token?user=x'])
+      expect((await fetch(`http://127.0.0.1:${ports[0]}${path}`)).status, path).toBe(404);
     for (const port of ports.slice(1))
       expect((await fetch(`http://127.0.0.1:${port}/ready`)).status).toBe(200);
     // Node names come from the compose file's TIDINGS_NODE_NAME.
@@ -99,7 +100,7 @@ describe('deploy/run-local.ts: the compose topology as plain processes', () => {
     }
   });
 
-  it('delivers publications through the proxy to subscribers on both gateways, from a client and from the API', async () => {
+  it('delivers publications to subscribers on both gateways, from a client through the proxy and from the API', async () => {
     const channel = uniqueChannel('local');
     const reader = await signToken({ user: 'reader', secret: SECRET, ttlSeconds: 600 });
     // One subscriber through the proxy, one on each gateway directly: whichever gateway the
@@ -111,7 +112,8 @@ describe('deploy/run-local.ts: the compose topology as plain processes', () => {
     );
     try {
       await pub.publish(channel, { text: 'hello through the proxy' });
-      const api = await fetch(`http://127.0.0.1:${ports[0]}/api/publish`, {
+      // The API from inside the network: not through the public port (nginx keeps it off there).
+      const api = await fetch(`http://127.0.0.1:${ports[2]}/api/publish`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
         body: JSON.stringify({ channel, data: { text: 'hello from the API' } }),

@@ -208,6 +208,45 @@ describe('verifySubscriptionToken', () => {
   });
 });
 
+describe('token-derived ids that reach PostgreSQL (issue 9)', () => {
+  const context = { channel: 'news', user: '42', client: 'c1' };
+  // Each would be a `user` PostgreSQL refuses (NUL, error 22021: the whole ingest job fails),
+  // stores as another value (a lone surrogate becomes U+FFFD), or an unbounded index key.
+  const unstorable = ['a\u0000b', '\u0000', 'x\ud800', '\udc00y', 'u'.repeat(256), '\u20ac'.repeat(86)];
+
+  it('attack: a sub with a NUL, a lone surrogate or over 255 bytes is an invalid token (3500)', async () => {
+    for (const sub of unstorable) {
+      await expectDisconnect(verifyConnectionToken(await hmacToken({ sub }), SECRET), 3500);
+      await expectDisconnect(
+        verifySubscriptionToken(await hmacToken({ sub, channel: 'news' }), SECRET, { ...context, user: sub }),
+        3500,
+      );
+    }
+    // The bounds themselves are fine: 255 bytes, and any well-formed Unicode.
+    expect(
+      (await verifyConnectionToken(await hmacToken({ sub: 'u'.repeat(255) }), SECRET)).user,
+    ).toHaveLength(255);
+    expect(
+      (await verifyConnectionToken(await hmacToken({ sub: '\u20ac'.repeat(85) }), SECRET)).user,
+    ).toHaveLength(85);
+    expect((await verifyConnectionToken(await hmacToken({ sub: 'ok \ud83d\ude00' }), SECRET)).user).toBe(
+      'ok \ud83d\ude00',
+    );
+  });
+
+  it('attack: a malformed client claim in a subscription token is an invalid token (3500)', async () => {
+    for (const client of [...unstorable, 42, ['c1'], { id: 'c1' }, true]) {
+      const token = await hmacToken({ sub: '42', channel: 'news', client } as JWTPayload);
+      await expectDisconnect(verifySubscriptionToken(token, SECRET, context), 3500);
+    }
+    // Absent or empty still binds the token to no client, as in Centrifugo.
+    for (const claims of [{}, { client: '' }]) {
+      const token = await hmacToken({ sub: '42', channel: 'news', ...claims });
+      await expect(verifySubscriptionToken(token, SECRET, context)).resolves.toBeDefined();
+    }
+  });
+});
+
 describe('signToken', () => {
   it('signs connection and subscription tokens that verify', async () => {
     const token = await signToken({ user: '42', secret: SECRET, ttlSeconds: 60, info: { a: 1 } });

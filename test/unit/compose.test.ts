@@ -35,8 +35,14 @@ const REQUIRED: Record<string, string[]> = {
   gateway: ['DATABASE_URL', 'REDIS_URL', 'TIDINGS_TOKEN_SECRET', 'TIDINGS_API_KEY'],
   worker: ['DATABASE_URL', 'REDIS_URL'],
 };
-/** The environment as `docker compose up` sees it with nothing exported: the defaults. */
-const env = (name: string) => serviceEnv(services[name]!, {});
+/** What an operator exports before `docker compose up` (README): the required secrets. */
+const EXPORTED = {
+  TIDINGS_TOKEN_SECRET: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=',
+  TIDINGS_API_KEY: '0123456789abcdef0123456789abcdef0123456789abcdef',
+  POSTGRES_PASSWORD: '5f4dcc3b5aa765d61d8327deb882cf99',
+};
+/** The environment as `docker compose up` sees it with only the secrets exported: the defaults. */
+const env = (name: string) => serviceEnv(services[name]!, EXPORTED);
 const healthTest = (s: ComposeService) => [s.healthcheck?.test ?? []].flat().join(' ');
 const conditions = (s: ComposeService) => (Array.isArray(s.depends_on) ? {} : (s.depends_on ?? {}));
 
@@ -82,14 +88,11 @@ describe('docker-compose.yml', () => {
       expect(new URL(e.DATABASE_URL!).host, name).toBe('postgres:5432');
       if (ROLE[name] !== 'migrate') expect(new URL(e.REDIS_URL!).host, name).toBe('redis:6379');
     }
-    // The secrets are placeholders that ask to be changed, and exported values win.
-    expect(env('gateway-1').TIDINGS_TOKEN_SECRET).toMatch(/change-me/);
-    expect(env('gateway-1').TIDINGS_API_KEY).toMatch(/change-me/);
-    const exported = serviceEnv(services['gateway-2']!, {
-      TIDINGS_TOKEN_SECRET: 's'.repeat(32),
-      TIDINGS_API_KEY: 'k',
-    });
-    expect([exported.TIDINGS_TOKEN_SECRET, exported.TIDINGS_API_KEY]).toEqual(['s'.repeat(32), 'k']);
+    // The exported secrets are what the services get.
+    expect(env('gateway-2').TIDINGS_TOKEN_SECRET).toBe(EXPORTED.TIDINGS_TOKEN_SECRET);
+    expect(env('gateway-2').TIDINGS_API_KEY).toBe(EXPORTED.TIDINGS_API_KEY);
+    expect(new URL(env('worker-1').DATABASE_URL!).password).toBe(EXPORTED.POSTGRES_PASSWORD);
+    expect(env('postgres').POSTGRES_PASSWORD).toBe(EXPORTED.POSTGRES_PASSWORD);
     // Gateways and workers must agree on everything shared (secret, URLs, queue prefix…).
     const shared = (name: string) => {
       const {
@@ -103,6 +106,49 @@ describe('docker-compose.yml', () => {
       return rest;
     };
     for (const name of TIDINGS.slice(1)) expect(shared(name), name).toEqual(shared('gateway-1'));
+  });
+
+  it('requires every secret: `up` stops with a message naming it instead of using a default (issue 9)', () => {
+    const uses: Record<keyof typeof EXPORTED, string[]> = {
+      TIDINGS_TOKEN_SECRET: ['gateway-1', 'gateway-2', 'worker-1', 'worker-2', 'migrate'],
+      TIDINGS_API_KEY: ['gateway-1', 'gateway-2'],
+      POSTGRES_PASSWORD: ['postgres', ...TIDINGS],
+    };
+    for (const [variable, names] of Object.entries(uses)) {
+      for (const unset of [undefined, '']) {
+        const exported = { ...EXPORTED, [variable]: unset };
+        for (const name of names) {
+          expect(() => serviceEnv(services[name]!, exported), `${name} without ${variable}`).toThrow(
+            new RegExp(`^${variable}: set ${variable}\\b`),
+          );
+        }
+      }
+    }
+    // No placeholder or known value is left anywhere in the file.
+    const text = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8').replace(/(^|\s)#.*$/gm, '');
+    expect(text).not.toMatch(/change-me/i);
+    for (const variable of Object.keys(EXPORTED))
+      expect(text).not.toMatch(new RegExp(`\\$\\{${variable}:?-`));
+  });
+
+  it('passes an exported weak or placeholder secret through to the services, which refuse it at start', () => {
+    for (const [variable, value] of [
+      ['TIDINGS_TOKEN_SECRET', 'change-me-this-is-not-a-secret-at-all'],
+      ['TIDINGS_TOKEN_SECRET', 'too-short'],
+      ['TIDINGS_API_KEY', 'change-me-api-key'],
+    ] as const) {
+      const e = serviceEnv(services['gateway-1']!, { ...EXPORTED, [variable]: value });
+      expect(() => loadConfig('gateway', e), `${variable}=${value}`).toThrow(new RegExp(`^${variable}: `));
+    }
+  });
+
+  it('serves no demo page and hands out no demo tokens unless asked, and then never tokens', () => {
+    for (const name of ['gateway-1', 'gateway-2']) {
+      const config = loadConfig('gateway', env(name));
+      expect([config.demo, config.demoTokens], name).toEqual([false, false]);
+      const demo = loadConfig('gateway', serviceEnv(services[name]!, { ...EXPORTED, TIDINGS_DEMO: 'true' }));
+      expect([demo.demo, demo.demoTokens], name).toEqual([true, false]);
+    }
   });
 
   it('has healthchecks on PostgreSQL, Redis, gateways, workers and the balancer', () => {
@@ -149,6 +195,8 @@ describe('docker-compose.yml', () => {
     }
     expect(services.lb!.ports).toHaveLength(1);
     expect(interpolate(String(services.lb!.ports![0]), {})).toBe('8000:8000');
+    // The balancer's internal (API) listener is reachable on the compose network only.
+    expect(services.lb!.expose).toEqual(['8080']);
   });
 });
 
@@ -191,7 +239,78 @@ describe('deploy/nginx.conf', () => {
   it('passes /health through to the gateways', () => {
     expect(conf).toMatch(/location = \/health \{[^}]*proxy_pass http:\/\/\w+;/);
   });
+
+  // Which location block answers a path, as nginx picks it among exact (`=`) and prefix
+  // locations: an exact match wins, else the longest prefix. The file uses no regex locations
+  // (checked), so this is the whole rule.
+  const servers = serverBlocks(conf);
+  const listening = (port: string) => servers.find((body) => new RegExp(`listen\\s+${port};`).test(body));
+  const answer = (server: string, path: string): string => {
+    const locations = [...server.matchAll(/location\s+(=\s+)?(\S+)\s*\{([^}]*)\}/g)].map((m) => ({
+      exact: m[1] !== undefined,
+      prefix: m[2]!,
+      body: m[3]!.trim(),
+    }));
+    const exact = locations.find((l) => l.exact && l.prefix === path);
+    const prefix = locations
+      .filter((l) => !l.exact && path.startsWith(l.prefix))
+      .sort((a, b) => b.prefix.length - a.prefix.length)[0];
+    return (exact ?? prefix)?.body ?? 'no location';
+  };
+
+  it('uses exact and prefix locations only, in two servers: public 8000 and internal 8080', () => {
+    expect(conf).not.toMatch(/location\s+(~|\^~)/);
+    expect(servers).toHaveLength(2);
+    expect(listening('8000')).toBeDefined();
+    expect(listening('8080')).toBeDefined();
+  });
+
+  it('denies the HTTP API and /metrics on the public listener (issue 9)', () => {
+    const pub = listening('8000')!;
+    for (const path of [
+      '/api',
+      '/api/publish',
+      '/api/broadcast',
+      '/metrics',
+      '/metrics/',
+      '/admin',
+      '/unknown',
+    ]) {
+      expect(answer(pub, path), path).toMatch(/^return 40[34];$/);
+    }
+    for (const path of ['/connection/websocket', '/health', '/ready', '/', '/demo/centrifuge.js']) {
+      expect(answer(pub, path), path).toMatch(/proxy_pass http:\/\/tidings_gateways;/);
+    }
+  });
+
+  it('serves the HTTP API on the internal listener only, the port the lb service exposes but never publishes', () => {
+    const internal = listening('8080')!;
+    for (const path of ['/api', '/api/publish']) {
+      expect(answer(internal, path), path).toMatch(/proxy_pass http:\/\/tidings_gateways;/);
+    }
+    // Metrics are scraped per process, never through the balancer.
+    expect(answer(internal, '/metrics')).toMatch(/^return 40[34];$/);
+    expect(answer(internal, '/connection/websocket')).toMatch(/^return 40[34];$/);
+    expect(services.lb!.expose?.map(String)).toContain('8080');
+    expect((services.lb!.ports ?? []).map(String).join(' ')).not.toMatch(/8080/);
+  });
 });
+
+/** The bodies of the `server { … }` blocks (not upstream `server host:port` lines). */
+function serverBlocks(conf: string): string[] {
+  const blocks: string[] = [];
+  for (const start of conf.matchAll(/\bserver\s*\{/g)) {
+    let depth = 0;
+    for (let i = start.index + start[0].length - 1; i < conf.length; i++) {
+      if (conf[i] === '{') depth++;
+      else if (conf[i] === '}' && --depth === 0) {
+        blocks.push(conf.slice(start.index + start[0].length, i));
+        break;
+      }
+    }
+  }
+  return blocks;
+}
 
 describe('Dockerfile and .dockerignore', () => {
   const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');

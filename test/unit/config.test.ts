@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config/index.js';
 const base = {
   DATABASE_URL: 'postgres://u@127.0.0.1:5432/db',
   REDIS_URL: 'redis://127.0.0.1:6379',
-  TIDINGS_TOKEN_SECRET: 'a-secret-of-enough-length',
+  TIDINGS_TOKEN_SECRET: 'a-secret-of-enough-length-for-hs256',
 };
 
 function errorOf(fn: () => unknown): ConfigError {
@@ -41,13 +41,43 @@ describe('configuration', () => {
     ['DATABASE_URL', 'mysql://x', 'DATABASE_URL: must be a URL starting with postgres:// or postgresql://'],
     ['REDIS_URL', 'not a url', 'REDIS_URL: must be a URL starting with redis:// or rediss://'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent'],
-    ['TIDINGS_TOKEN_SECRET', 'short', 'TIDINGS_TOKEN_SECRET: must be at least 16 characters'],
+    ['TIDINGS_TOKEN_SECRET', 'short', 'TIDINGS_TOKEN_SECRET: must be at least 32 bytes, e.g. openssl rand -base64 32'],
     ['TIDINGS_PARTITIONS', '0', 'TIDINGS_PARTITIONS: must be at least 1'],
     ['TIDINGS_QUEUE_PREFIX', 'a:b', 'TIDINGS_QUEUE_PREFIX: must be 1-64 letters, digits, _ or -'],
   ])('%s=%s is one clear line', (name, value, message) => {
     const err = errorOf(() => loadConfig('gateway', { ...base, [name]: value }));
     expect(err.message).toBe(message);
     expect(err.message).not.toContain('\n');
+  });
+
+  describe('refuses weak secrets at start (issue 9)', () => {
+    const fresh = 'Zx9-qL2r8Vw3nT7yB4mK1pD6sH0cF5gJ'; // 32 characters, 32 bytes
+
+    it.each([
+      ['TIDINGS_TOKEN_SECRET', 'x'.repeat(31), 'must be at least 32 bytes, e.g. openssl rand -base64 32'],
+      ['TIDINGS_API_KEY', 'k'.repeat(31), 'must be at least 32 characters, e.g. openssl rand -hex 24'],
+      // 32 bytes in UTF-8 but 16 characters: enough for an HMAC key, not for a typed key.
+      ['TIDINGS_API_KEY', 'é'.repeat(16), 'must be at least 32 characters, e.g. openssl rand -hex 24'],
+      ['TIDINGS_TOKEN_SECRET', 'change-me-this-is-not-a-secret', 'is a placeholder (starts with "change-me"): set a random value, e.g. openssl rand -base64 32'],
+      ['TIDINGS_TOKEN_SECRET', `change-me-${fresh}`, 'is a placeholder (starts with "change-me"): set a random value, e.g. openssl rand -base64 32'],
+      ['TIDINGS_API_KEY', `Change-Me-${fresh}`, 'is a placeholder (starts with "change-me"): set a random value, e.g. openssl rand -hex 24'],
+    ])('%s=%s is refused in one line naming it', (name, value, problem) => {
+      for (const role of ['gateway', 'dev'] as const) {
+        const err = errorOf(() => loadConfig(role, { ...base, [name]: value }));
+        expect(err.message).toBe(`${name}: ${problem}`);
+        expect(err.message).not.toContain('\n');
+      }
+    });
+
+    it('counts the token secret in UTF-8 bytes and the API key in characters', () => {
+      expect(loadConfig('gateway', { ...base, TIDINGS_TOKEN_SECRET: 'é'.repeat(16) }).tokenSecret).toBe('é'.repeat(16));
+      expect(() => loadConfig('gateway', { ...base, TIDINGS_TOKEN_SECRET: 'é'.repeat(15) + 'x' })).toThrow(ConfigError);
+      expect(loadConfig('gateway', { ...base, TIDINGS_TOKEN_SECRET: fresh, TIDINGS_API_KEY: fresh }).apiKey).toBe(fresh);
+    });
+
+    it('refuses a weak secret for the token command too', () => {
+      expect(errorOf(() => loadConfig('token', { TIDINGS_TOKEN_SECRET: 'short' })).variable).toBe('TIDINGS_TOKEN_SECRET');
+    });
   });
 
   it('treats an empty variable as unset', () => {

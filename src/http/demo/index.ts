@@ -1,7 +1,8 @@
 /**
- * The demo on every gateway: the page at GET /, the centrifuge SDK's browser build at
+ * The demo, on gateways where TIDINGS_DEMO is on (`tidings dev` turns it on; production
+ * gateways leave it off): the page at GET /, the centrifuge SDK's browser build at
  * GET /demo/centrifuge.js (from node_modules, so the page needs no network beyond this
- * gateway), and, only when TIDINGS_DEMO_TOKENS is on (`tidings dev` turns it on),
+ * gateway), and, only when TIDINGS_DEMO_TOKENS is on and the gateway listens on loopback,
  * GET /demo/token?user=NAME → {token}. With the flag off that route does not exist (404)
  * and the page asks for a token in its address instead (/?token=…).
  */
@@ -10,6 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { signToken } from '../../auth/jwt.js';
+import { isLoopbackHost } from '../../config/index.js';
 import type { Logger } from '../../observability/logger.js';
 import { sendJson, type HttpServer } from '../server.js';
 import { renderDemoPage, SDK_PATH } from './page.js';
@@ -19,6 +21,8 @@ export interface DemoOptions {
   tokenSecret: string | undefined;
   /** Serve GET /demo/token (development only). */
   demoTokens: boolean;
+  /** The address the server binds: demo tokens need a loopback one. */
+  host: string;
   log: Logger;
   /** Lifetime of a demo token; the page fetches a new one when it runs out. */
   tokenTtlS?: number;
@@ -93,6 +97,9 @@ export function registerDemo(http: HttpServer, opts: DemoOptions): void {
   if (!opts.demoTokens) return;
   const secret = opts.tokenSecret;
   if (!secret) throw new Error('demo tokens need TIDINGS_TOKEN_SECRET');
+  // loadConfig refuses this already; a Config assembled by hand must not slip past it, since
+  // every address that reaches this port could mint itself a token.
+  if (!isLoopbackHost(opts.host)) throw new Error(`demo tokens need a loopback HOST, not ${opts.host}`);
   opts.log.info(
     'TIDINGS_DEMO_TOKENS is on: GET /demo/token hands out connection tokens to anyone (development only)',
   );
