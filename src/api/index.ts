@@ -9,8 +9,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Hub } from '../channels/hub.js';
-import type { Keys } from '../channels/keys.js';
-import type { PubSub } from '../channels/pubsub.js';
+import type { Keys } from '../bus/keys.js';
+import type { PubSub } from '../bus/pubsub.js';
 import { ControlBus } from '../cluster/control.js';
 import { applyLocally, localNodeOf } from '../cluster/local.js';
 import { NodeRegistry, REGISTRY_TIMING } from '../cluster/registry.js';

@@ -4,10 +4,10 @@
  */
 import type { Config } from '../config/index.js';
 import { startApi } from '../api/index.js';
-import { ChannelEvents } from '../channels/events.js';
+import { ChannelEvents } from '../bus/events.js';
 import { Hub } from '../channels/hub.js';
-import { makeKeys } from '../channels/keys.js';
-import { PubSub } from '../channels/pubsub.js';
+import { makeKeys } from '../bus/keys.js';
+import { PubSub } from '../bus/pubsub.js';
 import { openDatabase } from '../db/client.js';
 import { FlushScheduler } from '../gateway/outbox.js';
 import { WebSocketGateway } from '../gateway/server.js';

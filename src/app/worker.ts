@@ -1,6 +1,6 @@
 /** Composition root of a persist worker. */
 import type { Config } from '../config/index.js';
-import { makeKeys } from '../channels/keys.js';
+import { makeKeys } from '../bus/keys.js';
 import { openDatabase } from '../db/client.js';
 import { HttpServer } from '../http/server.js';
 import { metricsRoute } from '../http/metrics.js';

@@ -24,10 +24,10 @@
  * `recoveryMax` (its namespace's `recovery_max`) is given up on: `onGap`.
  */
 import { encodePushOfPublication } from '../protocol/codec.js';
-import { decodeTopicMessage } from './bus.js';
-import { decodeEvent } from './events.js';
-import type { Keys } from './keys.js';
-import type { PubSub } from './pubsub.js';
+import { decodeTopicMessage } from '../bus/topic.js';
+import { decodeEvent } from '../bus/events.js';
+import type { Keys } from '../bus/keys.js';
+import type { PubSub } from '../bus/pubsub.js';
 import type { HistoryReader } from '../history/reader.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';

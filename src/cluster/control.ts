@@ -15,7 +15,7 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { PubSub } from '../channels/pubsub.js';
+import type { PubSub } from '../bus/pubsub.js';
 import type { Logger } from '../observability/logger.js';
 
 const optionalClient = z.string().min(1).optional();

@@ -23,7 +23,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Keys } from '../channels/keys.js';
+import type { Keys } from '../bus/keys.js';
 import type { Logger } from '../observability/logger.js';
 
 /** A node as `info` lists it; every field is always present (CFG `generate_tags.sh`). */

@@ -17,9 +17,9 @@
  * recovery reads are bounded per gateway (src/history/permits.ts).
  */
 import type { WebSocket } from 'ws';
-import type { ChannelEvents } from '../channels/events.js';
+import type { ChannelEvents } from '../bus/events.js';
 import type { Hub, Subscriber } from '../channels/hub.js';
-import { clientInfoJson } from '../channels/publication.js';
+import { clientInfoJson } from '../protocol/publication.js';
 import type { Namespaces, NamespaceOptions } from '../config/namespaces.js';
 import type { PresenceStore } from '../presence/store.js';
 import type { HistoryReader } from '../history/reader.js';

@@ -23,7 +23,7 @@
  * only in how the result reaches the client.
  */
 import { verifySubscriptionToken } from '../auth/jwt.js';
-import type { BusPublication } from '../channels/bus.js';
+import type { BusPublication } from '../bus/topic.js';
 import type { NamespaceOptions } from '../config/namespaces.js';
 import type { ChannelPosition } from '../history/reader.js';
 import { metrics } from '../observability/metrics.js';

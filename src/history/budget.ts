@@ -11,7 +11,7 @@
  * within `maxBytes`. The first publication is always taken, however large: a reply always
  * moves the reader forward, and the client pages on with `since` = the last offset it got.
  */
-import type { BusPublication } from '../channels/bus.js';
+import type { BusPublication } from '../bus/topic.js';
 
 /** Room kept for the reply around the publications (`{"id":N,"subscribe":{…,"publications":[`…). */
 export const REPLY_ENVELOPE_BYTES = 512;

@@ -13,12 +13,12 @@
  * amount of publications in memory (issue 9).
  */
 import type { Redis } from 'ioredis';
-import type { BusPublication } from '../channels/bus.js';
-import type { Keys } from '../channels/keys.js';
-import { publicationJson } from '../channels/publication.js';
+import type { BusPublication } from '../bus/topic.js';
+import type { Keys } from '../bus/keys.js';
+import { publicationJson } from '../protocol/publication.js';
 import type { Db } from '../db/client.js';
 import { readBefore, readPosition, readRange, type ChannelPosition } from '../db/repos/publications.js';
-import { withPositionScript, type PositionRedis } from '../persist/fanout.js';
+import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
 import { readWithin, ReplyBudget } from './budget.js';
 import { Permits } from './permits.js';
 
@@ -45,7 +45,7 @@ export interface PageRequest {
 export const HEAVY_READS = 32;
 
 export class HistoryReader {
-  private readonly redis: PositionRedis;
+  private readonly redis: ScriptedRedis;
   private readonly permits = new Permits(HEAVY_READS);
 
   constructor(
@@ -54,7 +54,7 @@ export class HistoryReader {
     private readonly keys: Keys,
     private readonly cacheTtlS: number,
   ) {
-    this.redis = withPositionScript(redis);
+    this.redis = withScripts(redis);
   }
 
   /** `atLeast`: an offset some client already saw; a cached top below it is stale. */

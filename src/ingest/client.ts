@@ -11,10 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { decodeAcks, type Ack } from '../channels/bus.js';
-import { partitionOf, partitionQueueName, type Keys } from '../channels/keys.js';
-import type { PubSub } from '../channels/pubsub.js';
-import type { NewPublication } from '../db/repos/publications.js';
+import { decodeAcks, type Ack } from './acks.js';
+import { partitionOf, partitionQueueName, type Keys } from '../bus/keys.js';
+import type { PubSub } from '../bus/pubsub.js';
+import type { NewPublication } from '../protocol/publication.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { errorByCode, Errors, ProtocolError } from '../protocol/codes.js';

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { isValidChannelName } from '../channels/names.js';
-import type { NewPublication } from '../db/repos/publications.js';
+import type { NewPublication } from '../protocol/publication.js';
 import { MAX_IDEMPOTENCY_KEY_BYTES, MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 
 export interface IngestJob extends Sequenced {

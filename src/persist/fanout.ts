@@ -10,9 +10,11 @@
  * that hears of offset N can always read N back.
  */
 import type { Redis } from 'ioredis';
-import { encodeAcks, encodeTopicMessage, type Ack, type BusPublication } from '../channels/bus.js';
-import type { Keys } from '../channels/keys.js';
-import { publicationJson } from '../channels/publication.js';
+import type { ScriptedRedis } from '../bus/scripts.js';
+import { encodeTopicMessage, type BusPublication } from '../bus/topic.js';
+import { encodeAcks, type Ack } from '../ingest/acks.js';
+import type { Keys } from '../bus/keys.js';
+import { publicationJson } from '../protocol/publication.js';
 import type { PersistOutcome, StoredPublication } from '../db/repos/publications.js';
 import { Errors } from '../protocol/codes.js';
 
@@ -23,24 +25,6 @@ export interface CacheSettings {
 
 /** The cache settings of a channel (its namespace's history_size / history_ttl_s). */
 export type CachePolicy = (channel: string) => CacheSettings;
-
-/** Sets epoch and top only when the top moves forward; refreshes the TTL either way. */
-const ADVANCE_POSITION = `
-local top = tonumber(redis.call('HGET', KEYS[1], 't') or '-1')
-if top < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'e', ARGV[1], 't', ARGV[2]) end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1`;
-
-export interface PositionRedis extends Redis {
-  tidingsAdvancePosition(key: string, epoch: string, top: number, ttlS: number): Promise<number>;
-}
-
-export function withPositionScript(redis: Redis): PositionRedis {
-  if (!('tidingsAdvancePosition' in redis)) {
-    redis.defineCommand('tidingsAdvancePosition', { numberOfKeys: 1, lua: ADVANCE_POSITION });
-  }
-  return redis as PositionRedis;
-}
 
 function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublication[]> {
   const groups = new Map<string, StoredPublication[]>();
@@ -54,7 +38,7 @@ function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublicat
 }
 
 export async function fanoutCommitted(
-  redis: PositionRedis,
+  redis: ScriptedRedis,
   keys: Keys,
   cachePolicy: CachePolicy,
   outcome: PersistOutcome,
@@ -72,7 +56,7 @@ export async function fanoutCommitted(
       pipeline.expire(history, cache.ttlS);
     }
     const top = outcome.tops.get(channel)?.top ?? pubs[pubs.length - 1]!.offset;
-    (pipeline as unknown as PositionRedis).tidingsAdvancePosition(keys.meta(channel), epoch, top, cache.ttlS);
+    (pipeline as unknown as ScriptedRedis).tidingsAdvancePosition(keys.meta(channel), epoch, top, cache.ttlS);
     pipeline.publish(keys.topic(channel), encodeTopicMessage(epoch, encoded));
   }
   const acks: Ack[] = outcome.results.map((r) => [r.id, r.offset, r.epoch]);

@@ -11,7 +11,7 @@
  */
 import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { partitionQueueName, type Keys } from '../channels/keys.js';
+import { partitionQueueName, type Keys } from '../bus/keys.js';
 import type { Database } from '../db/client.js';
 import { persistBatch, removeHistory } from '../db/repos/publications.js';
 import type { JobOrder } from '../db/repos/streams.js';
@@ -26,7 +26,8 @@ import {
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { Errors } from '../protocol/codes.js';
-import { clearHistoryCache, fanoutCommitted, rejectPublications, withPositionScript, type CachePolicy } from './fanout.js';
+import { withScripts } from '../bus/scripts.js';
+import { clearHistoryCache, fanoutCommitted, rejectPublications, type CachePolicy } from './fanout.js';
 import { inTurn } from './order.js';
 import { isTransient, retryInPlace, ShuttingDown } from './retry.js';
 
@@ -63,7 +64,7 @@ function countRejections(rejected: { why: string }[]): void {
 }
 
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
-  const redis = withPositionScript(opts.redis);
+  const redis = withScripts(opts.redis);
   const stopping = new AbortController();
   const log = opts.log;
   const retry = { log, signal: stopping.signal };

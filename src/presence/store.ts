@@ -3,36 +3,11 @@
  * (client id → ClientInfo JSON) beside a ZSET of expiry times. Each gateway refreshes the
  * entries of its own connections well within the TTL, so the entries of a gateway that died
  * (and can no longer remove them) expire on their own after at most `ttlMs`.
- * Reads drop expired entries first, in the same Lua call.
+ * Reads drop expired entries first, in the same Lua call (src/bus/scripts.ts).
  */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../channels/keys.js';
-
-const ADD = `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1`;
-
-const REMOVE = `
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1`;
-
-const READ = `
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-for _, id in ipairs(expired) do
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-end
-return redis.call('HGETALL', KEYS[1])`;
-
-interface PresenceRedis extends Redis {
-  tidingsPresenceAdd(h: string, z: string, id: string, info: string, expiresAt: number, ttlMs: number): Promise<number>;
-  tidingsPresenceRemove(h: string, z: string, id: string): Promise<number>;
-  tidingsPresenceRead(h: string, z: string, now: number): Promise<string[]>;
-}
+import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
+import type { Keys } from '../bus/keys.js';
 
 export interface PresenceEntry {
   client: string;
@@ -42,19 +17,14 @@ export interface PresenceEntry {
 }
 
 export class PresenceStore {
-  private readonly redis: PresenceRedis;
+  private readonly redis: ScriptedRedis;
 
   constructor(
     redis: Redis,
     private readonly keys: Keys,
     readonly ttlMs: number,
   ) {
-    if (!('tidingsPresenceAdd' in redis)) {
-      redis.defineCommand('tidingsPresenceAdd', { numberOfKeys: 2, lua: ADD });
-      redis.defineCommand('tidingsPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
-      redis.defineCommand('tidingsPresenceRead', { numberOfKeys: 2, lua: READ });
-    }
-    this.redis = redis as PresenceRedis;
+    this.redis = withScripts(redis);
   }
 
   /** Adds or refreshes one entry; `infoJson` is the ClientInfo as JSON text. */

@@ -7,7 +7,7 @@
  */
 import { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
-import { partitionQueueName } from '../../src/channels/keys.js';
+import { partitionQueueName } from '../../src/bus/keys.js';
 import type { IngestJob } from '../../src/ingest/job.js';
 import { RawClient } from '../helpers/raw.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';

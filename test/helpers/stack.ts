@@ -14,7 +14,7 @@ import { inject } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { startWorker, type RunningWorker } from '../../src/app/worker.js';
 import { signToken } from '../../src/auth/jwt.js';
-import { partitionQueueName } from '../../src/channels/keys.js';
+import { partitionQueueName } from '../../src/bus/keys.js';
 import { loadConfig, type Role } from '../../src/config/index.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { startPostgres, startRedis, type ServerHandle } from '../../src/devstack/index.js';

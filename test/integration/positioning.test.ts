@@ -6,10 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeKeys } from '../../src/channels/keys.js';
+import { makeKeys } from '../../src/bus/keys.js';
 import { openDatabase } from '../../src/db/client.js';
 import { persistBatch } from '../../src/db/repos/publications.js';
-import { fanoutCommitted, withPositionScript } from '../../src/persist/fanout.js';
+import { withScripts } from '../../src/bus/scripts.js';
+import { fanoutCommitted } from '../../src/persist/fanout.js';
 import { connected, record } from '../helpers/client.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -32,7 +33,7 @@ describe('positioning', () => {
     // Commit and cache offset 2 exactly as a worker would, but send the PUBLISH to nobody:
     // the gateway's topic never hears of it.
     const database = openDatabase(stack.databaseUrl);
-    const redis = withPositionScript(new Redis(stack.redisUrl));
+    const redis = withScripts(new Redis(stack.redisUrl));
     try {
       const outcome = await persistBatch(database.db, [{ id: randomUUID(), channel, data: '{"n":2}' }]);
       const keys = { ...makeKeys(stack.prefix), topic: () => `${stack.prefix}:nowhere`, acks: () => `${stack.prefix}:nowhere` };

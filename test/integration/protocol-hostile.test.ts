@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../src/app/gateway.js';
-import { partitionOf } from '../../src/channels/keys.js';
+import { partitionOf } from '../../src/bus/keys.js';
 import { connected, subscribed } from '../helpers/client.js';
 import { RawClient } from '../helpers/raw.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { decodeAcks, decodeTopicMessage, encodeAcks, encodeTopicMessage } from '../../src/channels/bus.js';
-import { partitionOf } from '../../src/channels/keys.js';
-import { assignOffsets, newEpoch, type NewPublication } from '../../src/db/repos/publications.js';
+import { decodeTopicMessage, encodeTopicMessage } from '../../src/bus/topic.js';
+import { decodeAcks, encodeAcks } from '../../src/ingest/acks.js';
+import { partitionOf } from '../../src/bus/keys.js';
+import { assignOffsets, newEpoch } from '../../src/db/repos/publications.js';
+import type { NewPublication } from '../../src/protocol/publication.js';
 import { contiguousFrom } from '../../src/history/reader.js';
 
 function pub(id: string, channel: string, idempotencyKey?: string): NewPublication {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import type { BusPublication } from '../../src/channels/bus.js';
+import type { BusPublication } from '../../src/bus/topic.js';
 import { Backlog } from '../../src/gateway/backlog.js';
 import { FlushScheduler, Outbox } from '../../src/gateway/outbox.js';
 import { readWithin, ReplyBudget, REPLY_ENVELOPE_BYTES } from '../../src/history/budget.js';

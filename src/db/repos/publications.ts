@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, gt, lt, lte, sql } from 'drizzle-orm';
+import type { NewPublication } from '../../protocol/publication.js';
 import type { Db } from '../client.js';
 import { channels } from '../tables/channels.js';
 import { publications } from '../tables/publications.js';
@@ -26,18 +27,6 @@ export class InvariantError extends Error {
   override name = 'InvariantError';
 }
 
-/** A publication as the gateway hands it to the queue: JSON fields already encoded. */
-export interface NewPublication {
-  id: string;
-  channel: string;
-  data: string;
-  user?: string | undefined;
-  client?: string | undefined;
-  connInfo?: string | undefined;
-  chanInfo?: string | undefined;
-  tags?: string | undefined;
-  idempotencyKey?: string | undefined;
-}
 
 /** A committed publication, with the position it was given. */
 export interface StoredPublication extends NewPublication {

@@ -1,16 +1,14 @@
 /**
- * The two internal message formats on Redis pub/sub, written by the persist worker and
- * read by gateways. Both are line-based so a gateway splits instead of JSON-parsing the
- * publication bodies it only forwards.
+ * The channel topic's message format on Redis pub/sub, written by the persist worker and
+ * read by gateways. It is line-based so a gateway splits instead of JSON-parsing the
+ * publication bodies it only forwards. (Acks, the other worker → gateway message, belong
+ * to the ingest client: src/ingest/acks.ts.)
  *
  * Topic message (one per channel per job):
  *   line 1: the channel epoch, a space, the commit time (ms since the epoch, worker clock)
  *   then one line per publication: `<offset> <publication JSON>`, offsets ascending.
  * The publication JSON is the exact text a client receives inside `pub`, encoded once by the
  * worker; it never contains a raw newline (JSON escapes them inside strings).
- *
- * Ack message (one per gateway per job): JSON array of [id, offset, epoch] on success or
- * [id, 0, "", errorCode] when the publication will never be committed.
  */
 
 export interface BusPublication {
@@ -44,19 +42,4 @@ export function decodeTopicMessage(text: string): TopicMessage | undefined {
     pubs.push({ offset, json: line.slice(space + 1) });
   }
   return { epoch, committedAt: Number(committed) || 0, pubs };
-}
-
-export type Ack = [id: string, offset: number, epoch: string] | [id: string, offset: 0, epoch: '', code: number];
-
-export function encodeAcks(acks: Ack[]): string {
-  return JSON.stringify(acks);
-}
-
-export function decodeAcks(text: string): Ack[] {
-  try {
-    const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? (value.filter((a) => Array.isArray(a) && typeof a[0] === 'string') as Ack[]) : [];
-  } catch {
-    return [];
-  }
 }

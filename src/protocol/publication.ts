@@ -1,9 +1,24 @@
 /**
- * Turns a stored publication into the JSON text a client receives inside `pub`. Both the
- * worker (live fanout, Redis history cache) and the history reader (PostgreSQL fallback)
- * use this, so a publication has the same bytes whichever way it reaches a client.
+ * A publication on its way through the house: what a gateway hands to the ingest queue
+ * (`NewPublication`, JSON fields already encoded), and the JSON text a client receives
+ * inside `pub`. Both the worker (live fanout, Redis history cache) and the history reader
+ * (PostgreSQL fallback) encode through this, so a publication has the same bytes whichever
+ * way it reaches a client.
  */
-import { encodePublicationJson } from '../protocol/codec.js';
+import { encodePublicationJson } from './codec.js';
+
+/** A publication as the gateway hands it to the queue: JSON fields already encoded. */
+export interface NewPublication {
+  id: string;
+  channel: string;
+  data: string;
+  user?: string | undefined;
+  client?: string | undefined;
+  connInfo?: string | undefined;
+  chanInfo?: string | undefined;
+  tags?: string | undefined;
+  idempotencyKey?: string | undefined;
+}
 
 export interface PublicationFields {
   offset: number;

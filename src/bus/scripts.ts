@@ -1,0 +1,78 @@
+/**
+ * Every Lua script Tidings runs in Redis, each with a header naming its KEYS and ARGV (as
+ * BullMQ keeps its `src/commands/*.lua`). A script runs atomically, so each one is a small
+ * read-modify-write that must not interleave with another client's.
+ *
+ * `withScripts` registers them all on a connection once (ioredis sends EVALSHA and falls
+ * back to EVAL after a SCRIPT FLUSH or a restart), and types the commands it adds.
+ */
+import type { Redis } from 'ioredis';
+
+/**
+ * advancePosition — the cached channel position (a copy of the channels row) only moves
+ * forward, so a worker repeating an old job, or a reader refilling the cache from
+ * PostgreSQL, can never undo a newer position.
+ *   KEYS[1]  position HASH { e: epoch, t: top offset }
+ *   ARGV[1]  epoch   ARGV[2]  top offset   ARGV[3]  TTL in seconds (refreshed either way)
+ */
+const ADVANCE_POSITION = `
+local top = tonumber(redis.call('HGET', KEYS[1], 't') or '-1')
+if top < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'e', ARGV[1], 't', ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1`;
+
+/**
+ * presenceAdd — adds or refreshes one presence entry and its expiry.
+ *   KEYS[1]  presence HASH client id → ClientInfo JSON   KEYS[2]  expiry ZSET client id → ms
+ *   ARGV[1]  client id   ARGV[2]  ClientInfo JSON   ARGV[3]  expires at (ms)   ARGV[4]  key TTL (ms)
+ */
+const PRESENCE_ADD = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1`;
+
+/**
+ * presenceRemove — removes one presence entry.
+ *   KEYS[1]  presence HASH   KEYS[2]  expiry ZSET   ARGV[1]  client id
+ */
+const PRESENCE_REMOVE = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`;
+
+/**
+ * presenceRead — drops expired entries (a dead gateway's), then returns the rest.
+ *   KEYS[1]  presence HASH   KEYS[2]  expiry ZSET   ARGV[1]  now (ms)
+ *   returns  HGETALL of the hash: [client id, ClientInfo JSON, …]
+ */
+const PRESENCE_READ = `
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(expired) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return redis.call('HGETALL', KEYS[1])`;
+
+const SCRIPTS = {
+  tidingsAdvancePosition: { numberOfKeys: 1, lua: ADVANCE_POSITION },
+  tidingsPresenceAdd: { numberOfKeys: 2, lua: PRESENCE_ADD },
+  tidingsPresenceRemove: { numberOfKeys: 2, lua: PRESENCE_REMOVE },
+  tidingsPresenceRead: { numberOfKeys: 2, lua: PRESENCE_READ },
+} as const;
+
+/** A connection with the scripts registered (also usable on its pipelines). */
+export interface ScriptedRedis extends Redis {
+  tidingsAdvancePosition(key: string, epoch: string, top: number, ttlS: number): Promise<number>;
+  tidingsPresenceAdd(h: string, z: string, id: string, info: string, expiresAt: number, ttlMs: number): Promise<number>;
+  tidingsPresenceRemove(h: string, z: string, id: string): Promise<number>;
+  tidingsPresenceRead(h: string, z: string, now: number): Promise<string[]>;
+}
+
+export function withScripts(redis: Redis): ScriptedRedis {
+  for (const [name, script] of Object.entries(SCRIPTS)) {
+    if (!(name in redis)) redis.defineCommand(name, script);
+  }
+  return redis as ScriptedRedis;
+}
