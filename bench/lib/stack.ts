@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { partitionQueueName } from '../../src/channels/keys.js';
+import { partitionQueueName } from '../../src/bus/keys.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { freePort, startPostgres, startRedis, type ServerHandle } from '../../src/devstack/index.js';
 
