@@ -16,6 +16,7 @@
  *
  * Both answer 108 when the namespace has `allow_history: false`.
  */
+import { encodeHistoryResult } from '../protocol/codec.js';
 import type { ApiContext, ApiMethod } from './context.js';
 import { ApiError, ApiErrors } from './errors.js';
 import { channelName, isObject, namespaceOf, optionalBool, optionalInt, optionalString, type Params } from './params.js';
@@ -43,8 +44,8 @@ export const history: ApiMethod = async (ctx, params) => {
   const reverse = optionalBool(params, 'reverse');
   const page = await ctx.history.page(channel, { limit, sinceOffset: since?.offset, reverse, maxBytes: ctx.replyMaxBytes });
   if (since?.epoch && page.epoch && since.epoch !== page.epoch) throw new ApiError(ApiErrors.unrecoverablePosition);
-  const publications = page.publications.map((p) => p.json).join(',');
-  return `{"publications":[${publications}],"epoch":${JSON.stringify(page.epoch)},"offset":${page.top}}`;
+  // The same result as the client protocol's history reply.
+  return encodeHistoryResult(page.publications, page.epoch, page.top);
 };
 
 export const historyRemove: ApiMethod = async (ctx, params) => {

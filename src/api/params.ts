@@ -4,21 +4,24 @@
  * field, never a TypeError deep inside a method (which would be a 100).
  *
  * Centrifugo decodes params with protobuf JSON rules, where a missing field is its zero
- * value; here too a missing or null optional field is "not set".
+ * value; here too a missing or null optional field is "not set". The type rules are shared
+ * with client commands (src/protocol/fields.ts); what this file adds is the API's answer.
  */
 import { isValidChannelName } from '../channels/names.js';
 import type { NamespaceOptions, Namespaces } from '../config/namespaces.js';
+import { fieldChecks, isObject } from '../protocol/fields.js';
 import { ApiError, ApiErrors } from './errors.js';
 
 export type Params = Record<string, unknown>;
 
-export function isObject(value: unknown): value is Params {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isObject };
 
 function bad(detail: string): ApiError {
   return new ApiError(ApiErrors.badRequest, detail);
 }
+
+/** The shared rules (src/protocol/fields.ts), answering 107 as the API does. */
+const check = fieldChecks(bad);
 
 /** A channel name: a non-empty string within the length and character rules, else 107. */
 export function channelName(value: unknown, field = 'channel'): string {
@@ -35,10 +38,7 @@ export function namespaceOf(namespaces: Namespaces, channel: string): NamespaceO
 }
 
 export function optionalString(params: Params, field: string): string | undefined {
-  const value = params[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw bad(`${field} must be a string`);
-  return value;
+  return check.string(params[field], field);
 }
 
 export function requiredString(params: Params, field: string): string {
@@ -48,24 +48,15 @@ export function requiredString(params: Params, field: string): string {
 }
 
 export function optionalBool(params: Params, field: string): boolean {
-  const value = params[field];
-  if (value === undefined || value === null) return false;
-  if (typeof value !== 'boolean') throw bad(`${field} must be a boolean`);
-  return value;
+  return check.bool(params[field], field) ?? false;
 }
 
 export function optionalInt(params: Params, field: string): number | undefined {
-  const value = params[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw bad(`${field} must be an integer`);
-  return value;
+  return check.int(params[field], field);
 }
 
 export function optionalStringList(params: Params, field: string): string[] {
-  const value = params[field];
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw bad(`${field} must be a list of strings`);
-  return value as string[];
+  return check.stringList(params[field], field) ?? [];
 }
 
 /** `tags`: a map of strings, stored as JSON text; an empty map is no tags. */

@@ -22,13 +22,17 @@
  * read back from history with the rest (a gateway that hears of offset N can always read N
  * back: the worker writes the cache before it publishes). A gap wider than the subscriber's
  * `recoveryMax` (its namespace's `recovery_max`) is given up on: `onGap`.
+ *
+ * The hub owns when things happen (per-subscriber state, pacing, shared reads); what recovery
+ * decides and reads — the buffer merge, contiguity, the one limit, the chunk read — is
+ * src/history/recovery.ts. History is reached only through its `GapSource` interface.
  */
-import { encodePushOfPublication } from '../protocol/codec.js';
+import { encodeJoinLeavePush, encodePushOfPublication } from '../protocol/codec.js';
 import { decodeTopicMessage } from '../bus/topic.js';
 import { decodeEvent } from '../bus/events.js';
 import type { Keys } from '../bus/keys.js';
 import type { PubSub } from '../bus/pubsub.js';
-import type { HistoryReader } from '../history/reader.js';
+import { contiguousFrom, readGapChunk, releaseBuffer, withinRecoveryMax, type GapSource } from '../history/recovery.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 
@@ -47,6 +51,9 @@ export interface Subscriber {
   /** The widest gap filled for it (its namespace's `recovery_max`); wider ones are given up. */
   readonly recoveryMax: number;
 }
+
+/** The part of the pub/sub connection the hub uses (a narrow type, so tests can stand in for it). */
+export type Topics = Pick<PubSub, 'listen' | 'unlisten' | 'onReconnect'>;
 
 interface Pending {
   offset: number;
@@ -83,9 +90,9 @@ export class Hub {
   private readonly channelWatchers: (() => void)[] = [];
 
   constructor(
-    private readonly pubsub: PubSub,
+    private readonly pubsub: Topics,
     private readonly keys: Keys,
-    private readonly history: HistoryReader,
+    private readonly gaps: GapSource,
     /** Bytes of publications one fill chunk may read (the client reply cap). */
     private readonly chunkBytes: number,
     private readonly log: Logger,
@@ -150,14 +157,10 @@ export class Hub {
     const member = this.channels.get(channel)?.members.get(subscriber);
     if (!member) return;
     member.position = position;
-    const held = member.held.sort((a, b) => a.offset - b.offset);
+    const release = releaseBuffer(position, fillTo, member.held);
     member.held = [];
-    if (fillTo > position) {
-      // Held publications are read back with the rest: only the target they imply matters.
-      this.fillGap(channel, member, Math.max(fillTo, held.at(-1)?.offset ?? 0));
-      return;
-    }
-    for (const pub of held) this.offer(channel, member, pub);
+    for (const pub of release.deliver) this.offer(channel, member, pub);
+    if (release.fillTo > 0) this.fillGap(channel, member, release.fillTo);
   }
 
   detach(channel: string, subscriber: Subscriber): void {
@@ -175,7 +178,7 @@ export class Hub {
   async resync(channel: string): Promise<void> {
     const entry = this.channels.get(channel);
     if (!entry) return;
-    const pos = await this.history.position(channel);
+    const pos = await this.gaps.position(channel);
     for (const member of entry.members.values()) {
       if (member.position === undefined || member.filling || member.position >= pos.top) continue;
       this.fillGap(channel, member, pos.top);
@@ -209,7 +212,7 @@ export class Hub {
     let frame: Buffer | undefined;
     for (const member of entry.members.values()) {
       if (!member.subscriber.joinLeave || member.position === undefined) continue;
-      frame ??= Buffer.from(`{"push":{"channel":${JSON.stringify(entry.name)},"${kind}":{"info":${infoJson}}}}`);
+      frame ??= Buffer.from(encodeJoinLeavePush(entry.name, kind, infoJson));
       member.subscriber.deliver(frame);
     }
   }
@@ -250,7 +253,7 @@ export class Hub {
    */
   private async fill(channel: string, member: Member): Promise<boolean> {
     while (member.position! < member.fillTo) {
-      if (member.fillTo - member.position! > member.subscriber.recoveryMax) {
+      if (!withinRecoveryMax(member.position!, member.fillTo, member.subscriber.recoveryMax)) {
         return this.giveUpOnGap(channel, member, 'gap wider than recovery_max');
       }
       await member.subscriber.writable();
@@ -266,14 +269,14 @@ export class Hub {
 
   /** Writes the chunk's publications that continue the member's position; false when none did. */
   private deliverChunk(member: Member, chunk: Pending[]): boolean {
-    const before = member.position!;
-    for (const pub of chunk) {
-      if (pub.offset !== member.position! + 1) break; // a chunk is contiguous from the position: never
+    // A chunk read from the member's position is contiguous from it; this only guards that.
+    const run = contiguousFrom(member.position! + 1, chunk);
+    for (const pub of run) {
       member.position = pub.offset;
       member.subscriber.deliver(pub.frame, true);
       metrics.deliveries.inc();
     }
-    return member.position! > before;
+    return run.length > 0;
   }
 
   private isMember(channel: string, member: Member): boolean {
@@ -307,8 +310,7 @@ export class Hub {
   }
 
   private async readChunk(channel: string, after: number, upTo: number): Promise<Pending[]> {
-    const pos = await this.history.position(channel, upTo);
-    const pubs = await this.history.chunk(channel, pos.epoch, after, upTo, this.chunkBytes);
+    const pubs = await readGapChunk(this.gaps, channel, after, upTo, this.chunkBytes);
     return pubs.map((pub) => ({ offset: pub.offset, frame: pushFrame(channel, pub.json) }));
   }
 }

@@ -13,22 +13,25 @@
  * right as subscribing to it (`checkAccess`, the one rule): the anonymous and user-limited
  * checks every time, and for a private channel an open subscription, which only a verified
  * subscription token or the backend itself could have opened (issue 9).
+ *
+ * The connection is seen as a `Session` (./session.ts): who it is and what it holds.
  */
+import { verifySubscriptionToken } from '../auth/jwt.js';
 import { channelRules, type NamespaceOptions } from '../config/namespaces.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
-import type { Connection } from './connection.js';
+import type { Session } from './session.js';
 
-export function namespaceOf(conn: Connection, channel: string): NamespaceOptions {
-  const ns = conn.deps.namespaces.of(channel);
+export function namespaceOf(session: Session, channel: string): NamespaceOptions {
+  const ns = session.deps.namespaces.of(channel);
   if (!ns) throw new ProtocolError(Errors.unknownChannel, channel);
   return ns;
 }
 
 /** Anonymous and user-limited rules: what every action on the channel needs. */
-function checkIdentity(conn: Connection, channel: string, ns: NamespaceOptions): void {
-  if (conn.user === '' && !ns.allow_anonymous) throw new ProtocolError(Errors.permissionDenied, 'anonymous');
+function checkIdentity(session: Session, channel: string, ns: NamespaceOptions): void {
+  if (session.user === '' && !ns.allow_anonymous) throw new ProtocolError(Errors.permissionDenied, 'anonymous');
   const users = channelRules.allowedUsers(channel);
-  if (users && !users.includes(conn.user)) throw new ProtocolError(Errors.permissionDenied, 'user-limited channel');
+  if (users && !users.includes(session.user)) throw new ProtocolError(Errors.permissionDenied, 'user-limited channel');
 }
 
 /**
@@ -46,20 +49,20 @@ function checkIdentity(conn: Connection, channel: string, ns: NamespaceOptions):
 export type Entitlement = 'token' | 'server' | 'subscribed' | 'none';
 
 /** The one rule: who may subscribe to, or otherwise read, a channel of namespace `ns`. */
-function checkAccess(conn: Connection, channel: string, ns: NamespaceOptions, entitlement: Entitlement): void {
-  checkIdentity(conn, channel, ns);
+function checkAccess(session: Session, channel: string, ns: NamespaceOptions, entitlement: Entitlement): void {
+  checkIdentity(session, channel, ns);
   if (channelRules.isPrivate(channel, ns) && entitlement === 'none') {
     throw new ProtocolError(Errors.permissionDenied, 'private channel: subscription token required');
   }
 }
 
 export function checkSubscribe(
-  conn: Connection,
+  session: Session,
   channel: string,
   entitlement: Exclude<Entitlement, 'subscribed'>,
 ): NamespaceOptions {
-  const ns = namespaceOf(conn, channel);
-  checkAccess(conn, channel, ns, entitlement);
+  const ns = namespaceOf(session, channel);
+  checkAccess(session, channel, ns, entitlement);
   return ns;
 }
 
@@ -68,38 +71,52 @@ export function checkSubscribe(
  * channel. Checked before the namespace's switches, so a caller without the right learns
  * nothing about the channel (not even that its history is off).
  */
-function checkRead(conn: Connection, channel: string, ns: NamespaceOptions): void {
-  checkAccess(conn, channel, ns, conn.subscriptions.has(channel) ? 'subscribed' : 'none');
+function checkRead(session: Session, channel: string, ns: NamespaceOptions): void {
+  checkAccess(session, channel, ns, session.subscriptions.has(channel) ? 'subscribed' : 'none');
 }
 
-export function checkPublish(conn: Connection, channel: string): NamespaceOptions {
-  const ns = namespaceOf(conn, channel);
-  checkRead(conn, channel, ns);
+export function checkPublish(session: Session, channel: string): NamespaceOptions {
+  const ns = namespaceOf(session, channel);
+  checkRead(session, channel, ns);
   if (ns.publish === 'none') throw new ProtocolError(Errors.permissionDenied, 'publishing is off');
-  if (ns.publish === 'subscribers' && !conn.subscriptions.has(channel)) {
+  if (ns.publish === 'subscribers' && !session.subscriptions.has(channel)) {
     throw new ProtocolError(Errors.permissionDenied, 'only subscribers may publish');
   }
   return ns;
 }
 
-export function checkHistory(conn: Connection, channel: string): NamespaceOptions {
-  const ns = namespaceOf(conn, channel);
-  checkRead(conn, channel, ns);
+export function checkHistory(session: Session, channel: string): NamespaceOptions {
+  const ns = namespaceOf(session, channel);
+  checkRead(session, channel, ns);
   if (!ns.allow_history) throw new ProtocolError(Errors.notAvailable, 'history is off');
   return ns;
 }
 
 /** Presence shows who is there: subscribers only (on top of the read rule), as the namespace option says. */
-export function checkPresence(conn: Connection, channel: string): NamespaceOptions {
-  const ns = namespaceOf(conn, channel);
-  checkRead(conn, channel, ns);
+export function checkPresence(session: Session, channel: string): NamespaceOptions {
+  const ns = namespaceOf(session, channel);
+  checkRead(session, channel, ns);
   if (!ns.presence) throw new ProtocolError(Errors.notAvailable, 'presence is off');
-  if (!conn.subscriptions.has(channel)) throw new ProtocolError(Errors.permissionDenied, 'not subscribed');
+  if (!session.subscriptions.has(channel)) throw new ProtocolError(Errors.permissionDenied, 'not subscribed');
   return ns;
 }
 
 /** The `aud` / `iss` every token must carry, when configured. */
-export function tokenChecks(conn: Connection): { audience?: string; issuer?: string } {
-  const { tokenAudience, tokenIssuer } = conn.deps.settings;
+export function tokenChecks(session: Session): { audience?: string; issuer?: string } {
+  const { tokenAudience, tokenIssuer } = session.deps.settings;
   return { ...(tokenAudience ? { audience: tokenAudience } : {}), ...(tokenIssuer ? { issuer: tokenIssuer } : {}) };
+}
+
+/**
+ * A subscription token, verified for this channel, user and client (src/auth/jwt.ts says what
+ * each failure answers): what it grants, its expiry and its `info` as chan_info JSON text.
+ */
+export async function checkSubscriptionToken(session: Session, channel: string, token: string) {
+  const grant = await verifySubscriptionToken(token, session.deps.settings.tokenSecret, {
+    channel,
+    user: session.user,
+    client: session.clientId,
+    ...tokenChecks(session),
+  });
+  return { expiresAt: grant.expiresAt, info: grant.info === undefined ? undefined : JSON.stringify(grant.info) };
 }

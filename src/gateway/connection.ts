@@ -1,7 +1,10 @@
 /**
- * One client connection: a small state machine (connecting → connected → closed) that runs
- * the commands of the Centrifugo JSON protocol in the order they arrive, including several
- * in one frame (the SDK sends connect and its subscribes together).
+ * One client connection: a small state machine (connecting → connected → closed, changed only
+ * by `setState`) that runs the commands of the Centrifugo JSON protocol in the order they
+ * arrive, including several in one frame (the SDK sends connect and its subscribes together).
+ * It owns its state: the identity a connect established, its subscriptions, its timers.
+ * Handlers see it as a `Session` (./session.ts) and reach it through the command table that
+ * server.ts hands it (./dispatch.ts); it imports none of them.
  *
  * Commands run one after another; a publish only waits its turn to be *queued*, and its
  * reply is written when the worker acknowledges the commit, so a client can have many
@@ -16,17 +19,19 @@
  * closed. Replies themselves are bounded in bytes (`replyMaxBytes`), and history and
  * recovery reads are bounded per gateway (src/history/permits.ts).
  */
+import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import type { ChannelEvents } from '../bus/events.js';
-import type { Hub, Subscriber } from '../channels/hub.js';
-import { clientInfoJson } from '../protocol/publication.js';
-import type { Namespaces, NamespaceOptions } from '../config/namespaces.js';
-import type { PresenceStore } from '../presence/store.js';
-import type { HistoryReader } from '../history/reader.js';
-import type { IngestClient } from '../ingest/client.js';
+import type { NamespaceOptions } from '../config/namespaces.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
-import { decodeFrame, encodeErrorReply, type DecodedCommand } from '../protocol/codec.js';
+import {
+  SERVER_PING,
+  decodeFrame,
+  encodeErrorReply,
+  encodeResultReply,
+  encodeUnsubscribePush,
+  type DecodedCommand,
+} from '../protocol/codec.js';
 import {
   Disconnect,
   DisconnectError,
@@ -35,86 +40,45 @@ import {
   Unsubscribe,
   replyErrorOf,
   type DisconnectInfo,
+  type UnsubscribeInfo,
 } from '../protocol/codes.js';
+import { clientInfoJson } from '../protocol/publication.js';
 import type { Command, Method } from '../protocol/types.js';
 import { Backlog } from './backlog.js';
-import { Outbox, type FlushScheduler } from './outbox.js';
-import { handlers } from './handlers.js';
+import type { GatewayDeps } from './deps.js';
+import { lapseTimer } from './expiry.js';
+import { Heartbeat } from './heartbeat.js';
 import { TokenBucket } from './limiter.js';
-import { serverSubscribe } from './server-subs.js';
+import { Outbox } from './outbox.js';
+import type { Commands, ConnectionState, Identity, Session } from './session.js';
+import { Subscription, type SubscriptionOptions, type SubscriptionOwner } from './subscription.js';
 
-export interface GatewaySettings {
-  version: string;
-  tokenSecret: string;
-  /** Checked in every token when set (invalid otherwise). */
-  tokenAudience?: string | undefined;
-  tokenIssuer?: string | undefined;
-  pingIntervalS: number;
-  pongTimeoutS: number;
-  staleS: number;
-  queueMaxBytes: number;
-  /**
-   * Bytes of publications in one reply (history, a subscribe's recovery) or one recovery
-   * chunk: TIDINGS_REPLY_MAX_BYTES, held to `queueMaxBytes` (see src/app/gateway.ts).
-   */
-  replyMaxBytes: number;
-  channelsPerConnection: number;
-  historyMaxPerCall: number;
-  rate: number;
-  burst: number;
-}
+/** The moves the state machine has (./session.ts draws it). */
+const NEXT: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
+  connecting: ['connected', 'closed'],
+  connected: ['closed'],
+  closed: [],
+};
 
-export interface GatewayDeps {
-  settings: GatewaySettings;
-  namespaces: Namespaces;
-  presence: PresenceStore;
-  events: ChannelEvents;
-  hub: Hub;
-  history: HistoryReader;
-  ingest: IngestClient;
-  scheduler: FlushScheduler;
-  log: Logger;
-}
-
-type State = 'connecting' | 'connected' | 'closed';
-
-/** After a token's `exp`, how long a client has to refresh before it is closed (Go: 25 s). */
-const EXPIRY_GRACE_MS = 25_000;
-
-export interface Subscription extends Subscriber {
-  readonly channel: string;
-  readonly namespace: NamespaceOptions;
-  state: 'subscribing' | 'subscribed';
-  readonly chanInfo: string | undefined;
-  /** ClientInfo of this connection on this channel, for presence and join/leave. */
-  readonly infoJson: string;
-  readonly joinLeave: boolean;
-  /** Server-side subscriptions (token `channels` claim, API subscribe) recover through connect. */
-  readonly serverSide: boolean;
-  expiryTimer?: NodeJS.Timeout;
-}
+const ANONYMOUS: Identity = { user: '', connInfo: undefined, expiresAt: undefined };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type DecodedOk = Extract<DecodedCommand, { ok: true }>;
 
-export class Connection {
-  state: State = 'connecting';
-  clientId = '';
-  user = '';
-  /** ClientInfo.conn_info (the token's `info` claim) as JSON text, encoded once. */
-  connInfo: string | undefined;
-  expiresAt: number | undefined;
-  readonly subscriptions = new Map<string, Subscription>();
+export class Connection implements Session {
+  private current: ConnectionState = 'connecting';
+  private id = '';
+  private identity: Identity = ANONYMOUS;
+  private readonly subs = new Map<string, Subscription>();
   private readonly outbox: Outbox;
   private readonly bucket: TokenBucket;
-  private chain: Promise<void> = Promise.resolve();
   private readonly backlog: Backlog;
-  private staleTimer: NodeJS.Timeout | undefined;
-  private pingTimer: NodeJS.Timeout | undefined;
-  private pongTimer: NodeJS.Timeout | undefined;
+  private readonly heartbeat: Heartbeat;
+  private readonly subscriptionOwner: SubscriptionOwner;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly staleTimer: NodeJS.Timeout;
   private expiryTimer: NodeJS.Timeout | undefined;
-  private awaitingPong = false;
   /** A connect was already tried: after one that failed (109, say) the socket is unusable. */
   private connectTried = false;
   readonly log: Logger;
@@ -122,47 +86,79 @@ export class Connection {
   constructor(
     private readonly ws: WebSocket,
     readonly deps: GatewayDeps,
+    private readonly commands: Commands,
     private readonly onClosed: (conn: Connection) => void,
   ) {
+    const { settings } = deps;
     this.log = deps.log;
-    this.outbox = new Outbox(ws, deps.scheduler, deps.settings.queueMaxBytes);
-    this.bucket = new TokenBucket(deps.settings.rate, deps.settings.burst);
+    this.outbox = new Outbox(ws, deps.scheduler, settings.queueMaxBytes);
+    this.bucket = new TokenBucket(settings.rate, settings.burst);
     this.backlog = new Backlog(ws);
-    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    this.heartbeat = new Heartbeat(
+      settings.pingIntervalS,
+      settings.pongTimeoutS,
+      () => this.send(SERVER_PING),
+      () => this.close(Disconnect.NoPong),
+    );
+    this.subscriptionOwner = {
+      send: (frame, paced) => this.send(frame, paced),
+      writable: () => this.outbox.writable(),
+      lostPosition: (sub) => this.lostPosition(sub),
+      expired: (sub) => this.subscriptionExpired(sub),
+    };
+    // Binary frames are read as JSON text too (the Go server does the same); we only ever
+    // *send* text frames.
+    ws.on('message', (data) => this.onFrame(data as Buffer));
     ws.on('close', () => this.teardown());
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
-    this.staleTimer = unref(setTimeout(() => this.closeIfStale(), deps.settings.staleS * 1000));
+    this.staleTimer = setTimeout(() => this.closeIfStale(), settings.staleS * 1000).unref();
   }
 
-  /** A getter, so TypeScript does not carry a narrowed `state` across an await. */
+  get state(): ConnectionState {
+    return this.current;
+  }
+
   get closed(): boolean {
-    return this.state === 'closed';
+    return this.current === 'closed';
+  }
+
+  get clientId(): string {
+    return this.id;
+  }
+
+  get user(): string {
+    return this.identity.user;
+  }
+
+  get connInfo(): string | undefined {
+    return this.identity.connInfo;
+  }
+
+  get expiresAt(): number | undefined {
+    return this.identity.expiresAt;
+  }
+
+  get subscriptions(): ReadonlyMap<string, Subscription> {
+    return this.subs;
+  }
+
+  /** The one place the state changes; false, and nothing changed, for a move the machine does not have. */
+  private setState(next: ConnectionState): boolean {
+    if (!NEXT[this.current].includes(next)) return false;
+    this.current = next;
+    return true;
   }
 
   // ------------------------------------------------------------------ incoming
 
-  private onFrame(data: Buffer, _isBinary: boolean): void {
-    if (this.state === 'closed') return;
-    let text: string;
-    try {
-      // Binary frames are accepted as JSON text too (the Go server does the same); we only
-      // ever *send* text frames.
-      text = utf8.decode(data);
-    } catch {
-      this.close(Disconnect.BadRequest, 'frame is not valid UTF-8');
-      return;
-    }
-    const commands = decodeFrame(text);
-    for (const decoded of commands) {
-      if (!decoded.ok) {
-        this.close(Disconnect.BadRequest, decoded.reason);
-        return;
-      }
-    }
+  private onFrame(data: Buffer): void {
+    if (this.closed) return;
+    const commands = this.decode(data);
+    if (commands === undefined) return;
     // A pong answers the server's ping and has no place in the command order: it must not
     // wait behind commands that wait for the client to read (that would close it, 3012).
-    if ((commands as DecodedOk[]).every((c) => c.method === null)) {
-      for (const { command } of commands as DecodedOk[]) this.onPong(command);
+    if (commands.every((c) => c.method === null)) {
+      for (const { command } of commands) this.onPong(command);
       return;
     }
     if (!this.backlog.add(commands.length, data.length)) {
@@ -171,7 +167,26 @@ export class Connection {
     }
     // One link of the chain per frame, not per command: a frame of 500 pipelined publishes
     // would otherwise cost 500 chained promises before the first one runs.
-    this.chain = this.chain.then(() => this.dispatchAll(commands as DecodedOk[], data.length));
+    this.chain = this.chain.then(() => this.dispatchAll(commands, data.length));
+  }
+
+  /** The frame's commands; undefined, and the connection closed (3501), when any line is not one. */
+  private decode(data: Buffer): DecodedOk[] | undefined {
+    let text: string;
+    try {
+      text = utf8.decode(data);
+    } catch {
+      this.close(Disconnect.BadRequest, 'frame is not valid UTF-8');
+      return undefined;
+    }
+    const commands = decodeFrame(text);
+    for (const decoded of commands) {
+      if (!decoded.ok) {
+        this.close(Disconnect.BadRequest, decoded.reason);
+        return undefined;
+      }
+    }
+    return commands as DecodedOk[];
   }
 
   private async dispatchAll(commands: DecodedOk[], bytes: number): Promise<void> {
@@ -183,21 +198,36 @@ export class Connection {
   }
 
   private async dispatch(command: Command, method: Method | null): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     if (method === null) return this.onPong(command);
     // Backpressure: a client that has not read what earlier commands produced gets nothing
     // more until it does (a heavy reply would otherwise pile on an unread one).
     await this.outbox.writable();
-    if (this.closed) return;
-    if (method !== 'send' && command.id === undefined) return this.close(Disconnect.BadRequest, 'command without id');
+    if (this.closed || !this.admit(command, method)) return;
+    await this.run(command, method);
+  }
+
+  /**
+   * The protocol's order (an id on every command but `send`; connect first, and once: after
+   * one that failed the socket is unusable, as in Go) and the rate limit. False when the
+   * command is not to run: the connection was closed, or the client answered 111.
+   */
+  private admit(command: Command, method: Method): boolean {
+    if (method !== 'send' && command.id === undefined) {
+      this.close(Disconnect.BadRequest, 'command without id');
+      return false;
+    }
     if ((this.state === 'connecting') !== (method === 'connect') || (method === 'connect' && this.connectTried)) {
-      return this.close(Disconnect.BadRequest, method === 'connect' ? 'second connect' : 'command before connect');
+      this.close(Disconnect.BadRequest, method === 'connect' ? 'second connect' : 'command before connect');
+      return false;
     }
     if (method === 'connect') this.connectTried = true;
-    if (!this.withinRate(command.id)) return;
+    return this.withinRate(command.id);
+  }
+
+  private async run(command: Command, method: Method): Promise<void> {
     try {
-      const handler = handlers[method];
-      const result = await handler(this, command[method] as never, command.id ?? 0);
+      const result = await this.commands.handlers[method](this, command[method], command.id ?? 0);
       if (result !== undefined && command.id !== undefined) this.reply(command.id, method, result);
       metrics.commands.inc({ method, result: 'ok' });
     } catch (err) {
@@ -207,14 +237,14 @@ export class Connection {
   }
 
   /** The one boundary where a thrown error becomes an error reply or a close. */
-  fail(id: number | undefined, err: unknown, method: string): void {
+  fail(id: number | undefined, err: unknown, method: Method): void {
     if (err instanceof DisconnectError) {
       this.log.debug({ method, detail: err.detail }, 'closing after command');
       this.close(err.disconnect, err.detail);
       return;
     }
     if (!(err instanceof ProtocolError)) this.log.error({ err, method }, 'command failed');
-    if (id !== undefined && this.state !== 'closed') this.outbox.push(encodeErrorReply(id, replyErrorOf(err)), false);
+    if (id !== undefined && !this.closed) this.outbox.push(encodeErrorReply(id, replyErrorOf(err)), false);
   }
 
   private withinRate(id: number | undefined): boolean {
@@ -227,16 +257,15 @@ export class Connection {
 
   private onPong(command: Command): void {
     if (command.id !== undefined) return this.close(Disconnect.BadRequest, 'empty command with id');
-    this.awaitingPong = false;
+    this.heartbeat.pong();
   }
 
   // ------------------------------------------------------------------ outgoing
 
-  /** `result` is the reply body as JSON text, or an object to encode. */
-  reply(id: number, method: string, result: string | object): void {
-    if (this.state === 'closed') return;
-    const body = typeof result === 'string' ? result : JSON.stringify(result);
-    this.outbox.push(`{"id":${id},${JSON.stringify(method)}:${body}}`, false);
+  /** A reply: paced (its command waited for `writable()`), so not held to the bound. */
+  reply(id: number, method: Method, resultJson: string): void {
+    if (this.closed) return;
+    this.outbox.push(encodeResultReply(id, method, resultJson), false);
   }
 
   /**
@@ -244,39 +273,33 @@ export class Connection {
    * a recovery frame whose producer waited for `writable()`, so not held to the bound.
    */
   send(frame: Buffer | string, paced = false): void {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     if (!this.outbox.push(frame, !paced)) this.close(Disconnect.Slow, 'outgoing queue full');
   }
 
   // ------------------------------------------------------------------ lifecycle
 
-  /** Called by the connect handler once the token checked out. */
-  markConnected(): void {
-    this.state = 'connected';
-    if (this.staleTimer) clearTimeout(this.staleTimer);
-    this.schedulePing();
+  authenticate(identity: Identity): boolean {
+    if (!this.setState('connected')) return false;
+    this.id = randomUUID();
+    this.identity = { ...identity };
+    clearTimeout(this.staleTimer);
+    this.heartbeat.start();
+    this.scheduleExpiry();
+    return true;
+  }
+
+  refreshExpiry(expiresAt: number | undefined): void {
+    if (this.closed) return;
+    this.identity = { ...this.identity, expiresAt };
     this.scheduleExpiry();
   }
 
-  scheduleExpiry(): void {
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    if (this.expiresAt === undefined) return;
-    const ms = this.expiresAt * 1000 - Date.now() + EXPIRY_GRACE_MS;
-    this.expiryTimer = unref(setTimeout(() => this.close(Disconnect.Expired), Math.max(0, Math.min(ms, 2 ** 31 - 1))));
-  }
-
-  private schedulePing(): void {
-    const { pingIntervalS, pongTimeoutS } = this.deps.settings;
-    if (pingIntervalS <= 0) return;
-    this.pingTimer = unref(
-      setInterval(() => {
-        this.send('{}');
-        if (pongTimeoutS <= 0) return;
-        this.awaitingPong = true;
-        if (this.pongTimer) clearTimeout(this.pongTimer);
-        this.pongTimer = unref(setTimeout(() => this.awaitingPong && this.close(Disconnect.NoPong), pongTimeoutS * 1000));
-      }, pingIntervalS * 1000),
-    );
+  /** Without a refresh before the grace after the token's expiry runs out, the client is closed (3005). */
+  private scheduleExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const { expiresAt } = this.identity;
+    this.expiryTimer = expiresAt === undefined ? undefined : lapseTimer(expiresAt, () => this.close(Disconnect.Expired));
   }
 
   private closeIfStale(): void {
@@ -285,7 +308,7 @@ export class Connection {
 
   /** Closes with a protocol close code; what was queued before (a reply, say) goes first. */
   close(disconnect: DisconnectInfo, detail?: string): void {
-    if (this.state === 'closed') return;
+    if (this.closed) return;
     if (detail) this.log.debug({ code: disconnect.code, detail }, 'closing connection');
     metrics.disconnects.inc({ code: String(disconnect.code) });
     this.outbox.flushNow();
@@ -293,86 +316,62 @@ export class Connection {
     this.ws.close(disconnect.code, disconnect.reason);
   }
 
+  /** The one teardown funnel: a close of ours, or the socket's. */
   private teardown(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
+    if (!this.setState('closed')) return;
     this.outbox.close();
-    for (const timer of [this.staleTimer, this.pingTimer, this.pongTimer, this.expiryTimer]) clearTimeout(timer);
-    for (const sub of [...this.subscriptions.values()]) this.dropSubscription(sub, true);
+    clearTimeout(this.staleTimer);
+    clearTimeout(this.expiryTimer);
+    this.heartbeat.stop();
+    for (const sub of [...this.subs.values()]) this.dropSubscription(sub, true);
     this.onClosed(this);
   }
 
   // ------------------------------------------------------------------ subscriptions
 
-  newSubscription(
-    channel: string,
-    namespace: NamespaceOptions,
-    opts: { chanInfo?: string | undefined; expiresAt?: number | undefined; joinLeave?: boolean; serverSide?: boolean },
-  ): Subscription {
-    const sub: Subscription = {
-      channel,
-      namespace,
-      state: 'subscribing',
+  addSubscription(channel: string, namespace: NamespaceOptions, opts: SubscriptionOptions): Subscription {
+    const infoJson = clientInfoJson({
+      offset: 0,
+      data: '',
+      user: this.user,
+      client: this.clientId,
+      connInfo: this.connInfo,
       chanInfo: opts.chanInfo,
-      infoJson: clientInfoJson({
-        offset: 0,
-        data: '',
-        user: this.user,
-        client: this.clientId,
-        connInfo: this.connInfo,
-        chanInfo: opts.chanInfo,
-      })!,
-      joinLeave: opts.joinLeave ?? false,
-      serverSide: opts.serverSide ?? false,
-      deliver: (frame, paced) => this.send(frame, paced),
-      writable: () => this.outbox.writable(),
-      recoveryMax: namespace.recovery_max,
-      onGap: (ch) => this.forceResubscribe(ch, sub),
-    };
-    this.scheduleSubscriptionExpiry(sub, opts.expiresAt);
+    })!;
+    const sub = new Subscription(channel, namespace, infoJson, opts, this.subscriptionOwner);
+    this.subs.set(channel, sub);
     return sub;
   }
 
-  /** A subscription token's expiry: without a sub_refresh in time, the subscription lapses (2501). */
-  scheduleSubscriptionExpiry(sub: Subscription, expiresAt: number | undefined): void {
-    if (sub.expiryTimer) clearTimeout(sub.expiryTimer);
-    if (expiresAt === undefined) return;
-    const ms = Math.max(0, Math.min(expiresAt * 1000 - Date.now() + EXPIRY_GRACE_MS, 2 ** 31 - 1));
-    sub.expiryTimer = unref(setTimeout(() => this.serverUnsubscribe(sub.channel, Unsubscribe.SubscriptionExpired), ms));
-  }
-
-  /**
-   * Forgets a subscription everywhere: here, in the hub, in presence. `announce` sends the
-   * leave event to the channel (not for a subscribe that never completed).
-   */
   dropSubscription(sub: Subscription, announce: boolean): void {
-    if (this.subscriptions.get(sub.channel) === sub) this.subscriptions.delete(sub.channel);
-    if (sub.expiryTimer) clearTimeout(sub.expiryTimer);
+    const wasSubscribed = sub.state === 'subscribed';
+    sub.setState('unsubscribed');
+    if (this.subs.get(sub.channel) === sub) this.subs.delete(sub.channel);
     this.deps.hub.detach(sub.channel, sub);
     if (sub.namespace.presence) {
       this.deps.presence.remove(sub.channel, this.clientId).catch((err: unknown) => {
         this.log.debug({ err }, 'presence removal failed; the entry expires on its own');
       });
     }
-    if (announce && sub.state === 'subscribed' && sub.namespace.join_leave) {
+    if (announce && wasSubscribed && sub.namespace.join_leave) {
       this.deps.events.announce(sub.channel, 'leave', sub.infoJson);
     }
   }
 
   /** API `subscribe`: a server-side subscription added while connected. */
   serverSubscribe(channel: string): Promise<boolean> {
-    return serverSubscribe(this, channel);
+    return this.commands.serverSubscribe(this, channel);
   }
 
   /**
    * Server-side unsubscribe (API `unsubscribe`): drop the subscription here first, then tell
    * the client. Code 2000 keeps it unsubscribed; codes >= 2500 make it resubscribe.
    */
-  serverUnsubscribe(channel: string, info: { code: number; reason: string } = Unsubscribe.ServerUnsubscribe): boolean {
-    const sub = this.subscriptions.get(channel);
-    if (!sub || this.state === 'closed') return false;
+  serverUnsubscribe(channel: string, info: UnsubscribeInfo = Unsubscribe.ServerUnsubscribe): boolean {
+    const sub = this.subs.get(channel);
+    if (!sub || this.closed) return false;
     this.dropSubscription(sub, true);
-    this.send(`{"push":{"channel":${JSON.stringify(channel)},"unsubscribe":${JSON.stringify(info)}}}`);
+    this.send(encodeUnsubscribePush(channel, info));
     return true;
   }
 
@@ -381,15 +380,15 @@ export class Connection {
    * client's immediate resubscribe is not refused as a duplicate), then push 2500 so the
    * client resubscribes with recovery from what it really has.
    */
-  private forceResubscribe(channel: string, sub: Subscription): void {
-    if (this.subscriptions.get(channel) !== sub) return;
+  private lostPosition(sub: Subscription): void {
+    if (this.subs.get(sub.channel) !== sub) return;
     // A server-side subscription recovers through the connect command: reconnect (3010).
     if (sub.serverSide) this.close(Disconnect.InsufficientState, 'server-side subscription lost its position');
-    else this.serverUnsubscribe(channel, Unsubscribe.InsufficientState);
+    else this.serverUnsubscribe(sub.channel, Unsubscribe.InsufficientState);
   }
-}
 
-function unref<T extends NodeJS.Timeout>(timer: T): T {
-  timer.unref();
-  return timer;
+  /** A subscription token lapsed without a sub_refresh: the client resubscribes with a new one (2501). */
+  private subscriptionExpired(sub: Subscription): void {
+    if (this.subs.get(sub.channel) === sub) this.serverUnsubscribe(sub.channel, Unsubscribe.SubscriptionExpired);
+  }
 }

@@ -5,9 +5,10 @@
  * recovers them through the `subs` map of its next connect command.
  */
 import { isValidChannelName } from '../channels/names.js';
+import { encodeSubscribePush, encodeSubscribeResults } from '../protocol/codec.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 import { checkSubscribe } from './access.js';
-import type { Connection } from './connection.js';
+import type { Session } from './session.js';
 import { goLive, openSubscription, recoveryRequestOf, type Opened } from './subscribe.js';
 import { isObject } from './validate.js';
 
@@ -30,14 +31,14 @@ export interface ServerSubsOutcome {
  * properties of the token alone, so no later token from the same backend code would fare
  * better; contrast the permission checks of `subscribeServerSide`, which depend on policy.
  */
-export function claimedChannels(conn: Connection, claim: string[] | undefined): string[] {
+export function claimedChannels(session: Session, claim: string[] | undefined): string[] {
   if (claim === undefined) return [];
   const channels = [...new Set(claim)];
-  const limit = conn.deps.settings.channelsPerConnection;
+  const limit = session.deps.settings.channelsPerConnection;
   if (channels.length > limit) throw invalidClaim(`channels claim lists ${channels.length} channels, over ${limit}`);
   for (const channel of channels) {
     if (!isValidChannelName(channel)) throw invalidClaim('channels claim holds an invalid channel name');
-    if (!conn.deps.namespaces.of(channel)) throw invalidClaim('channels claim names an unknown namespace');
+    if (!session.deps.namespaces.of(channel)) throw invalidClaim('channels claim names an unknown namespace');
   }
   return channels;
 }
@@ -58,7 +59,7 @@ function invalidClaim(detail: string): DisconnectError {
  * backend's promise, so a bad claim is its bug, not the client's.
  */
 export async function subscribeServerSide(
-  conn: Connection,
+  session: Session,
   channels: string[],
   requested: unknown,
 ): Promise<ServerSubsOutcome> {
@@ -67,20 +68,24 @@ export async function subscribeServerSide(
   const positionOf = (channel: string) => (Object.hasOwn(positions, channel) ? positions[channel] : undefined);
   const opened: Opened[] = [];
   for (const channel of channels) {
-    if (conn.subscriptions.has(channel)) continue;
-    try {
-      const ns = checkSubscribe(conn, channel, 'server');
-      const sub = await openSubscription(conn, channel, ns, recoveryRequestOf(positionOf(channel)), { serverSide: true });
-      if (sub) opened.push(sub);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      conn.log.warn({ channel, code: err.error.code }, 'token channel refused');
-    }
+    if (session.subscriptions.has(channel)) continue;
+    const sub = await openClaimed(session, channel, positionOf(channel));
+    if (sub) opened.push(sub);
   }
-  const results = opened.length
-    ? `{${opened.map((o) => `${JSON.stringify(o.sub.channel)}:${o.result}`).join(',')}}`
-    : undefined;
-  return { results, goLive: () => opened.forEach((o) => goLive(conn, o)) };
+  const results = opened.length ? encodeSubscribeResults(opened.map((o) => [o.sub.channel, o.result])) : undefined;
+  return { results, goLive: () => opened.forEach((o) => goLive(session, o)) };
+}
+
+/** One claimed channel, opened; undefined when policy refuses it (logged) or the connection closed. */
+async function openClaimed(session: Session, channel: string, position: unknown): Promise<Opened | undefined> {
+  try {
+    const ns = checkSubscribe(session, channel, 'server');
+    return await openSubscription(session, channel, ns, recoveryRequestOf(position), { serverSide: true });
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    session.log.warn({ channel, code: err.error.code }, 'token channel refused');
+    return undefined;
+  }
 }
 
 /**
@@ -88,17 +93,17 @@ export async function subscribeServerSide(
  * API is the backend itself, so no permission check applies here (as in Centrifugo); the
  * read rule of access.ts still applies to what the connection does with the channel.
  */
-export async function serverSubscribe(conn: Connection, channel: string): Promise<boolean> {
-  if (conn.state !== 'connected') return false;
-  if (conn.subscriptions.has(channel)) return true;
-  if (conn.subscriptions.size >= conn.deps.settings.channelsPerConnection) {
+export async function serverSubscribe(session: Session, channel: string): Promise<boolean> {
+  if (session.state !== 'connected') return false;
+  if (session.subscriptions.has(channel)) return true;
+  if (session.subscriptions.size >= session.deps.settings.channelsPerConnection) {
     throw new DisconnectError(Disconnect.ChannelLimit, 'server-side subscribe over the channel limit');
   }
-  const ns = conn.deps.namespaces.of(channel);
+  const ns = session.deps.namespaces.of(channel);
   if (!ns) throw new ProtocolError(Errors.unknownChannel, channel);
-  const opened = await openSubscription(conn, channel, ns, { recover: false, offset: 0, epoch: '' }, { serverSide: true });
+  const opened = await openSubscription(session, channel, ns, { recover: false, offset: 0, epoch: '' }, { serverSide: true });
   if (!opened) return false;
-  conn.send(`{"push":{"channel":${JSON.stringify(channel)},"subscribe":${opened.result}}}`);
-  goLive(conn, opened);
+  session.send(encodeSubscribePush(channel, opened.result));
+  goLive(session, opened);
   return true;
 }

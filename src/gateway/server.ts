@@ -1,14 +1,17 @@
 /**
  * The WebSocket endpoint: accepts upgrades on /connection/websocket (no subprotocol needed;
  * only the JSON protocol is spoken, so a client asking for protobuf is refused), and keeps
- * the set of live connections for shutdown and stats.
+ * the set of live connections for shutdown and stats. It wires each connection to the
+ * command table (./dispatch.ts), so that the connection does not import its handlers.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Disconnect } from '../protocol/codes.js';
 import { Admission, type AdmissionSettings } from './admission.js';
-import { Connection, type GatewayDeps } from './connection.js';
+import { Connection } from './connection.js';
+import type { GatewayDeps } from './deps.js';
+import { commands } from './dispatch.js';
 
 export const WEBSOCKET_PATH = '/connection/websocket';
 
@@ -55,7 +58,7 @@ export class WebSocketGateway {
 
   private accept(ws: WebSocket, ip: string): void {
     this.admission.opened(ip);
-    const conn = new Connection(ws, this.deps, (c) => {
+    const conn = new Connection(ws, this.deps, commands, (c) => {
       this.connections.delete(c);
       this.admission.closed(ip);
     });

@@ -13,6 +13,7 @@
  * `settings.replyMaxBytes`, and the hub sends the rest as publication pushes, in offset order
  * before any live one, a chunk at a time as the client reads (src/channels/hub.ts). The
  * namespace's `recovery_max` still bounds how many publications one recovery may span.
+ * What is decided and read at each step is src/history/recovery.ts; this file runs the steps.
  *
  * A gap is an explicit outcome: `recovered` absent (or error 112 when the client asked for
  * that with flag 2), never a partial replay; if history loses the rest of a gap while it
@@ -22,14 +23,16 @@
  * ones (the token's `channels` claim at connect, and the API's `subscribe`), which differ
  * only in how the result reaches the client.
  */
-import { verifySubscriptionToken } from '../auth/jwt.js';
 import type { BusPublication } from '../bus/topic.js';
 import type { NamespaceOptions } from '../config/namespaces.js';
 import type { ChannelPosition } from '../history/reader.js';
-import { metrics } from '../observability/metrics.js';
+import { recoverFirstChunk, replyPosition } from '../history/recovery.js';
+import { encodeSubscribeResult } from '../protocol/codec.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
-import { checkSubscribe, tokenChecks } from './access.js';
-import type { Connection, Subscription } from './connection.js';
+import { checkSubscribe, checkSubscriptionToken } from './access.js';
+import { ttlOf } from './expiry.js';
+import type { CommandHandler, Session } from './session.js';
+import type { Subscription, SubscriptionOptions } from './subscription.js';
 import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optionalToken } from './validate.js';
 
 /** Subscribe flag bit: the client (getState) wants error 112 instead of an unrecovered reply. */
@@ -40,13 +43,6 @@ export interface RecoveryRequest {
   recover: boolean;
   offset: number;
   epoch: string;
-}
-
-export interface SubscriptionOptions {
-  chanInfo?: string | undefined;
-  expiresAt?: number | undefined;
-  joinLeave?: boolean;
-  serverSide?: boolean;
 }
 
 /** A subscription ready to go live: attached and buffering, its reply computed. */
@@ -66,13 +62,13 @@ interface ClientRequest extends RecoveryRequest {
   joinLeave: boolean;
 }
 
-function checkRequest(conn: Connection, request: unknown): ClientRequest {
+function checkRequest(session: Session, request: unknown): ClientRequest {
   const channel = channelOf(request);
   const req = request as Record<string, unknown>;
   if ((optionalInt(req.type, 'type') ?? 0) !== 0) throw new ProtocolError(Errors.notAvailable, 'only stream subscriptions');
   if (req.tf !== undefined) throw new ProtocolError(Errors.notAvailable, 'tag filters are not supported');
-  if (conn.subscriptions.has(channel)) throw new ProtocolError(Errors.alreadySubscribed);
-  if (conn.subscriptions.size >= conn.deps.settings.channelsPerConnection) throw new ProtocolError(Errors.limitExceeded);
+  if (session.subscriptions.has(channel)) throw new ProtocolError(Errors.alreadySubscribed);
+  if (session.subscriptions.size >= session.deps.settings.channelsPerConnection) throw new ProtocolError(Errors.limitExceeded);
   return {
     channel,
     ...recoveryRequestOf(req),
@@ -92,68 +88,80 @@ export function recoveryRequestOf(req: unknown): RecoveryRequest {
 }
 
 /** The `subscribe` command. */
-export async function subscribe(conn: Connection, request: unknown, id: number): Promise<undefined> {
-  const req = checkRequest(conn, request);
+export const subscribe: CommandHandler = async (session, request, id) => {
+  const req = checkRequest(session, request);
   // A given token is verified whatever the channel (Centrifugo does the same), and only the
   // verified grant entitles the connection to a private one: never the field's presence.
-  const grant = req.token === undefined ? undefined : await checkToken(conn, req.channel, req.token);
-  const ns = checkSubscribe(conn, req.channel, grant === undefined ? 'none' : 'token');
-  const opened = await openSubscription(conn, req.channel, ns, req, {
+  const grant = req.token === undefined ? undefined : await checkSubscriptionToken(session, req.channel, req.token);
+  const ns = checkSubscribe(session, req.channel, grant === undefined ? 'none' : 'token');
+  const opened = await openSubscription(session, req.channel, ns, req, {
     chanInfo: grant?.info,
     expiresAt: grant?.expiresAt,
     joinLeave: req.joinLeave && ns.join_leave,
   });
   if (!opened) return undefined;
   if (req.recover && !opened.recovered && req.rejectUnrecovered) {
-    conn.dropSubscription(opened.sub, false);
+    session.dropSubscription(opened.sub, false);
     throw new ProtocolError(Errors.unrecoverablePosition);
   }
   // Reply first, then release the buffer: the client drops publications that arrive
   // before its subscribe reply.
-  conn.reply(id, 'subscribe', opened.result);
-  goLive(conn, opened);
+  session.reply(id, 'subscribe', opened.result);
+  goLive(session, opened);
   return undefined;
-}
+};
 
 /**
  * Steps 1–2: registers the subscription, attaches it to the hub and computes its result.
- * Undefined when the connection closed meanwhile. On failure nothing is left behind.
+ * Undefined when the connection closed, or the subscription was dropped (an API
+ * unsubscribe), meanwhile. On failure nothing is left behind.
  */
 export async function openSubscription(
-  conn: Connection,
+  session: Session,
   channel: string,
   ns: NamespaceOptions,
   position: RecoveryRequest,
   opts: SubscriptionOptions,
 ): Promise<Opened | undefined> {
-  const sub = conn.newSubscription(channel, ns, opts);
-  conn.subscriptions.set(channel, sub);
+  if (session.closed) return undefined;
+  const sub = session.addSubscription(channel, ns, opts);
   try {
-    await conn.deps.hub.attach(channel, sub);
-    const pos = await conn.deps.history.position(channel, position.recover ? position.offset : 0);
-    const pubs = position.recover && ns.recovery ? await recover(conn, channel, ns, position, pos, opts) : undefined;
-    if (ns.presence) await conn.deps.presence.add(channel, conn.clientId, sub.infoJson);
-    if (conn.state === 'closed' || conn.subscriptions.get(channel) !== sub) {
-      conn.dropSubscription(sub, false);
+    const opened = await attachAndRead(session, sub, position, opts);
+    if (session.closed || !sub.setState('subscribed')) {
+      session.dropSubscription(sub, false);
       return undefined;
     }
-    sub.state = 'subscribed';
-    const startAt = pubs === undefined ? pos.top : position.offset + pubs.length;
-    return { sub, pos, startAt, recovered: pubs !== undefined, result: encodeResult(ns, position, pos, pubs, opts.expiresAt) };
+    return opened;
   } catch (err) {
-    conn.dropSubscription(sub, false);
+    session.dropSubscription(sub, false);
     throw err;
   }
+}
+
+/** Steps 1–2 proper: buffering from the hub, the position (and a recovery's first chunk), presence. */
+async function attachAndRead(
+  session: Session,
+  sub: Subscription,
+  position: RecoveryRequest,
+  opts: SubscriptionOptions,
+): Promise<Opened> {
+  const { channel, namespace: ns } = sub;
+  await session.deps.hub.attach(channel, sub);
+  const pos = await session.deps.history.position(channel, position.recover ? position.offset : 0);
+  const pubs = position.recover && ns.recovery ? await recover(session, channel, ns, position, pos, opts) : undefined;
+  if (ns.presence) await session.deps.presence.add(channel, session.clientId, sub.infoJson);
+  const startAt = replyPosition(position, pos, pubs);
+  return { sub, pos, startAt, recovered: pubs !== undefined, result: resultOf(ns, position, pos, pubs, opts.expiresAt) };
 }
 
 /**
  * Step 4, after the result was written: the hub streams what the reply did not carry up to
  * the top, then releases the buffer; others hear of the join.
  */
-export function goLive(conn: Connection, opened: Opened): void {
+export function goLive(session: Session, opened: Opened): void {
   const { sub, pos } = opened;
-  conn.deps.hub.start(sub.channel, sub, opened.startAt, pos.top);
-  if (sub.namespace.join_leave) conn.deps.events.announce(sub.channel, 'join', sub.infoJson);
+  session.deps.hub.start(sub.channel, sub, opened.startAt, pos.top);
+  if (sub.namespace.join_leave) session.deps.events.announce(sub.channel, 'join', sub.infoJson);
 }
 
 /**
@@ -166,7 +174,7 @@ export function goLive(conn: Connection, opened: Opened): void {
  * publication is still read, to prove history holds the start of the gap.
  */
 async function recover(
-  conn: Connection,
+  conn: Session,
   channel: string,
   ns: NamespaceOptions,
   req: RecoveryRequest,
@@ -174,59 +182,29 @@ async function recover(
   opts: SubscriptionOptions,
 ): Promise<BusPublication[] | undefined> {
   const maxBytes = opts.serverSide ? 0 : conn.deps.settings.replyMaxBytes;
-  const first = await recoverRange(conn, channel, ns, req, pos, maxBytes);
-  metrics.recoveries.inc({ outcome: first === undefined ? 'not_recovered' : first.fromDb > 0 ? 'postgres' : 'cache' });
+  const first = await recoverFirstChunk(conn.deps.history, channel, req, pos, ns.recovery_max, maxBytes);
   if (first === undefined) return undefined;
-  return opts.serverSide ? [] : first.pubs;
+  return opts.serverSide ? [] : first.publications;
 }
 
-async function recoverRange(
-  conn: Connection,
-  channel: string,
-  ns: NamespaceOptions,
-  req: RecoveryRequest,
-  pos: ChannelPosition,
-  maxBytes: number,
-): Promise<{ pubs: BusPublication[]; fromDb: number } | undefined> {
-  // An empty epoch is accepted, as Centrifugo does (`node.go` history, `isStreamRecovered`):
-  // a client that subscribed before the channel's first publication never got one. It is no
-  // way around the bounds: the gap is held to `recovery_max` and streamed like any other.
-  if (req.epoch !== '' && req.epoch !== pos.epoch) return undefined;
-  const missing = pos.top - req.offset;
-  if (missing < 0 || missing > ns.recovery_max) return undefined;
-  if (missing === 0) return { pubs: [], fromDb: 0 };
-  const source = { fromDb: 0 };
-  const pubs = await conn.deps.history.chunk(channel, pos.epoch, req.offset, pos.top, maxBytes, source);
-  // A chunk is contiguous from offset+1: empty means the start of the gap is gone.
-  return pubs.length > 0 ? { pubs, fromDb: source.fromDb } : undefined;
-}
-
-function encodeResult(
+/**
+ * The subscribe result. After a recovery it carries the client's own offset and the
+ * publications after it; the client walks them up to the top (Go does the same).
+ */
+function resultOf(
   ns: NamespaceOptions,
   req: RecoveryRequest,
   pos: ChannelPosition,
   recovered: BusPublication[] | undefined,
   expiresAt: number | undefined,
 ): string {
-  let out = `{"recoverable":${ns.recovery},"positioned":true`;
-  if (expiresAt !== undefined) out += `,"expires":true,"ttl":${Math.max(1, expiresAt - Math.floor(Date.now() / 1000))}`;
-  if (pos.epoch) out += `,"epoch":${JSON.stringify(pos.epoch)}`;
-  // After a successful recovery the result carries the client's own offset and the
-  // publications after it; the client walks them up to the top (Go does the same).
-  const offset = recovered ? req.offset : pos.top;
-  if (offset > 0) out += `,"offset":${offset}`;
-  if (req.recover) out += ',"was_recovering":true';
-  if (recovered) out += ',"recovered":true';
-  if (recovered && recovered.length > 0) out += `,"publications":[${recovered.map((p) => p.json).join(',')}]`;
-  return `${out}}`;
-}
-
-export async function checkToken(conn: Connection, channel: string, token: string) {
-  const grant = await verifySubscriptionToken(token, conn.deps.settings.tokenSecret, {
-    channel,
-    user: conn.user,
-    client: conn.clientId,
-    ...tokenChecks(conn),
+  return encodeSubscribeResult({
+    recoverable: ns.recovery,
+    ttl: ttlOf(expiresAt),
+    epoch: pos.epoch,
+    offset: recovered ? req.offset : pos.top,
+    wasRecovering: req.recover,
+    recovered: recovered !== undefined,
+    publications: recovered,
   });
-  return { expiresAt: grant.expiresAt, info: grant.info === undefined ? undefined : JSON.stringify(grant.info) };
 }

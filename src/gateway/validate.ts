@@ -1,14 +1,17 @@
 /**
  * Field checks for client commands. The codec only proves a command is an object with one
- * known method; what is inside comes from the network and is checked here, cheaply, before
- * any handler trusts a field's type.
+ * known method and fields of their wire types; what is inside comes from the network and is
+ * read here, cheaply, before any handler trusts it. The rules are src/protocol/fields.ts's;
+ * this file only says what the client protocol answers: 107 for a malformed field, and a
+ * close (3501) for a missing channel, as the Go server does.
  */
 import { isValidChannelName } from '../channels/names.js';
+import { fieldChecks, isObject } from '../protocol/fields.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isObject };
+
+const check = fieldChecks((detail) => new ProtocolError(Errors.badRequest, detail));
 
 /** An empty or missing channel closes the connection (3501), as the Go server does. */
 export function channelOf(request: unknown): string {
@@ -19,11 +22,15 @@ export function channelOf(request: unknown): string {
   return channel;
 }
 
+/** The request as an object: a missing payload is an empty one. */
+export function requestObject(request: unknown): Record<string, unknown> {
+  if (request === undefined) return {};
+  if (!isObject(request)) throw new ProtocolError(Errors.badRequest, 'request must be an object');
+  return request;
+}
+
 export function optionalString(request: Record<string, unknown>, field: string): string | undefined {
-  const value = request[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new ProtocolError(Errors.badRequest, `${field} must be a string`);
-  return value;
+  return check.string(request[field], field);
 }
 
 /**
@@ -38,17 +45,9 @@ export function optionalToken(request: Record<string, unknown>, field = 'token')
 }
 
 export function optionalOffset(value: unknown, field: string): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ProtocolError(Errors.badRequest, `${field} must be a non-negative integer`);
-  }
-  return value;
+  return check.uint(value, field);
 }
 
 export function optionalInt(value: unknown, field: string): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-    throw new ProtocolError(Errors.badRequest, `${field} must be an integer`);
-  }
-  return value;
+  return check.int(value, field);
 }

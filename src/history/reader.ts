@@ -7,6 +7,8 @@
  * Positions (epoch + top offset) come from the Redis copy of the channels row, and from
  * PostgreSQL when Redis has lost it or it is older than what a client has already seen.
  *
+ * It is the `GapSource` of recovery (./recovery.ts), which decides what to read and when.
+ *
  * Reads for a reply (`page`, `chunk`) are bounded in bytes as well as in count, read in
  * batches that stop once the reply is full (./budget.ts), and run at most HEAVY_READS at a
  * time per gateway (./permits.ts), so no reply and no burst of them can hold an unbounded
@@ -21,6 +23,7 @@ import { readBefore, readPosition, readRange, type ChannelPosition } from '../db
 import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
 import { readWithin, ReplyBudget } from './budget.js';
 import { Permits } from './permits.js';
+import { contiguousFrom, type GapSource } from './recovery.js';
 
 export type { ChannelPosition };
 
@@ -44,7 +47,7 @@ export interface PageRequest {
  */
 export const HEAVY_READS = 32;
 
-export class HistoryReader {
+export class HistoryReader implements GapSource {
   private readonly redis: ScriptedRedis;
   private readonly permits = new Permits(HEAVY_READS);
 
@@ -165,14 +168,4 @@ export class HistoryReader {
     const rows = await readRange(this.db, channel, after, upTo, limit);
     return rows.map((r) => ({ offset: r.offset, json: publicationJson(r, epoch) }));
   }
-}
-
-/** The longest run of consecutive offsets starting exactly at `first` (empty if it is missing). */
-export function contiguousFrom(first: number, pubs: BusPublication[]): BusPublication[] {
-  const out: BusPublication[] = [];
-  for (const pub of pubs) {
-    if (pub.offset !== first + out.length) break;
-    out.push(pub);
-  }
-  return out;
 }

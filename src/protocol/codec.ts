@@ -1,6 +1,7 @@
 /**
  * The JSON codec of the client protocol: text frames in, commands out; replies and pushes
- * in, compact JSON text out. Pure functions, no I/O.
+ * in, compact JSON text out. Every frame the server writes is built by an encoder here.
+ * Pure functions, no I/O.
  *
  * Contract:
  * - `decodeFrame` never throws. A frame is one or more commands joined by '\n' (centrifuge-js
@@ -8,21 +9,15 @@
  *   verdict, in order, so the caller can run them one after another.
  * - Every encoder returns one message with no raw '\n' inside, because the client splits
  *   frames on '\n' (JS:4381-4392). Strings go through JSON.stringify (which escapes newlines);
- *   pre-encoded JSON is spliced after dropping raw '\n' bytes, which in valid JSON text can only
- *   be whitespace (the same thing Go's `Raw.MarshalJSON` does).
- * - Zero values (0, false, '', [], empty maps, undefined, null) are omitted as Go's encoder
- *   omits them, except the fields PROTOCOL.md A.2 says are always emitted.
+ *   publication data is spliced after dropping raw '\n' bytes, which in valid JSON text can
+ *   only be whitespace (the same thing Go's `Raw.MarshalJSON` does); other spliced parts are
+ *   compact JSON this codec or JSON.stringify wrote.
+ * - Zero values are omitted as Go's encoder omits them, except the fields PROTOCOL.md A.2
+ *   says are always emitted and those an encoder's comment names.
  */
-import type { ErrorBody } from './codes.js';
-import {
-  METHODS,
-  RawJson,
-  type ClientInfo,
-  type Command,
-  type Method,
-  type Push,
-  type Reply,
-} from './types.js';
+import type { ErrorBody, UnsubscribeInfo } from './codes.js';
+import { isInt, isObject, isUint } from './fields.js';
+import { METHODS, type Command, type Method } from './types.js';
 
 // ---------------------------------------------------------------------------------- decoding
 
@@ -109,7 +104,7 @@ export function decodeFrame(text: string): DecodedCommand[] {
 }
 
 /** Decodes one command line (see decodeFrame). */
-export function decodeLine(line: string): DecodedCommand {
+function decodeLine(line: string): DecodedCommand {
   if (nestingExceeds(line)) return { ok: false, reason: `nesting deeper than ${MAX_NESTING_DEPTH}` };
   let value: unknown;
   try {
@@ -117,7 +112,7 @@ export function decodeLine(line: string): DecodedCommand {
   } catch {
     return { ok: false, reason: 'not JSON' };
   }
-  if (!isPlainObject(value)) return { ok: false, reason: 'command is not a JSON object' };
+  if (!isObject(value)) return { ok: false, reason: 'command is not a JSON object' };
   const id = readId(value.id);
   if (id === INVALID) return { ok: false, reason: 'id is not a non-negative integer' };
   const found = findMethod(value);
@@ -138,7 +133,7 @@ const INVALID = Symbol('invalid');
 /** An id is absent, or a non-negative safe integer (0 meaning absent). */
 function readId(id: unknown): number | undefined | typeof INVALID {
   if (id === undefined) return undefined;
-  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return id === 0 ? undefined : id;
+  if (isUint(id)) return id === 0 ? undefined : id;
   return INVALID;
 }
 
@@ -227,7 +222,7 @@ const PAYLOADS = {
 
 /** Why `value` is not an object matching `spec`, or undefined when it is. */
 function checkObject(value: unknown, spec: FieldSpec, path: string): string | undefined {
-  if (!isPlainObject(value)) return `${path} must be an object`;
+  if (!isObject(value)) return `${path} must be an object`;
   for (const [name, field] of Object.entries(spec)) {
     const problem = checkField(value[name], field, `${path}.${name}`);
     if (problem !== undefined) return problem;
@@ -251,7 +246,7 @@ function checkField(value: unknown, field: Field, path: string): string | undefi
 }
 
 function checkMap(value: unknown, values: Field, path: string): string | undefined {
-  if (!isPlainObject(value)) return `${path} must be an object`;
+  if (!isObject(value)) return `${path} must be an object`;
   for (const [key, entry] of Object.entries(value)) {
     const problem = checkField(entry, values, `${path}[${JSON.stringify(key.slice(0, 32))}]`);
     if (problem !== undefined) return problem;
@@ -274,46 +269,172 @@ function hasKind(value: unknown, kind: FieldKind): boolean {
     case 'boolean':
       return typeof value === 'boolean';
     case 'uint':
-      return Number.isSafeInteger(value) && (value as number) >= 0;
+      return isUint(value);
     case 'int':
-      return Number.isSafeInteger(value);
+      return isInt(value);
     case 'json':
       return true;
   }
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 // ---------------------------------------------------------------------------------- encoding
+//
+// One named encoder per message the server writes, so that no frame is built anywhere else.
+// Each concatenates: parts that are already JSON text (a stored publication, a ClientInfo, a
+// presence map, a subscribe result) are spliced, never parsed and re-stringified, because
+// fan-out and recovery write them at volume; every string goes through JSON.stringify. Field
+// order and omissions are the Go server's (PROTOCOL.md A.2, B, C), and the protocol tests pin
+// the bytes.
 
 /** A server ping: a reply with neither id nor push (PROTOCOL.md A.4). */
 export const SERVER_PING = '{}';
 
-/** Joins encoded messages into one frame; the client dispatches them in order. */
-export function joinMessages(messages: readonly string[]): string {
-  return messages.join('\n');
+/** A result with no fields (`unsubscribe`, `publish`): written all the same, the client needs the key. */
+export const EMPTY_RESULT = '{}';
+
+/** Text of a publication as encodePublicationJson wrote it (a stored one carries it ready). */
+export interface PublicationText {
+  readonly json: string;
+}
+
+// ---------------------------------------------------------------- replies
+
+/** `{"id":N,"<method>":<result>}`: the reply to command N, its result already JSON text. */
+export function encodeResultReply(id: number, method: Method, resultJson: string): string {
+  return `{"id":${id},"${method}":${resultJson}}`;
+}
+
+/** `{"id":N,"error":{"code":C,"message":"…"}}`, with `"temporary":true` only when set (Go omits false). */
+export function encodeErrorReply(id: number, error: ErrorBody): string {
+  const temporary = error.temporary ? ',"temporary":true' : '';
+  return `{"id":${id},"error":{"code":${error.code},"message":${JSON.stringify(error.message)}${temporary}}}`;
+}
+
+/** `ttl` in seconds when the token expires (the client then refreshes it), undefined when it does not. */
+function expiryPart(ttl: number | undefined): string {
+  return ttl === undefined ? '' : `,"expires":true,"ttl":${ttl}`;
+}
+
+export interface ConnectResultFields {
+  client: string;
+  version: string;
+  ttl?: number | undefined;
+  /** Seconds between server pings; the client answers each (`pong`). Undefined: no pings. */
+  ping?: number | undefined;
 }
 
 /**
- * Encodes a reply: `{"id":N,"<method>":{…}}` or `{"id":N,"error":{…}}`. A result object is
- * written even when empty (`{"id":3,"publish":{}}`): the client needs the key.
- * Throws only on values JSON cannot carry (BigInt, cycles), i.e. on a programming error.
+ * The connect result; `subsJson` is the server-side subscriptions' results
+ * (encodeSubscribeResults), spliced as they are.
  */
-export function encodeReply(reply: Reply): string {
-  return encodeEnvelope(reply as Record<string, unknown>);
+export function encodeConnectResult(result: ConnectResultFields, subsJson?: string): string {
+  let out = `{"client":${JSON.stringify(result.client)},"version":${JSON.stringify(result.version)}`;
+  out += expiryPart(result.ttl);
+  if (result.ping !== undefined) out += `,"ping":${result.ping},"pong":true`;
+  if (subsJson !== undefined) out += `,"subs":${subsJson}`;
+  return `${out}}`;
 }
 
-/** Encodes an error reply to command `id`. */
-export function encodeErrorReply(id: number, error: ErrorBody): string {
-  return encodeEnvelope({ id, error });
+/** The refresh result: the connect result's identity and new expiry, no pings, no subs. */
+export function encodeRefreshResult(result: Omit<ConnectResultFields, 'ping'>): string {
+  return `{"client":${JSON.stringify(result.client)},"version":${JSON.stringify(result.version)}${expiryPart(result.ttl)}}`;
 }
 
-/** Encodes an async push: `{"push":{"channel":C,"<type>":{…}}}`. */
-export function encodePush(push: Push): string {
-  return `{"push":${encodeEnvelope(push as Record<string, unknown>)}}`;
+/** The sub_refresh result: `{}` when the new subscription token does not expire. */
+export function encodeSubRefreshResult(ttl: number | undefined): string {
+  return ttl === undefined ? EMPTY_RESULT : `{"expires":true,"ttl":${ttl}}`;
 }
+
+export interface SubscribeResultFields {
+  recoverable: boolean;
+  ttl?: number | undefined;
+  /** '' (a channel with no publication yet) is omitted. */
+  epoch: string;
+  /** The top, or after a recovery the client's own offset; 0 is omitted. */
+  offset: number;
+  wasRecovering: boolean;
+  recovered: boolean;
+  /** A recovery's first chunk, ascending by offset. */
+  publications?: readonly PublicationText[] | undefined;
+}
+
+/**
+ * A subscribe result (the reply, a server-side subscription's entry in the connect reply, or
+ * a `subscribe` push). `positioned` is always true: Tidings positions every stream.
+ */
+export function encodeSubscribeResult(result: SubscribeResultFields): string {
+  let out = `{"recoverable":${result.recoverable},"positioned":true${expiryPart(result.ttl)}`;
+  if (result.epoch) out += `,"epoch":${JSON.stringify(result.epoch)}`;
+  if (result.offset > 0) out += `,"offset":${result.offset}`;
+  if (result.wasRecovering) out += ',"was_recovering":true';
+  if (result.recovered) out += ',"recovered":true';
+  if (result.publications?.length) out += `,"publications":[${joinPublications(result.publications)}]`;
+  return `${out}}`;
+}
+
+/** The connect result's `subs`: channel → subscribe result (encodeSubscribeResult), in order. */
+export function encodeSubscribeResults(
+  results: readonly (readonly [channel: string, resultJson: string])[],
+): string {
+  return `{${results.map(([channel, result]) => `${JSON.stringify(channel)}:${result}`).join(',')}}`;
+}
+
+/**
+ * The history result. Unlike Go, every field is written, an empty epoch and a zero offset
+ * too; the client reads either.
+ */
+export function encodeHistoryResult(
+  publications: readonly PublicationText[],
+  epoch: string,
+  top: number,
+): string {
+  return `{"publications":[${joinPublications(publications)}],"epoch":${JSON.stringify(epoch)},"offset":${top}}`;
+}
+
+/** Both counts always written, zeros included (PROTOCOL.md A.2). */
+export function encodePresenceStatsResult(stats: { num_clients: number; num_users: number }): string {
+  return `{"num_clients":${stats.num_clients},"num_users":${stats.num_users}}`;
+}
+
+function joinPublications(publications: readonly PublicationText[]): string {
+  return publications.map((p) => p.json).join(',');
+}
+
+// ---------------------------------------------------------------- pushes
+
+/** `{"push":{"channel":"C","<kind>":<body>}}`: every push Tidings sends is about a channel. */
+function encodeChannelPush(channel: string, kind: string, bodyJson: string): string {
+  return `{"push":{"channel":${JSON.stringify(channel)},"${kind}":${bodyJson}}}`;
+}
+
+/**
+ * `{"push":{"channel":"C","pub":{…}}}` around a publication encoded with
+ * encodePublicationJson: the hub builds it once and writes the same bytes to every subscriber.
+ */
+export function encodePushOfPublication(channel: string, publicationJson: string): string {
+  return encodeChannelPush(channel, 'pub', publicationJson);
+}
+
+/** Someone subscribed to or left the channel; `infoJson` is their ClientInfo, encoded once. */
+export function encodeJoinLeavePush(channel: string, kind: 'join' | 'leave', infoJson: string): string {
+  return encodeChannelPush(channel, kind, `{"info":${infoJson}}`);
+}
+
+/** The server ended the subscription; codes from 2500 make the client resubscribe (codes.ts). */
+export function encodeUnsubscribePush(channel: string, info: UnsubscribeInfo): string {
+  return encodeChannelPush(
+    channel,
+    'unsubscribe',
+    `{"code":${info.code},"reason":${JSON.stringify(info.reason)}}`,
+  );
+}
+
+/** The server subscribed the connection (API `subscribe`); `resultJson` from encodeSubscribeResult. */
+export function encodeSubscribePush(channel: string, resultJson: string): string {
+  return encodeChannelPush(channel, 'subscribe', resultJson);
+}
+
+// ---------------------------------------------------------------- publications
 
 /**
  * A publication as stored: its data (and optionally the publisher's info and the tags) are
@@ -323,18 +444,18 @@ export interface EncodedPublication {
   offset: number;
   /** The publication data as JSON text. */
   dataJson: string;
-  /** Pre-encoded ClientInfo JSON (see encodeClientInfoJson), or undefined. */
-  infoJson?: string;
+  /** Pre-encoded ClientInfo JSON (see clientInfoJson in ./publication.ts), or undefined. */
+  infoJson?: string | undefined;
   /** Pre-encoded `{"key":"value"}` tags JSON, or undefined; '{}' is omitted. */
-  tagsJson?: string;
+  tagsJson?: string | undefined;
   /** Set on offset 1 so early subscribers learn the epoch (as Go does); '' is omitted. */
-  epoch?: string;
+  epoch?: string | undefined;
 }
 
 /**
  * `{"data":D,"offset":O,"info":I,"tags":T,"epoch":E}` by string concatenation, optional parts
- * omitted: the publication object inside subscribe and history replies (wrap it in RawJson).
- * No parse, no re-stringify: the hot path of fan-out encodes each publication once.
+ * omitted: the publication object inside pushes, subscribe and history results. Encoded once
+ * per publication, when it is committed, then only spliced.
  */
 export function encodePublicationJson(pub: EncodedPublication): string {
   let out = `{"data":${rawText(pub.dataJson)}`;
@@ -343,128 +464,6 @@ export function encodePublicationJson(pub: EncodedPublication): string {
   if (pub.tagsJson !== undefined && pub.tagsJson !== '{}') out += `,"tags":${rawText(pub.tagsJson)}`;
   if (pub.epoch) out += `,"epoch":${JSON.stringify(pub.epoch)}`;
   return `${out}}`;
-}
-
-/**
- * `{"push":{"channel":"C","pub":{…}}}`: the message written, byte for byte the same, to every
- * subscriber of the channel.
- */
-export function encodePublicationPush(channel: string, pub: EncodedPublication): string {
-  return encodePushOfPublication(channel, encodePublicationJson(pub));
-}
-
-/** The same push around a publication already encoded with encodePublicationJson (the hub's case). */
-export function encodePushOfPublication(channel: string, publicationJson: string): string {
-  return `{"push":{"channel":${JSON.stringify(channel)},"pub":${publicationJson}}}`;
-}
-
-/** A ClientInfo as JSON text (`user` and `client` always present), to compute once per connection. */
-export function encodeClientInfoJson(info: ClientInfo): string {
-  return encodeMessage(info as unknown as Record<string, unknown>);
-}
-
-/**
- * Whether `text` is one JSON value that this codec can carry: it parses and nests no deeper
- * than MAX_NESTING_DEPTH. Use it to validate publication data once on the way in.
- */
-export function isValidJsonText(text: string): boolean {
-  if (nestingExceeds(text)) return false;
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `bytes` fields: embedded JSON, written whenever defined (JSON null, 0 and false included). */
-const OPAQUE_KEYS: ReadonlySet<string> = new Set(['data', 'conn_info', 'chan_info', 'prev_data']);
-/** Map fields: every entry is written (a '' tag value too); an empty map is omitted. */
-const MAP_KEYS: ReadonlySet<string> = new Set(['tags', 'subs', 'presence']);
-/**
- * Written even when zero or empty (PROTO easyjson; PROTOCOL.md A.2). Matching by name means
- * `client` is also always written in connect/refresh results, where it is never empty anyway.
- */
-const ALWAYS_KEYS: ReadonlySet<string> = new Set(['num_clients', 'num_users', 'presence', 'user', 'client']);
-
-/**
- * A Reply or Push body: every defined field is written, except a zero `id` and an empty
- * `channel`; result objects are written even when empty.
- */
-function encodeEnvelope(envelope: Record<string, unknown>): string {
-  let out = '{';
-  for (const key of Object.keys(envelope)) {
-    const value = envelope[key];
-    if (value === undefined || value === null || ((key === 'id' || key === 'channel') && !value)) continue;
-    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${encodeValue(value)}`;
-  }
-  return `${out}}`;
-}
-
-/** A protocol message: its fields, zero values omitted as Go omits them. */
-function encodeMessage(message: Record<string, unknown>): string {
-  let out = '{';
-  for (const key of Object.keys(message)) {
-    const part = encodeField(key, message[key]);
-    if (part !== undefined) out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${part}`;
-  }
-  return `${out}}`;
-}
-
-/** One field's JSON, or undefined to omit it. */
-function encodeField(key: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (OPAQUE_KEYS.has(key)) return encodeOpaque(value);
-  const always = ALWAYS_KEYS.has(key);
-  if (MAP_KEYS.has(key)) return encodeMapField(value, always);
-  if (!always && isZero(value)) return undefined;
-  return encodeValue(value ?? defaultFor(key));
-}
-
-/** A map field: pre-encoded text as is; an empty map omitted unless always written. */
-function encodeMapField(value: unknown, always: boolean): string | undefined {
-  if (value instanceof RawJson) return rawText(value.text);
-  if (!isPlainObject(value)) return always ? '{}' : undefined;
-  if (!always && Object.keys(value).length === 0) return undefined;
-  return encodeMap(value);
-}
-
-function isZero(value: unknown): boolean {
-  return (
-    value === null ||
-    value === false ||
-    value === 0 ||
-    value === '' ||
-    (Array.isArray(value) && value.length === 0)
-  );
-}
-
-/** What an always-written field holds when the caller left it null. */
-function defaultFor(key: string): unknown {
-  return key === 'num_clients' || key === 'num_users' ? 0 : '';
-}
-
-function encodeMap(map: Record<string, unknown>): string {
-  let out = '{';
-  for (const key of Object.keys(map)) {
-    const value = map[key];
-    if (value === undefined) continue;
-    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${encodeValue(value)}`;
-  }
-  return `${out}}`;
-}
-
-function encodeValue(value: unknown): string {
-  if (value instanceof RawJson) return rawText(value.text);
-  if (Array.isArray(value)) return `[${value.map((item) => encodeValue(item ?? null)).join(',')}]`;
-  if (isPlainObject(value)) return encodeMessage(value);
-  return JSON.stringify(value) ?? 'null';
-}
-
-/** Embedded user JSON: pre-encoded text spliced, anything else stringified. */
-function encodeOpaque(value: unknown): string {
-  if (value instanceof RawJson) return rawText(value.text);
-  return JSON.stringify(value) ?? 'null';
 }
 
 /** Pre-encoded JSON without raw '\n' (only ever whitespace in valid JSON text). */

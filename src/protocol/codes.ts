@@ -7,7 +7,8 @@
  *
  * Errors are mapped to the wire at one boundary per surface (STYLE habit 7): command handlers
  * throw `ProtocolError` (→ an error reply) or `DisconnectError` (→ a close frame), and
- * `replyErrorOf` turns anything else into 100 without leaking its text.
+ * `replyErrorOf` turns anything else into 100 without leaking its text. The server HTTP API
+ * shares the error codes (`ApiErrorVariants` says where it words or maps them differently).
  *
  * Pure data and two small classes; imports nothing.
  */
@@ -91,6 +92,23 @@ export const Errors = {
   /** Map subscriptions only (unused by Tidings). Temporary. */
   concurrentPagination: { code: 113, message: 'concurrent pagination', temporary: true },
 } as const satisfies Record<string, ErrorBody>;
+
+/**
+ * The server HTTP API answers with the same codes (CFG `internal/apiproto/errors.go`), without
+ * the `temporary` flag, with two messages of its own, and, in transport error mode
+ * (`X-Centrifugo-Error-Mode: transport`), an HTTP status per code (CFG
+ * `apiproto.MapErrorToHTTPCode`; a code not listed is 500). src/api/errors.ts maps from here.
+ */
+export const ApiErrorVariants: Readonly<
+  Partial<Record<ErrorCode, { message?: string; httpStatus: number }>>
+> = {
+  102: { httpStatus: 404 },
+  104: { message: 'not found', httpStatus: 404 },
+  107: { httpStatus: 400 },
+  108: { httpStatus: 400 },
+  112: { httpStatus: 416 },
+  113: { message: 'conflict', httpStatus: 409 },
+};
 
 /** Close codes by name. */
 export const DisconnectCode = {

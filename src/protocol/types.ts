@@ -1,30 +1,17 @@
 /**
- * The wire types of Centrifugo's JSON client protocol v2, field for field as on the wire
- * (snake_case proto names; PROTO `definitions/client.proto`, PROTOCOL.md B and C). Only what
- * Tidings reads or writes is typed; the decoder keeps unknown payload fields untouched.
+ * The wire types of the commands of Centrifugo's JSON client protocol v2, field for field as
+ * on the wire (snake_case proto names; PROTO `definitions/client.proto`, PROTOCOL.md B). Only
+ * what Tidings reads is typed; the decoder keeps unknown payload fields untouched. What the
+ * server writes has no types here: each reply and push has its named encoder in ./codec.ts.
  *
  * Every proto3 field is optional on the wire (zero values are omitted), so request fields
  * are optional here unless `decodeFrame` guarantees them (e.g. `channel` of a subscribe).
  *
- * `bytes` fields (`data`, `conn_info`, `chan_info`) are embedded JSON. On the way in they are
- * plain parsed values; on the way out they may also be a `RawJson` (already-encoded JSON
- * text spliced verbatim), which is how stored publication data travels without re-parsing.
+ * `bytes` fields (`data`) are embedded JSON, plain parsed values once decoded.
  */
-import type { ErrorBody } from './codes.js';
 
-/** Already-encoded JSON text that the encoder writes as is (after dropping raw newlines). */
-export class RawJson {
-  constructor(readonly text: string) {}
-}
-
-/** An embedded JSON value: parsed (decoded requests) or pre-encoded (outgoing). */
+/** An embedded JSON value, as parsed. */
 export type JsonData = unknown;
-
-/** A position in a channel's stream. */
-export interface StreamPosition {
-  offset: number;
-  epoch: string;
-}
 
 // ---------------------------------------------------------------- requests (client → server)
 
@@ -144,146 +131,3 @@ export const METHODS = [
   'sub_refresh',
 ] as const;
 export type Method = (typeof METHODS)[number];
-
-// ---------------------------------------------------------------- results (server → client)
-
-/** Who published, or who is present. `user` and `client` are always emitted. */
-export interface ClientInfo {
-  user: string;
-  client: string;
-  conn_info?: JsonData;
-  chan_info?: JsonData;
-}
-
-export interface Publication {
-  data: JsonData;
-  info?: ClientInfo;
-  offset?: number;
-  tags?: Record<string, string>;
-  /** Go stamps the epoch on offset 1 so early subscribers learn it. */
-  epoch?: string;
-}
-
-export interface SubscribeResult {
-  expires?: boolean;
-  ttl?: number;
-  recoverable?: boolean;
-  epoch?: string;
-  /** Ascending by offset, no duplicates; may be pre-encoded (`encodePublicationJson`). */
-  publications?: (Publication | RawJson)[];
-  recovered?: boolean;
-  offset?: number;
-  positioned?: boolean;
-  data?: JsonData;
-  was_recovering?: boolean;
-  delta?: boolean;
-}
-
-export interface ConnectResult {
-  client: string;
-  version?: string;
-  expires?: boolean;
-  ttl?: number;
-  data?: JsonData;
-  subs?: Record<string, SubscribeResult>;
-  ping?: number;
-  pong?: boolean;
-  session?: string;
-  node?: string;
-  time?: number;
-}
-
-export type UnsubscribeResult = Record<string, never>;
-export type PublishResult = Record<string, never>;
-
-export interface PresenceResult {
-  /** clientId → info; always emitted, even when empty. */
-  presence: Record<string, ClientInfo>;
-}
-
-export interface PresenceStatsResult {
-  /** Always emitted, including zeros. */
-  num_clients: number;
-  num_users: number;
-}
-
-export interface HistoryResult {
-  publications?: (Publication | RawJson)[];
-  epoch?: string;
-  offset?: number;
-}
-
-export type PingResult = Record<string, never>;
-
-export interface RpcResult {
-  data?: JsonData;
-}
-
-export interface RefreshResult {
-  client?: string;
-  version?: string;
-  expires?: boolean;
-  ttl?: number;
-}
-
-export interface SubRefreshResult {
-  expires?: boolean;
-  ttl?: number;
-}
-
-/** A reply to a command (`id` > 0), or with neither id nor push, a server ping `{}`. */
-export interface Reply {
-  id?: number;
-  error?: ErrorBody;
-  connect?: ConnectResult;
-  subscribe?: SubscribeResult;
-  unsubscribe?: UnsubscribeResult;
-  publish?: PublishResult;
-  presence?: PresenceResult;
-  presence_stats?: PresenceStatsResult;
-  history?: HistoryResult;
-  ping?: PingResult;
-  rpc?: RpcResult;
-  refresh?: RefreshResult;
-  sub_refresh?: SubRefreshResult;
-}
-
-// ---------------------------------------------------------------- pushes (server → client)
-
-export interface JoinPush {
-  info: ClientInfo;
-}
-export interface LeavePush {
-  info: ClientInfo;
-}
-export interface UnsubscribePush {
-  code: number;
-  reason: string;
-}
-export interface MessagePush {
-  data: JsonData;
-}
-export interface SubscribePush {
-  recoverable?: boolean;
-  epoch?: string;
-  offset?: number;
-  positioned?: boolean;
-  data?: JsonData;
-}
-export interface DisconnectPush {
-  code: number;
-  reason: string;
-  reconnect?: boolean;
-}
-
-/** An async push: `{"push":{…}}`. `message` and `disconnect` carry no channel. */
-export interface Push {
-  channel?: string;
-  pub?: Publication;
-  join?: JoinPush;
-  leave?: LeavePush;
-  unsubscribe?: UnsubscribePush;
-  message?: MessagePush;
-  subscribe?: SubscribePush;
-  disconnect?: DisconnectPush;
-}

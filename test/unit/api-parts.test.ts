@@ -4,9 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { apiKeyCheck, presentedKey } from '../../src/api/auth.js';
-import { ApiError, httpStatusOf } from '../../src/api/errors.js';
+import { ApiError, ApiErrors, apiErrorOf, httpStatusOf } from '../../src/api/errors.js';
 import { compileGlob } from '../../src/api/glob.js';
 import { legacyMethodName } from '../../src/api/legacy.js';
+import { Errors, ProtocolError } from '../../src/protocol/codes.js';
 
 describe('channels glob', () => {
   const cases: [string, string, boolean][] = [
@@ -70,6 +71,15 @@ describe('API key', () => {
 describe('error mapping and legacy names', () => {
   it('maps codes to transport-mode statuses as Centrifugo', () => {
     expect([100, 102, 104, 107, 108, 112, 113, 103].map(httpStatusOf)).toEqual([500, 404, 404, 400, 400, 416, 409, 500]);
+  });
+
+  it('answers the protocol codes, with its own two messages and no temporary flag', () => {
+    expect(ApiErrors.notFound).toEqual({ code: Errors.methodNotFound.code, message: 'not found' });
+    expect(ApiErrors.conflict).toEqual({ code: Errors.concurrentPagination.code, message: 'conflict' });
+    expect(ApiErrors.internal).toEqual({ code: 100, message: 'internal server error' });
+    expect(apiErrorOf(new ProtocolError(Errors.tooManyRequests))).toEqual({ code: 111, message: 'too many requests' });
+    expect(apiErrorOf(new ProtocolError(Errors.methodNotFound))).toEqual(ApiErrors.notFound);
+    expect(apiErrorOf(new Error('db at 10.0.0.3 exploded'))).toEqual(ApiErrors.internal);
   });
 
   it('reads legacy methods by name in any case or by enum number', () => {

@@ -4,7 +4,6 @@ import { decodeAcks, encodeAcks } from '../../src/ingest/acks.js';
 import { partitionOf } from '../../src/bus/keys.js';
 import { assignOffsets, newEpoch } from '../../src/db/repos/publications.js';
 import type { NewPublication } from '../../src/protocol/publication.js';
-import { contiguousFrom } from '../../src/history/reader.js';
 
 function pub(id: string, channel: string, idempotencyKey?: string): NewPublication {
   return { id, channel, data: '{}', idempotencyKey };
@@ -54,14 +53,6 @@ describe('assignOffsets', () => {
 
   it('makes 8-letter epochs', () => {
     expect(newEpoch()).toMatch(/^[a-z]{8}$/);
-  });
-});
-
-describe('contiguousFrom', () => {
-  const p = (offset: number) => ({ offset, json: '{}' });
-  it('keeps the run that starts exactly where asked', () => {
-    expect(contiguousFrom(3, [p(3), p(4), p(6)]).map((x) => x.offset)).toEqual([3, 4]);
-    expect(contiguousFrom(3, [p(4), p(5)])).toEqual([]);
   });
 });
 

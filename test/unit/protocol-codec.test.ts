@@ -1,21 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  EMPTY_RESULT,
   MAX_NESTING_DEPTH,
   SERVER_PING,
   decodeFrame,
-  encodeClientInfoJson,
+  encodeConnectResult,
   encodeErrorReply,
+  encodeHistoryResult,
+  encodeJoinLeavePush,
+  encodePresenceStatsResult,
   encodePublicationJson,
-  encodePublicationPush,
-  encodePush,
-  encodeReply,
-  isValidJsonText,
-  joinMessages,
+  encodePushOfPublication,
+  encodeRefreshResult,
+  encodeResultReply,
+  encodeSubRefreshResult,
+  encodeSubscribePush,
+  encodeSubscribeResult,
+  encodeSubscribeResults,
+  encodeUnsubscribePush,
   nestingExceeds,
+  type EncodedPublication,
 } from '../../src/protocol/codec.js';
-import { Errors } from '../../src/protocol/codes.js';
-import { RawJson } from '../../src/protocol/types.js';
+import { Errors, Unsubscribe } from '../../src/protocol/codes.js';
+import { clientInfoJson } from '../../src/protocol/publication.js';
 
 describe('decodeFrame', () => {
   it('decodes a batched connect + subscribe frame in order', () => {
@@ -147,11 +155,22 @@ describe('decodeFrame', () => {
   });
 });
 
-describe('encodePublicationPush / encodePublicationJson', () => {
-  const infoJson = encodeClientInfoJson({ user: '42', client: 'c1', conn_info: { name: 'Ann' } });
+/** The publication push as the hub builds it: the publication encoded once, then wrapped. */
+function publicationPush(channel: string, pub: EncodedPublication): string {
+  return encodePushOfPublication(channel, encodePublicationJson(pub));
+}
+
+describe('encodePushOfPublication / encodePublicationJson', () => {
+  const infoJson = clientInfoJson({
+    offset: 0,
+    data: '',
+    user: '42',
+    client: 'c1',
+    connInfo: '{"name":"Ann"}',
+  });
 
   it('splices pre-encoded JSON into the exact envelope', () => {
-    const text = encodePublicationPush('chat:1', {
+    const text = publicationPush('chat:1', {
       offset: 1,
       dataJson: '{"text":"line1\\nline2"}',
       infoJson,
@@ -178,7 +197,7 @@ describe('encodePublicationPush / encodePublicationJson', () => {
   });
 
   it('omits optional parts, escapes the channel and drops raw newlines (JSON whitespace) from data', () => {
-    const text = encodePublicationPush('we"ird\nchannel', {
+    const text = publicationPush('we"ird\nchannel', {
       offset: 7,
       dataJson: '{\n  "a": 1\n}',
       tagsJson: '{}',
@@ -202,7 +221,7 @@ describe('encodePublicationPush / encodePublicationJson', () => {
   it('round-trips arbitrary JSON data', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.string(), fc.nat(), (data, channel, offset) => {
-        const text = encodePublicationPush(channel, { offset, dataJson: JSON.stringify(data) });
+        const text = publicationPush(channel, { offset, dataJson: JSON.stringify(data) });
         expect(text).not.toContain('\n');
         const parsed = JSON.parse(text);
         expect(parsed.push.channel).toBe(channel);
@@ -212,75 +231,126 @@ describe('encodePublicationPush / encodePublicationJson', () => {
   });
 });
 
-describe('encodeReply / encodePush', () => {
-  it('writes empty result objects and omits zero fields', () => {
-    expect(encodeReply({ id: 3, publish: {} })).toBe('{"id":3,"publish":{}}');
-    expect(
-      encodeReply({
-        id: 2,
-        subscribe: {
-          recoverable: true,
-          positioned: true,
-          epoch: 'e',
-          offset: 0,
-          publications: [],
-          recovered: false,
-        },
-      }),
-    ).toBe('{"id":2,"subscribe":{"recoverable":true,"positioned":true,"epoch":"e"}}');
+describe('replies', () => {
+  it('wraps a result in its command id and method, an empty one included', () => {
+    expect(encodeResultReply(3, 'publish', EMPTY_RESULT)).toBe('{"id":3,"publish":{}}');
+    expect(encodeResultReply(4, 'presence', '{"presence":{}}')).toBe('{"id":4,"presence":{"presence":{}}}');
   });
 
-  it('always writes num_clients/num_users, the presence map and ClientInfo user/client', () => {
-    expect(encodeReply({ id: 1, presence_stats: { num_clients: 0, num_users: 0 } })).toBe(
-      '{"id":1,"presence_stats":{"num_clients":0,"num_users":0}}',
-    );
-    expect(encodeReply({ id: 1, presence: { presence: {} } })).toBe('{"id":1,"presence":{"presence":{}}}');
-    expect(encodeReply({ id: 1, presence: { presence: { c1: { user: '', client: 'c1' } } } })).toBe(
-      '{"id":1,"presence":{"presence":{"c1":{"user":"","client":"c1"}}}}',
-    );
-  });
-
-  it('splices RawJson publications into subscribe and history replies', () => {
-    const pub = new RawJson(encodePublicationJson({ offset: 4, dataJson: '{"n":4}' }));
-    const text = encodeReply({ id: 10, history: { publications: [pub], epoch: 'e', offset: 4 } });
-    expect(text).toBe(
-      '{"id":10,"history":{"publications":[{"data":{"n":4},"offset":4}],"epoch":"e","offset":4}}',
-    );
-  });
-
-  it('keeps falsy embedded data and empty tag values, omits empty maps', () => {
-    expect(encodeReply({ id: 1, rpc: { data: 0 } })).toBe('{"id":1,"rpc":{"data":0}}');
-    expect(encodeReply({ id: 1, rpc: { data: null } })).toBe('{"id":1,"rpc":{"data":null}}');
-    const pushText = encodePush({ channel: 'c', pub: { data: { a: 1 }, tags: { t: '' } } });
-    expect(pushText).toBe('{"push":{"channel":"c","pub":{"data":{"a":1},"tags":{"t":""}}}}');
-    expect(encodePush({ channel: 'c', pub: { data: 1, tags: {} } })).toBe(
-      '{"push":{"channel":"c","pub":{"data":1}}}',
-    );
-  });
-
-  it('encodes errors, pushes without channel, and pings', () => {
+  it('writes an error with its code and fixed message, and temporary only when set', () => {
     expect(encodeErrorReply(5, Errors.unknownChannel)).toBe(
       '{"id":5,"error":{"code":102,"message":"unknown channel"}}',
     );
-    expect(encodeReply({ id: 6, error: Errors.internal })).toBe(
+    expect(encodeErrorReply(6, Errors.internal)).toBe(
       '{"id":6,"error":{"code":100,"message":"internal server error","temporary":true}}',
     );
-    expect(encodePush({ channel: 'c', unsubscribe: { code: 2500, reason: 'insufficient state' } })).toBe(
-      '{"push":{"channel":"c","unsubscribe":{"code":2500,"reason":"insufficient state"}}}',
+    for (const error of Object.values(Errors))
+      expect(JSON.parse(encodeErrorReply(1, error))).toEqual({ id: 1, error });
+  });
+
+  it('writes the connect result: identity, then expiry, pings and server-side subs when there are some', () => {
+    expect(encodeConnectResult({ client: 'c1', version: '1.0.0' })).toBe('{"client":"c1","version":"1.0.0"}');
+    expect(
+      encodeConnectResult(
+        { client: 'c1', version: '1.0.0', ttl: 60, ping: 25 },
+        encodeSubscribeResults([['a', '{}']]),
+      ),
+    ).toBe('{"client":"c1","version":"1.0.0","expires":true,"ttl":60,"ping":25,"pong":true,"subs":{"a":{}}}');
+  });
+
+  it('writes refresh and sub_refresh results with the new expiry, or none', () => {
+    expect(encodeRefreshResult({ client: 'c1', version: 'v', ttl: 900 })).toBe(
+      '{"client":"c1","version":"v","expires":true,"ttl":900}',
     );
-    expect(encodePush({ message: { data: 'hi\nthere' } })).toBe('{"push":{"message":{"data":"hi\\nthere"}}}');
+    expect(encodeRefreshResult({ client: 'c1', version: 'v' })).toBe('{"client":"c1","version":"v"}');
+    expect(encodeSubRefreshResult(30)).toBe('{"expires":true,"ttl":30}');
+    expect(encodeSubRefreshResult(undefined)).toBe('{}');
+  });
+
+  it('writes a subscribe result, omitting zero fields as Go does', () => {
+    const plain = { recoverable: true, epoch: 'e', offset: 0, wasRecovering: false, recovered: false };
+    expect(encodeSubscribeResult(plain)).toBe('{"recoverable":true,"positioned":true,"epoch":"e"}');
+    expect(encodeSubscribeResult({ ...plain, recoverable: false, epoch: '', offset: 9, ttl: 5 })).toBe(
+      '{"recoverable":false,"positioned":true,"expires":true,"ttl":5,"offset":9}',
+    );
+  });
+
+  it('writes a recovered subscribe result with the client offset and the publications it carries', () => {
+    const publications = [4, 5].map((offset) => ({
+      json: encodePublicationJson({ offset, dataJson: `{"n":${offset}}` }),
+    }));
+    const result = {
+      recoverable: true,
+      epoch: 'e',
+      offset: 3,
+      wasRecovering: true,
+      recovered: true,
+      publications,
+    };
+    expect(encodeSubscribeResult(result)).toBe(
+      '{"recoverable":true,"positioned":true,"epoch":"e","offset":3,"was_recovering":true,"recovered":true,' +
+        '"publications":[{"data":{"n":4},"offset":4},{"data":{"n":5},"offset":5}]}',
+    );
+    expect(encodeSubscribeResult({ ...result, publications: [] })).toBe(
+      '{"recoverable":true,"positioned":true,"epoch":"e","offset":3,"was_recovering":true,"recovered":true}',
+    );
+  });
+
+  it('keys server-side subscribe results by channel, escaped', () => {
+    expect(
+      encodeSubscribeResults([
+        ['a', '{"x":1}'],
+        ['we"ird', '{}'],
+      ]),
+    ).toBe('{"a":{"x":1},"we\\"ird":{}}');
+  });
+
+  it('writes history with every field, and presence stats with both counts, zeros included', () => {
+    const pub = { json: encodePublicationJson({ offset: 4, dataJson: '{"n":4}' }) };
+    expect(encodeHistoryResult([pub], 'e', 4)).toBe(
+      '{"publications":[{"data":{"n":4},"offset":4}],"epoch":"e","offset":4}',
+    );
+    expect(encodeHistoryResult([], '', 0)).toBe('{"publications":[],"epoch":"","offset":0}');
+    expect(encodePresenceStatsResult({ num_clients: 0, num_users: 0 })).toBe(
+      '{"num_clients":0,"num_users":0}',
+    );
+  });
+
+  it('pings with an empty object', () => {
     expect(SERVER_PING).toBe('{}');
-    expect(encodeReply({})).toBe('{}');
-    expect(joinMessages(['{"id":1,"publish":{}}', SERVER_PING])).toBe('{"id":1,"publish":{}}\n{}');
   });
 });
 
-describe('isValidJsonText', () => {
-  it('accepts JSON and rejects non-JSON and too-deep JSON', () => {
-    expect(isValidJsonText('{"a":[1,2]}')).toBe(true);
-    expect(isValidJsonText('0')).toBe(true);
-    expect(isValidJsonText('')).toBe(false);
-    expect(isValidJsonText('{a:1}')).toBe(false);
-    expect(isValidJsonText('['.repeat(65) + ']'.repeat(65))).toBe(false);
+describe('pushes', () => {
+  it('writes unsubscribe, subscribe, join and leave pushes about a channel', () => {
+    expect(encodeUnsubscribePush('c', Unsubscribe.InsufficientState)).toBe(
+      '{"push":{"channel":"c","unsubscribe":{"code":2500,"reason":"insufficient state"}}}',
+    );
+    expect(encodeSubscribePush('c', '{"recoverable":false,"positioned":true}')).toBe(
+      '{"push":{"channel":"c","subscribe":{"recoverable":false,"positioned":true}}}',
+    );
+    const info = '{"user":"u","client":"c1"}';
+    expect(encodeJoinLeavePush('c', 'join', info)).toBe(
+      '{"push":{"channel":"c","join":{"info":{"user":"u","client":"c1"}}}}',
+    );
+    expect(encodeJoinLeavePush('c', 'leave', info)).toBe(
+      '{"push":{"channel":"c","leave":{"info":{"user":"u","client":"c1"}}}}',
+    );
+  });
+
+  it('escapes any channel name and writes no raw newline', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (channel) => {
+        for (const text of [
+          encodeUnsubscribePush(channel, Unsubscribe.ServerUnsubscribe),
+          encodeSubscribePush(channel, '{}'),
+          encodeJoinLeavePush(channel, 'join', '{}'),
+          encodePushOfPublication(channel, '{}'),
+        ]) {
+          expect(text).not.toContain('\n');
+          expect(JSON.parse(text).push.channel).toBe(channel);
+        }
+      }),
+    );
   });
 });

@@ -1,0 +1,46 @@
+/**
+ * What a gateway is built from: its settings, validated once at boot (src/app/gateway.ts), and
+ * the services every connection shares. Passed down explicitly, never read from anywhere else
+ * (STYLE habit 9).
+ */
+import type { ChannelEvents } from '../bus/events.js';
+import type { Hub } from '../channels/hub.js';
+import type { Namespaces } from '../config/namespaces.js';
+import type { HistoryReader } from '../history/reader.js';
+import type { IngestClient } from '../ingest/client.js';
+import type { Logger } from '../observability/logger.js';
+import type { PresenceStore } from '../presence/store.js';
+import type { FlushScheduler } from './outbox.js';
+
+export interface GatewaySettings {
+  version: string;
+  tokenSecret: string;
+  /** Checked in every token when set (invalid otherwise). */
+  tokenAudience?: string | undefined;
+  tokenIssuer?: string | undefined;
+  pingIntervalS: number;
+  pongTimeoutS: number;
+  staleS: number;
+  queueMaxBytes: number;
+  /**
+   * Bytes of publications in one reply (history, a subscribe's recovery) or one recovery
+   * chunk: TIDINGS_REPLY_MAX_BYTES, held to `queueMaxBytes` (see src/app/gateway.ts).
+   */
+  replyMaxBytes: number;
+  channelsPerConnection: number;
+  historyMaxPerCall: number;
+  rate: number;
+  burst: number;
+}
+
+export interface GatewayDeps {
+  settings: GatewaySettings;
+  namespaces: Namespaces;
+  presence: PresenceStore;
+  events: ChannelEvents;
+  hub: Hub;
+  history: HistoryReader;
+  ingest: IngestClient;
+  scheduler: FlushScheduler;
+  log: Logger;
+}
