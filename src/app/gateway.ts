@@ -2,7 +2,7 @@
  * Composition root of a gateway: builds its services, starts them in dependency order,
  * and tears them down in the reverse order through one idempotent close().
  */
-import type { Config } from '../config/index.js';
+import type { GatewayConfig } from '../config/index.js';
 import { startApi } from '../api/index.js';
 import { ChannelEvents } from '../bus/events.js';
 import { Hub } from '../channels/hub.js';
@@ -30,13 +30,8 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(config: Config, log: Logger): Promise<RunningGateway> {
-  const keys = makeKeys(config.ingest.queuePrefix);
-  const database = openDatabase(config.databaseUrl!, { applicationName: `tidings-gateway-${config.nodeName}` });
-  const redis = connectRedis(config.redisUrl!, 'commands', log, 'gateway-commands');
-  const queueRedis = connectRedis(config.redisUrl!, 'queue', log, 'gateway-queue');
-  const pubsubRedis = connectRedis(config.redisUrl!, 'pubsub', log, 'gateway-pubsub');
-  const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }));
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  const { keys, database, redis, queueRedis, pubsubRedis, pubsub } = openStores(config, log);
   const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS);
   // A client reply (history, a recovery's first chunk) or recovery chunk carries at most
   // TIDINGS_REPLY_MAX_BYTES, and never more than the connection's queue bound: a client that
@@ -50,21 +45,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
 
   const ws = new WebSocketGateway(
     {
-      settings: {
-        version: VERSION,
-        tokenSecret: config.tokenSecret!,
-        tokenAudience: config.security.tokenAudience,
-        tokenIssuer: config.security.tokenIssuer,
-        pingIntervalS: config.client.pingIntervalS,
-        pongTimeoutS: config.client.pongTimeoutS,
-        staleS: config.client.staleS,
-        queueMaxBytes: config.client.queueMaxBytes,
-        replyMaxBytes: clientReplyBytes,
-        channelsPerConnection: config.client.channelsPerConnection,
-        historyMaxPerCall: config.history.maxPerCall,
-        rate: config.client.rate,
-        burst: config.client.burst,
-      },
+      settings: gatewaySettings(config, clientReplyBytes),
       namespaces: config.namespaces,
       presence,
       events: new ChannelEvents(redis, keys),
@@ -77,43 +58,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     config.client.maxMessageBytes,
     config.security,
   );
-  const http = new HttpServer({
-    ready: async () => {
-      await Promise.all([redis.ping(), database.pool.query('select 1')]);
-      return true;
-    },
-    upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head),
-    log: log.child({ component: 'http' }),
-  });
-  // The demo page is for trying Tidings out, not part of a production gateway: off unless asked.
-  if (config.demo) {
-    registerDemo(http, {
-      tokenSecret: config.tokenSecret,
-      demoTokens: config.demoTokens,
-      host: config.host,
-      log: log.child({ component: 'demo' }),
-    });
-  }
-  // Presence entries of live connections are refreshed well within their TTL, so only a dead
-  // gateway's entries expire.
-  const presenceRefresh = setInterval(() => ws.refreshPresence(), Math.max(1000, (config.client.presenceTtlS * 1000) / 3));
-  presenceRefresh.unref();
-  // Positioning: a lost last publication is invisible until the next one arrives, so each
-  // channel's delivered position is compared with its committed top now and then.
-  const positioning =
-    config.positionCheckS > 0 ? setInterval(() => void hub.resyncAll(), config.positionCheckS * 1000) : undefined;
-  positioning?.unref();
+  const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
+  const [presenceRefresh, positioning] = startTimers(config, ws, hub);
   const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, log });
   http.route('GET /metrics', metricsRoute);
-  const stopScrape = onScrape(async () => {
-    metrics.connections.set(ws.connections.size);
-    let subscriptions = 0;
-    for (const conn of ws.connections) subscriptions += conn.subscriptions.size;
-    metrics.subscriptions.set(subscriptions);
-    metrics.channels.set(hub.channelCount);
-    const depths = await ingest.waitingJobs();
-    depths.forEach((n, partition) => metrics.queueDepth.set({ partition: String(partition) }, n));
-  });
+  const stopScrape = onScrape(() => scrapeGauges(ws, hub, ingest));
   const port = await http.listen(config.port, config.host);
   log.info({ port, host: config.host, node: config.nodeName }, 'gateway listening');
 
@@ -132,6 +81,76 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     ['close database', () => database.close()],
   ]);
   return { port, nodeName: config.nodeName, ws, close };
+}
+
+/** The stores a gateway talks to: PostgreSQL, and Redis for commands, queues and pub/sub. */
+function openStores(config: GatewayConfig, log: Logger) {
+  const keys = makeKeys(config.ingest.queuePrefix);
+  const database = openDatabase(config.databaseUrl, { applicationName: `tidings-gateway-${config.nodeName}` });
+  const redis = connectRedis(config.redisUrl, 'commands', log, 'gateway-commands');
+  const queueRedis = connectRedis(config.redisUrl, 'queue', log, 'gateway-queue');
+  const pubsubRedis = connectRedis(config.redisUrl, 'pubsub', log, 'gateway-pubsub');
+  const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }));
+  return { keys, database, redis, queueRedis, pubsubRedis, pubsub };
+}
+
+/** A connection's settings: the client section as it is, plus what other sections decide. */
+function gatewaySettings(config: GatewayConfig, replyMaxBytes: number) {
+  return {
+    ...config.client,
+    version: VERSION,
+    tokenSecret: config.tokenSecret,
+    tokenAudience: config.security.tokenAudience,
+    tokenIssuer: config.security.tokenIssuer,
+    replyMaxBytes,
+    historyMaxPerCall: config.history.maxPerCall,
+  };
+}
+
+/** Health, readiness, WebSocket upgrades and (when asked for) the demo page. */
+function httpServer(config: GatewayConfig, ws: WebSocketGateway, probe: () => Promise<unknown>, log: Logger): HttpServer {
+  const http = new HttpServer({
+    ready: async () => {
+      await probe();
+      return true;
+    },
+    upgrade: (req, socket, head) => ws.handleUpgrade(req, socket, head),
+    log: log.child({ component: 'http' }),
+  });
+  // The demo page is for trying Tidings out, not part of a production gateway: off unless asked.
+  if (config.demo) {
+    registerDemo(http, {
+      tokenSecret: config.tokenSecret,
+      demoTokens: config.demoTokens,
+      host: config.host,
+      log: log.child({ component: 'demo' }),
+    });
+  }
+  return http;
+}
+
+/** The gateway's periodic chores, unref'd; the second is absent when TIDINGS_POSITION_CHECK_S=0. */
+function startTimers(config: GatewayConfig, ws: WebSocketGateway, hub: Hub): [NodeJS.Timeout, NodeJS.Timeout | undefined] {
+  // Presence entries of live connections are refreshed well within their TTL, so only a dead
+  // gateway's entries expire.
+  const presenceRefresh = setInterval(() => ws.refreshPresence(), Math.max(1000, (config.client.presenceTtlS * 1000) / 3));
+  presenceRefresh.unref();
+  // Positioning: a lost last publication is invisible until the next one arrives, so each
+  // channel's delivered position is compared with its committed top now and then.
+  const positioning =
+    config.positionCheckS > 0 ? setInterval(() => void hub.resyncAll(), config.positionCheckS * 1000) : undefined;
+  positioning?.unref();
+  return [presenceRefresh, positioning];
+}
+
+async function scrapeGauges(ws: WebSocketGateway, hub: Hub, ingest: IngestClient): Promise<void> {
+  metrics.connections.set(ws.connections.size);
+  let subscriptions = 0;
+  for (const conn of ws.connections) subscriptions += conn.subscriptions.size;
+  metrics.subscriptions.set(subscriptions);
+  metrics.channels.set(hub.channelCount);
+  const depths = await ingest.waitingJobs();
+  depths.forEach((n, partition) => metrics.queueDepth.set({ partition: String(partition) }, n));
 }
 
 async function waitForAcks(ingest: IngestClient, graceMs: number): Promise<void> {

@@ -1,5 +1,5 @@
 /** Composition root of a persist worker. */
-import type { Config } from '../config/index.js';
+import type { WorkerConfig } from '../config/index.js';
 import { makeKeys } from '../bus/keys.js';
 import { openDatabase } from '../db/client.js';
 import { HttpServer } from '../http/server.js';
@@ -14,9 +14,9 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
-  const database = openDatabase(config.databaseUrl!, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
-  const redis = connectRedis(config.redisUrl!, 'queue', log, 'worker');
+export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
+  const database = openDatabase(config.databaseUrl, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
+  const redis = connectRedis(config.redisUrl, 'queue', log, 'worker');
   const worker = startPersistWorker({
     database,
     redis,
@@ -30,7 +30,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log: log.child({ component: 'persist' }),
   });
   await worker.ready();
-  const http = config.metricsPort === undefined ? undefined : await serveWorkerMetrics(config, log);
+  const http = config.metricsPort === undefined ? undefined : await serveWorkerMetrics(config.metricsPort, config.host, log);
   const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), config.ingest.retentionIntervalS);
   const close = shutdownSteps(log, [
     ['stop retention', stopRetention],
@@ -43,10 +43,10 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
 }
 
 /** Workers have no client port; this one serves /metrics and /health for Prometheus and probes. */
-async function serveWorkerMetrics(config: Config, log: Logger): Promise<HttpServer> {
+async function serveWorkerMetrics(port: number, host: string, log: Logger): Promise<HttpServer> {
   const http = new HttpServer({ ready: async () => true, upgrade: () => false, log: log.child({ component: 'http' }) });
   http.route('GET /metrics', metricsRoute);
-  const port = await http.listen(config.metricsPort!, config.host);
-  log.info({ port }, 'worker metrics listening');
+  const listening = await http.listen(port, host);
+  log.info({ port: listening }, 'worker metrics listening');
   return http;
 }

@@ -5,7 +5,7 @@ import { startGateway } from '../app/gateway.js';
 import { shutdownSteps, type ShutdownStep } from '../app/shutdown.js';
 import { startWorker } from '../app/worker.js';
 import { signToken } from '../auth/jwt.js';
-import { isLoopbackHost, loadConfig, secretProblem, type Config } from '../config/index.js';
+import { isLoopbackHost, loadConfig, secretProblem, type Config, type GatewayConfig } from '../config/index.js';
 import { runMigrations } from '../db/migrate.js';
 import { MissingBinaryError, startPostgres, startRedis } from '../devstack/index.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -111,7 +111,7 @@ Binds 127.0.0.1 unless HOST is set.`,
       const secret = devSecret(base);
       // The demo page and its token endpoint are on by default here (see loadConfig), the
       // endpoint only while the port is this machine's alone.
-      const config: Config = { ...base, ...urls, tokenSecret: secret };
+      const config: GatewayConfig = { ...base, ...urls, tokenSecret: secret };
       if (config.demo && !config.demoTokens && !isLoopbackHost(config.host)) {
         log.warn(
           { host: config.host },

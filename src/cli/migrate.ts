@@ -12,7 +12,7 @@ export const migrateCommand: Command = {
     const config = loadConfig('migrate');
     const log = createLogger(config.logLevel, { node: config.nodeName }).child({ component: 'migrate' });
     try {
-      const result = await runMigrations(config.databaseUrl!);
+      const result = await runMigrations(config.databaseUrl);
       log.info(result, result.applied > 0 ? 'migrations applied' : 'schema already up to date');
     } catch (err) {
       throw new FatalError(`migration failed: ${(err as Error).message}`);

@@ -26,7 +26,7 @@ Options:
   --info JSON     JSON attached as the "info" claim (conn_info, or chan_info with --channel)
   -h, --help      show this help
 
-Environment: TIDINGS_TOKEN_SECRET (required, at least 16 characters)`;
+Environment: TIDINGS_TOKEN_SECRET (required, at least 32 bytes)`;
 
 export const tokenCommand: Command = {
   name: 'token',
@@ -43,7 +43,7 @@ export const tokenCommand: Command = {
     const ttlSeconds = parseTtl(values.ttl);
     const channel = values.channel === undefined ? undefined : requiredText(values.channel, '--channel');
     const info = parseInfo(values.info);
-    const secret = loadConfig('token').tokenSecret!;
+    const secret = loadConfig('token').tokenSecret;
     const token = await signToken({ user, secret, ttlSeconds, channel, info });
     process.stdout.write(`${token}\n`);
     return 0;

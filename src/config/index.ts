@@ -179,13 +179,32 @@ export interface Config {
 }
 
 /** What each role cannot run without (dev starts what is missing itself). */
-const REQUIRED: Record<Role, (keyof typeof schema)[]> = {
+const REQUIRED = {
   gateway: ['DATABASE_URL', 'REDIS_URL', 'TIDINGS_TOKEN_SECRET'],
   worker: ['DATABASE_URL', 'REDIS_URL'],
   migrate: ['DATABASE_URL'],
   token: ['TIDINGS_TOKEN_SECRET'],
   dev: [],
-};
+} as const satisfies Record<Role, readonly (keyof typeof schema)[]>;
+
+/** The Config field that each variable a role may require fills. */
+interface RequiredField {
+  DATABASE_URL: 'databaseUrl';
+  REDIS_URL: 'redisUrl';
+  TIDINGS_TOKEN_SECRET: 'tokenSecret';
+}
+
+/**
+ * The Config of a role once loadConfig has checked it: the settings REQUIRED for the role
+ * are strings, so the code that runs the role needs no `!`. Derived from REQUIRED, so the
+ * type cannot promise what the check does not enforce. For a role known only as `Role`,
+ * a union: nothing is promised beyond Config.
+ */
+export type ConfigFor<R extends Role> = R extends Role
+  ? Config & { [V in (typeof REQUIRED)[R][number] as RequiredField[V]]: string }
+  : never;
+export type GatewayConfig = ConfigFor<'gateway'>;
+export type WorkerConfig = ConfigFor<'worker'>;
 
 function parseEnv(env: NodeJS.ProcessEnv): Env {
   const out: Record<string, unknown> = {};
@@ -202,7 +221,7 @@ function parseEnv(env: NodeJS.ProcessEnv): Env {
   return out as Env;
 }
 
-export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+export function loadConfig<R extends Role>(role: R, env: NodeJS.ProcessEnv = process.env): Readonly<ConfigFor<R>> {
   const e = parseEnv(env);
   for (const name of REQUIRED[role]) {
     if (e[name] === undefined) throw new ConfigError(name, `required for "tidings ${role}"`);
@@ -210,9 +229,14 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
   if (e.TIDINGS_PONG_TIMEOUT_S > 0 && e.TIDINGS_PING_INTERVAL_S > 0 && e.TIDINGS_PONG_TIMEOUT_S >= e.TIDINGS_PING_INTERVAL_S) {
     throw new ConfigError('TIDINGS_PONG_TIMEOUT_S', 'must be smaller than TIDINGS_PING_INTERVAL_S');
   }
+  // The loop above refused the role's missing REQUIRED variables, which is all ConfigFor adds.
+  return Object.freeze(buildConfig(e, role)) as Readonly<ConfigFor<R>>;
+}
+
+function buildConfig(e: Env, role: Role): Config {
   const host = e.HOST ?? (role === 'dev' ? '127.0.0.1' : '0.0.0.0');
   const demo = demoSettings(e, role, host);
-  return Object.freeze({
+  return {
     role,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
@@ -269,7 +293,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Re
       maxPerCall: e.TIDINGS_HISTORY_MAX_PER_CALL,
       replyMaxBytes: e.TIDINGS_REPLY_MAX_BYTES,
     },
-  });
+  };
 }
 
 /**

@@ -68,7 +68,7 @@ export class TestStack {
     };
   }
 
-  config(role: Role, extra: Record<string, string> = {}) {
+  config<R extends Role>(role: R, extra: Record<string, string> = {}) {
     return loadConfig(role, this.env(extra));
   }
 

@@ -1,0 +1,153 @@
+/**
+ * The job processor: what a persist worker does with one job of a partition queue. Two job
+ * kinds, both taken in queue order and in their gateway's stream order (job `s`/`x`,
+ * src/persist/order.ts):
+ *
+ * - a publication batch: commit (one PostgreSQL transaction) → fan out (one Redis round:
+ *   cache, position, publish, acks to the gateway);
+ * - a history removal: delete the stored publications → clear the cache → ack.
+ *
+ * Each step retries in place on transient failures (src/persist/retry.ts): a job never goes
+ * back to the queue behind newer ones. Two ways out remain. Stopping while a step keeps
+ * failing puts the job back at the head of its queue for the next worker. A permanent failure
+ * rejects that job alone: its publishers hear error 100 at once, and the job moves to failed,
+ * so the partition goes on with the next one.
+ */
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import type { Keys } from '../bus/keys.js';
+import type { ScriptedRedis } from '../bus/scripts.js';
+import type { Database } from '../db/client.js';
+import { persistBatch, removeHistory, type PersistOutcome } from '../db/repos/publications.js';
+import type { JobOrder } from '../db/repos/streams.js';
+import {
+  HISTORY_REMOVE_JOB_NAME,
+  isStorable,
+  parseHistoryRemoveJob,
+  parseIngestJob,
+  type HistoryRemoveJob,
+  type IngestJob,
+  type Sequenced,
+} from '../ingest/job.js';
+import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
+import { Errors } from '../protocol/codes.js';
+import { clearHistoryCache, fanoutCommitted, rejectPublications, type CachePolicy } from './fanout.js';
+import { inTurn } from './order.js';
+import { isTransient, retryInPlace, ShuttingDown } from './retry.js';
+
+export interface JobProcessorOptions {
+  database: Database;
+  redis: ScriptedRedis;
+  keys: Keys;
+  cache: CachePolicy;
+  log: Logger;
+  /** Aborted when the worker stops: a step retrying in place gives up, and its job is put back. */
+  signal: AbortSignal;
+}
+
+/** BullMQ's processor: resolves with the number of publications handled. */
+export type JobProcessor = (job: Job, token?: string) => Promise<number>;
+
+export function makeJobProcessor(opts: JobProcessorOptions): JobProcessor {
+  return (job, token) =>
+    job.name === HISTORY_REMOVE_JOB_NAME ? processRemoval(opts, job, token) : processBatch(opts, job, token);
+}
+
+/** A publication batch: commit, fan out, ack; put back when stopping, rejected when it can never commit. */
+async function processBatch(opts: JobProcessorOptions, job: Job, token: string | undefined): Promise<number> {
+  const batch = parseIngestJob(job.data);
+  if (!batch) throw new UnrecoverableError('malformed ingest job');
+  const started = performance.now();
+  try {
+    const outcome = await commitBatch(opts, job, batch);
+    await retryInPlace('fanout', () => fanoutCommitted(opts.redis, opts.keys, opts.cache, outcome, batch.g), {
+      ...retryOptions(opts),
+      onRetry: () => metrics.storeErrors.inc({ store: 'redis' }),
+    });
+    metrics.jobDuration.observe({ partition: job.queueName.slice('ingest-'.length) }, (performance.now() - started) / 1000);
+    metrics.jobPublications.observe(batch.p.length);
+    return batch.p.length;
+  } catch (err) {
+    if (err instanceof ShuttingDown) return putBack(opts.log, job, token);
+    await rejectBatch(opts, batch, err);
+    throw new UnrecoverableError(`publication batch rejected: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * One transaction, in the job's turn; the publications PostgreSQL could not store as they
+ * are (isStorable) are refused alone, before it, and reported with the rest.
+ */
+async function commitBatch(opts: JobProcessorOptions, job: Job, batch: IngestJob): Promise<PersistOutcome> {
+  const storable = batch.p.filter(isStorable);
+  const order = orderOf(job, batch);
+  const retry = retryOptions(opts);
+  const outcome = await retryInPlace(
+    'commit',
+    () => inTurn(order, (o) => persistBatch(opts.database.db, storable, o, isPermanent), retry),
+    { ...retry, onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }) },
+  );
+  for (const pub of batch.p) if (!storable.includes(pub)) outcome.rejected.push({ id: pub.id, why: 'refused' });
+  countRejections(outcome.rejected);
+  return outcome;
+}
+
+/** API history_remove, in queue order: delete the stored publications, then the cache, then ack. */
+async function processRemoval(opts: JobProcessorOptions, job: Job, token: string | undefined): Promise<number> {
+  const removal = parseHistoryRemoveJob(job.data);
+  if (!removal) throw new UnrecoverableError('malformed history_remove job');
+  const order = orderOf(job, removal);
+  const retry = retryOptions(opts);
+  try {
+    const position = await retryInPlace(
+      'remove history',
+      () => inTurn(order, (o) => removeHistory(opts.database.db, removal.channel, o), retry),
+      retry,
+    );
+    await retryInPlace('clear history cache', () => clearHistoryCache(opts.redis, opts.keys, removal, position), retry);
+    return 1;
+  } catch (err) {
+    if (err instanceof ShuttingDown) return putBack(opts.log, job, token);
+    await rejectRemoval(opts, removal, err);
+    throw new UnrecoverableError(`history removal rejected: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Stopping while a step keeps failing: hand the job back to the head of its queue (the
+ * same place a stalled job goes) so the next worker repeats it before anything newer.
+ */
+async function putBack(log: Logger, job: Job, token: string | undefined): Promise<never> {
+  await job.moveToWait(token).catch((err: unknown) => log.warn({ err, jobId: job.id }, 'could not hand the job back; the stall check will'));
+  throw new WaitingError();
+}
+
+/** A permanent failure: tell the gateway now rather than letting its clients time out. */
+async function rejectBatch(opts: JobProcessorOptions, batch: IngestJob, err: unknown): Promise<void> {
+  opts.log.error({ err, publications: batch.p.length }, 'batch can never be committed; moving it to failed');
+  const ids = batch.p.map((p) => p.id);
+  await rejectPublications(opts.redis, opts.keys, batch.g, ids, Errors.internal.code).catch(() => {});
+}
+
+async function rejectRemoval(opts: JobProcessorOptions, removal: HistoryRemoveJob, err: unknown): Promise<void> {
+  opts.log.error({ err, channel: removal.channel }, 'history removal can never be committed; moving it to failed');
+  await rejectPublications(opts.redis, opts.keys, removal.g, [removal.i], Errors.internal.code).catch(() => {});
+}
+
+function retryOptions(opts: JobProcessorOptions): { log: Logger; signal: AbortSignal } {
+  return { log: opts.log, signal: opts.signal };
+}
+
+/** The job's place in its gateway's stream of jobs on this partition (absent from old gateways). */
+function orderOf(job: Job, data: Sequenced & { g: string }): JobOrder | undefined {
+  return data.s === undefined ? undefined : { stream: `${data.g}/${job.queueName}`, seq: data.s, skipGap: data.x === true };
+}
+
+/** A data error: PostgreSQL will refuse the same input on every try. */
+function isPermanent(err: unknown): boolean {
+  return !isTransient(err);
+}
+
+function countRejections(rejected: { why: string }[]): void {
+  for (const r of rejected) metrics.rejectedPublications.inc({ reason: r.why === 'refused' ? 'refused' : 'turn_passed' });
+}

@@ -1,0 +1,336 @@
+/**
+ * src/ingest/client.ts in memory: adaptive batching, publish timeouts, acks, job order.
+ *
+ * Why a fake queue (STYLE habit 13): the client's decisions hang on the moment an add
+ * completes or fails, and real Redis cannot, on demand, hold an add pending while more
+ * publishes arrive, or fail one add and not the next. Those moments decide which publications
+ * share a job and whether a job carries `x`. The fake is injected with vi.mock('bullmq'), so
+ * src/ingest/client.ts runs unchanged; it records what the client asks of a queue, in order.
+ * Acks arrive through a fake PubSub as the real worker encodes them (src/ingest/acks.ts).
+ * The real queue path, against Redis and a worker, is covered by test/integration/pipeline.test.ts
+ * and poison-and-order.test.ts.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { makeKeys, partitionOf } from '../../src/bus/keys.js';
+import type { PubSub } from '../../src/bus/pubsub.js';
+import { encodeAcks, type Ack } from '../../src/ingest/acks.js';
+import { IngestClient, type Committed, type IngestSettings } from '../../src/ingest/client.js';
+import type { IngestJob, HistoryRemoveJob } from '../../src/ingest/job.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+type Call = { kind: 'concurrency' } | { kind: 'add'; name: string; data: unknown };
+
+/** What the client did with one queue, and a say over how its adds end. */
+const fake = vi.hoisted(() => {
+  class FakeQueue {
+    readonly calls: Call[] = [];
+    /** Adds held open until release(); the next `failures` adds fail. */
+    private held: (() => void)[] | undefined;
+    failures = 0;
+
+    constructor(readonly name: string) {
+      fake.queues.push(this);
+    }
+
+    on(): this {
+      return this;
+    }
+
+    async setGlobalConcurrency(): Promise<void> {
+      this.calls.push({ kind: 'concurrency' });
+    }
+
+    async add(name: string, data: unknown): Promise<{ id: string }> {
+      this.calls.push({ kind: 'add', name, data });
+      if (this.held) await new Promise<void>((resolve) => this.held!.push(resolve));
+      if (this.failures > 0) {
+        this.failures--;
+        throw new Error('fake add failure');
+      }
+      return { id: String(this.calls.length) };
+    }
+
+    hold(): void {
+      this.held ??= [];
+    }
+
+    release(): void {
+      const held = this.held ?? [];
+      this.held = undefined;
+      for (const resolve of held) resolve();
+    }
+
+    get jobs(): { name: string; data: unknown }[] {
+      return this.calls.flatMap((c) => (c.kind === 'add' ? [{ name: c.name, data: c.data }] : []));
+    }
+
+    async getWaitingCount(): Promise<number> {
+      return 0;
+    }
+
+    async close(): Promise<void> {}
+  }
+  return { FakeQueue, queues: [] as FakeQueue[] };
+});
+
+vi.mock('bullmq', () => ({ Queue: fake.FakeQueue }));
+
+type FakeQueue = InstanceType<typeof fake.FakeQueue>;
+
+const keys = makeKeys('unit');
+const log = createLogger('silent');
+const clients: IngestClient[] = [];
+
+/** Lets every pending promise chain (adds, acks, pumps) run to its end. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function start(overrides: Partial<IngestSettings> = {}) {
+  fake.queues.length = 0;
+  let onAcks: ((message: string) => void) | undefined;
+  const pubsub = {
+    listen: async (_topic: string, handler: (message: string) => void) => {
+      onAcks = handler;
+    },
+  } as unknown as PubSub;
+  const settings: IngestSettings = {
+    partitions: 1,
+    batchMax: 100,
+    inflightJobs: 1,
+    publishTimeoutMs: 4000,
+    backlogMax: 1000,
+    ...overrides,
+  };
+  const client = new IngestClient({} as never, pubsub, keys, settings, log);
+  clients.push(client);
+  await client.start();
+  const ack = (acks: Ack[]) => onAcks!(encodeAcks(acks));
+  return { client, queue: fake.queues[0]!, queues: fake.queues.slice(), ack };
+}
+
+/** A publish whose outcome can be read later without an unhandled rejection meanwhile. */
+function publish(client: IngestClient, data: string, channel = 'chat') {
+  const result = client.publish({ channel, data });
+  const outcome = result.then(
+    (value): { ok: true; value: Committed } => ({ ok: true, value }),
+    (err: unknown): { ok: false; code: number | undefined } => ({ ok: false, code: (err as { error?: { code?: number } }).error?.code }),
+  );
+  return { result, outcome };
+}
+
+function ingestJobs(queue: FakeQueue): IngestJob[] {
+  return queue.jobs.filter((j) => j.name === 'publish').map((j) => j.data as IngestJob);
+}
+
+/** Data of each publication in each job, in add order. */
+function batches(queue: FakeQueue): string[][] {
+  return ingestJobs(queue).map((job) => job.p.map((p) => p.data));
+}
+
+/** Acks every publication of the job as committed at offsets from `from`. */
+function commit(ack: (acks: Ack[]) => void, job: IngestJob, from = 1) {
+  ack(job.p.map((p, i) => [p.id, from + i, 'epoch']));
+}
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+
+describe('ingest client batching', () => {
+  it('sends a publication to an idle partition at once, as a job of one', async () => {
+    const { client, queue } = await start();
+    publish(client, 'a');
+    await settle();
+    expect(batches(queue)).toEqual([['a']]);
+  });
+
+  it('gathers what arrives while the partition is busy into the next job, up to batchMax', async () => {
+    const { client, queue, ack } = await start({ batchMax: 3 });
+    for (const data of ['a', 'b', 'c', 'd', 'e', 'f']) publish(client, data);
+    await settle();
+    expect(batches(queue), 'only the first goes while its job awaits its ack').toEqual([['a']]);
+    commit(ack, ingestJobs(queue)[0]!);
+    await settle();
+    expect(batches(queue)).toEqual([['a'], ['b', 'c', 'd']]);
+    commit(ack, ingestJobs(queue)[1]!, 2);
+    await settle();
+    expect(batches(queue)).toEqual([['a'], ['b', 'c', 'd'], ['e', 'f']]);
+  });
+
+  it('ends a batch before it passes 4 MiB, and still sends a larger publication alone', async () => {
+    const { client, queue, ack } = await start();
+    const mib = (n: number, tag: string) => tag + 'x'.repeat(n * 1024 * 1024 - 1);
+    publish(client, 'first');
+    for (const data of [mib(1.5, 'b'), mib(1.5, 'c'), mib(1.5, 'd'), mib(5, 'e')]) publish(client, data);
+    await settle();
+    for (let job = 0; job < 4; job++) {
+      commit(ack, ingestJobs(queue)[job]!);
+      await settle();
+    }
+    expect(batches(queue).map((batch) => batch.map((data) => data[0]))).toEqual([['f'], ['b', 'c'], ['d'], ['e']]);
+  });
+
+  it('keeps up to inflightJobs jobs out per partition, and partitions apart', async () => {
+    const [one, other] = channelsOnTwoPartitions();
+    const { client, queues } = await start({ partitions: 2, inflightJobs: 2 });
+    for (const data of ['a', 'b', 'c']) publish(client, data, one);
+    publish(client, 'z', other);
+    await settle();
+    const [p0, p1] = partitionOf(one, 2) === 0 ? [queues[0]!, queues[1]!] : [queues[1]!, queues[0]!];
+    expect(batches(p0)).toEqual([['a'], ['b']]);
+    expect(batches(p1), 'a busy partition does not hold up another').toEqual([['z']]);
+  });
+});
+
+describe('ingest client timeouts', () => {
+  it('answers error 100 after publishTimeoutMs and never sends what timed out unsent', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const { client, queue } = await start({ publishTimeoutMs: 1000 });
+    const a = publish(client, 'a');
+    const b = publish(client, 'b');
+    await vi.advanceTimersByTimeAsync(600);
+    const c = publish(client, 'c');
+    await vi.advanceTimersByTimeAsync(500);
+    await settle();
+    expect(await a.outcome).toEqual({ ok: false, code: 100 });
+    expect(await b.outcome).toEqual({ ok: false, code: 100 });
+    expect(batches(queue), 'b expired unsent and is dropped; a freed its slot for c').toEqual([['a'], ['c']]);
+    expect(client.pending).toBe(1);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(await c.outcome).toEqual({ ok: false, code: 100 });
+    expect(client.pending).toBe(0);
+  });
+
+  it('ignores an ack that comes after the timeout', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const { client, queue, ack } = await start({ publishTimeoutMs: 1000 });
+    const a = publish(client, 'a');
+    await settle();
+    await vi.advanceTimersByTimeAsync(1200);
+    commit(ack, ingestJobs(queue)[0]!);
+    expect(await a.outcome).toEqual({ ok: false, code: 100 });
+  });
+});
+
+describe('ingest client acks', () => {
+  it('resolves and rejects exactly the publications each ack names', async () => {
+    const { client, queue, ack } = await start();
+    const first = publish(client, 'first');
+    const [a, b, c] = ['a', 'b', 'c'].map((data) => publish(client, data));
+    await settle();
+    commit(ack, ingestJobs(queue)[0]!);
+    await settle();
+    const [idA, idB, idC] = ingestJobs(queue)[1]!.p.map((p) => p.id);
+    ack([['not-ours', 9, 'epoch'], [idC!, 0, '', 107], [idA!, 2, 'epoch']]);
+    ack([[idB!, 0, '', 100]]);
+    expect(await first.outcome).toEqual({ ok: true, value: { offset: 1, epoch: 'epoch' } });
+    expect(await a!.outcome).toEqual({ ok: true, value: { offset: 2, epoch: 'epoch' } });
+    expect(await b!.outcome).toEqual({ ok: false, code: 100 });
+    expect(await c!.outcome, 'a refused publication hears its own code').toEqual({ ok: false, code: 107 });
+    expect(client.pending).toBe(0);
+  });
+
+  it('frees the slot only when the last publication of the job is answered', async () => {
+    const { client, queue, ack } = await start();
+    ['a', 'b', 'c'].forEach((data) => publish(client, data));
+    await settle();
+    commit(ack, ingestJobs(queue)[0]!);
+    await settle();
+    publish(client, 'd');
+    const [idB, idC] = ingestJobs(queue)[1]!.p.map((p) => p.id);
+    ack([[idB!, 2, 'epoch']]);
+    await settle();
+    expect(batches(queue), 'c is not answered yet').toEqual([['a'], ['b', 'c']]);
+    ack([[idC!, 3, 'epoch']]);
+    await settle();
+    expect(batches(queue)).toEqual([['a'], ['b', 'c'], ['d']]);
+  });
+
+  it('answers 111 at once when the partition backlog is full', async () => {
+    const { client } = await start({ backlogMax: 2 });
+    ['a', 'b', 'c'].forEach((data) => publish(client, data));
+    expect(await publish(client, 'd').outcome).toEqual({ ok: false, code: 111 });
+  });
+});
+
+describe('ingest client job order', () => {
+  it('numbers the jobs of a partition 1, 2, 3 and asserts global concurrency before each add', async () => {
+    const { client, queue, ack } = await start();
+    for (const data of ['a', 'b', 'c']) {
+      publish(client, data);
+      await settle();
+      commit(ack, ingestJobs(queue).at(-1)!);
+    }
+    await settle();
+    expect(ingestJobs(queue).map((j) => [j.s, j.x, j.g])).toEqual([
+      [1, undefined, client.gatewayId],
+      [2, undefined, client.gatewayId],
+      [3, undefined, client.gatewayId],
+    ]);
+    expect(queue.calls.map((c) => c.kind)).toEqual(['concurrency', 'add', 'concurrency', 'add', 'concurrency', 'add']);
+  });
+
+  it('adds a job only after the previous add completed, so queue order is accept order', async () => {
+    const { client, queue } = await start({ inflightJobs: 3 });
+    queue.hold();
+    ['a', 'b', 'c'].forEach((data) => publish(client, data));
+    await settle();
+    expect(batches(queue), 'b and c wait for the add of a').toEqual([['a']]);
+    queue.release();
+    await settle();
+    expect(batches(queue)).toEqual([['a'], ['b'], ['c']]);
+  });
+
+  it('marks the job after a failed add with x, answers the lost publications 100, and goes on', async () => {
+    const { client, queue, ack } = await start({ inflightJobs: 3 });
+    queue.hold();
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((data) => publish(client, data));
+    await settle();
+    queue.failures = 1;
+    queue.release();
+    await settle();
+    expect(await a!.outcome, 'its add failed').toEqual({ ok: false, code: 100 });
+    const jobs = ingestJobs(queue);
+    expect(jobs.map((j) => [j.p.map((p) => p.data), j.s, j.x])).toEqual([
+      [['a'], 1, undefined],
+      [['b'], 2, true],
+      [['c'], 3, undefined],
+      [['d'], 4, undefined],
+    ]);
+    for (const job of jobs.slice(1)) commit(ack, job);
+    for (const pub of [b, c, d]) expect((await pub!.outcome).ok).toBe(true);
+  });
+
+  it('sends a history removal alone, between the publications accepted before and after it', async () => {
+    const { client, queue, ack } = await start();
+    publish(client, 'first');
+    publish(client, 'a');
+    publish(client, 'b');
+    const removed = client.removeHistory('chat');
+    publish(client, 'c');
+    await settle();
+    for (let job = 0; job < 3; job++) {
+      const last = queue.jobs.at(-1)!;
+      if (last.name === 'publish') commit(ack, last.data as IngestJob);
+      else ack([[(last.data as HistoryRemoveJob).i, 7, 'epoch']]);
+      await settle();
+    }
+    expect(queue.jobs.map((j) => (j.name === 'publish' ? (j.data as IngestJob).p.map((p) => p.data) : j.name))).toEqual([
+      ['first'],
+      ['a', 'b'],
+      'history_remove',
+      ['c'],
+    ]);
+    expect((queue.jobs[2]!.data as HistoryRemoveJob).channel).toBe('chat');
+    expect(queue.jobs.map((j) => (j.data as { s: number }).s)).toEqual([1, 2, 3, 4]);
+    await expect(removed).resolves.toEqual({ offset: 7, epoch: 'epoch' });
+  });
+});
+
+/** Two channel names that fall on different partitions of two. */
+function channelsOnTwoPartitions(): [string, string] {
+  const first = 'room:0';
+  for (let i = 1; ; i++) {
+    if (partitionOf(`room:${i}`, 2) !== partitionOf(first, 2)) return [first, `room:${i}`];
+  }
+}
