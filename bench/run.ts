@@ -21,13 +21,30 @@ import { parseOptions, USAGE, type BenchOptions, type ScenarioName } from './lib
 import { loadAverage } from './lib/proc.js';
 import { summarize, table } from './lib/report.js';
 import { BENCH_SERVER_DEFAULTS, BenchStack, ROOT, SECRET } from './lib/stack.js';
+import { L1, L2 } from './scenarios/deliver-latency.js';
 import { fanout } from './scenarios/fanout.js';
+import { F1 } from './scenarios/fanout-cost.js';
 import { latency } from './scenarios/latency.js';
+import { G1 } from './scenarios/long-recovery.js';
+import { T1, T2 } from './scenarios/publish-load.js';
+import { R1 } from './scenarios/reconnect-storm.js';
 import { rss } from './scenarios/rss.js';
 import { throughput } from './scenarios/throughput.js';
 
 type Scenario = (ctx: ScenarioContext) => Promise<ScenarioOutcome>;
-const RUNNERS: Record<ScenarioName, Scenario> = { throughput, latency, fanout, rss };
+const RUNNERS: Record<ScenarioName, Scenario> = {
+  throughput,
+  latency,
+  fanout,
+  rss,
+  T1,
+  T2,
+  L1,
+  L2,
+  R1,
+  G1,
+  F1,
+};
 
 const log = (message: string) =>
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -91,6 +108,8 @@ async function main(): Promise<number> {
         try {
           const result = await RUNNERS[name](ctx);
           results.push({ name, round, loadAverage1m, elapsedS: secondsSince(began), ...result });
+          log(`scenario ${name} ${result.ok ? 'passed its checks' : 'FAILED its checks'}`);
+          for (const note of result.notes) log(`  ${note}`);
         } catch (err) {
           log(`scenario ${name} failed: ${(err as Error)?.stack ?? JSON.stringify(err)}`);
           for (const line of stack.recentOutput()) log(line);

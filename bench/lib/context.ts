@@ -11,6 +11,10 @@ export interface Deployment {
   workers: NodeProcess[];
   /** WebSocket URL of each gateway. */
   urls: string[];
+  /** http://127.0.0.1:port of each gateway (server API, /metrics). */
+  httpUrls: string[];
+  /** /metrics URL of each worker. */
+  workerMetricsUrls: string[];
   partitions: number;
   /** CPU readers: load generator, each gateway and worker, Redis, PostgreSQL. */
   cpu: CpuComponent[];
@@ -48,6 +52,8 @@ export interface ScenarioResult {
   targets: TargetCheck[];
   /** % of one core per component during the measured window. */
   cpuPercent: Record<string, number>;
+  /** Core-seconds per component during the same window (the issue 11 workloads report it). */
+  cpuSeconds?: Record<string, number>;
   notes: string[];
 }
 
@@ -73,8 +79,8 @@ export function makeContext(
     log,
     async deploy(spec = {}) {
       const prefix = `b${randomBytes(4).toString('hex')}`;
-      const gatewayCount = spec.gateways ?? opts.gateways;
-      const workerCount = spec.workers ?? opts.workers;
+      const gatewayCount = spec.gateways ?? opts.gateways ?? 1;
+      const workerCount = spec.workers ?? opts.workers ?? 1;
       const [gateways, workers] = await Promise.all([
         Promise.all(Array.from({ length: gatewayCount }, () => stack.spawn('gateway', prefix))),
         Promise.all(Array.from({ length: workerCount }, () => stack.spawn('worker', prefix))),
@@ -84,22 +90,21 @@ export function makeContext(
         { label: 'loadgen', read: () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 },
         ...gateways.map((g, i) => ({ label: `gateway${i + 1}`, read: () => cpuSeconds(g.pid) })),
         ...workers.map((w, i) => ({ label: `worker${i + 1}`, read: () => cpuSeconds(w.pid) })),
-        ...stack.serverPids().flatMap(({ kind, pid }) =>
-          kind === 'redis'
-            ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
-            : [
-                {
-                  label: 'postgres',
-                  read: () => cpuSecondsUnder('postgres', join(stack.root, 'postgres')),
-                },
-              ],
-        ),
+        ...stack
+          .serverPids()
+          .flatMap(({ kind, pid }) =>
+            kind === 'redis'
+              ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
+              : [{ label: 'postgres', read: cpuSecondsUnder('postgres', join(stack.root, 'postgres')) }],
+          ),
       ];
       return {
         prefix,
         gateways,
         workers,
         urls: gateways.map((g) => `ws://127.0.0.1:${g.port}/connection/websocket`),
+        httpUrls: gateways.map((g) => `http://127.0.0.1:${g.port}`),
+        workerMetricsUrls: workers.map((w) => `http://127.0.0.1:${w.port}/metrics`),
         partitions,
         cpu,
       };

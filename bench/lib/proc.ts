@@ -25,11 +25,10 @@ export function cpuSeconds(pid: number): number {
 
 /**
  * CPU seconds of every process named `comm` whose working directory is under `dir`
- * (PostgreSQL's backends keep the data directory as their cwd). Backends that exited
- * between two readings are lost, which only under-counts; the bench keeps its pools open.
+ * (PostgreSQL's backends keep the data directory as their cwd), per pid.
  */
-export function cpuSecondsUnder(comm: string, dir: string): number {
-  let total = 0;
+export function cpuSecondsByPid(comm: string, dir: string): Map<number, number> {
+  const out = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     if (read(`/proc/${entry}/comm`).trim() !== comm) continue;
@@ -38,9 +37,27 @@ export function cpuSecondsUnder(comm: string, dir: string): number {
     } catch {
       continue;
     }
-    total += cpuSeconds(Number(entry));
+    out.set(Number(entry), cpuSeconds(Number(entry)));
   }
-  return total;
+  return out;
+}
+
+/**
+ * A cumulative CPU reader for a changing set of processes (PostgreSQL backends come and go:
+ * a pool closes idle connections after 10 s). Each reading adds what every process used
+ * since the previous one (all of it for a process not seen before), so the total never goes
+ * back when one exits; what a process used between its last reading and its exit is lost,
+ * which only under-counts.
+ */
+export function cpuSecondsUnder(comm: string, dir: string): () => number {
+  let last = new Map<number, number>();
+  let total = 0;
+  return () => {
+    const now = cpuSecondsByPid(comm, dir);
+    for (const [pid, seconds] of now) total += seconds - (last.get(pid) ?? 0);
+    last = now;
+    return total;
+  };
 }
 
 export interface CpuComponent {
@@ -56,29 +73,40 @@ export function machineBusySeconds(): number {
   return (total - fields[3]! - fields[4]!) / TICKS_PER_SECOND;
 }
 
+/** CPU over an interval: core-seconds and % of one core per component, plus `others`. */
+export interface CpuUsage {
+  wallS: number;
+  seconds: Record<string, number>;
+  percent: Record<string, number>;
+}
+
 /**
  * Takes a reading now; `stop()` returns each component's share of one core over the
  * interval, in %, plus `others`: what the rest of the machine used meanwhile (anything not
  * ours competes for the same cores and makes the figures lower than on an idle machine).
+ * `usage()` returns the same interval as core-seconds too.
  */
-export function cpuMeter(components: CpuComponent[]): { stop(): Record<string, number> } {
+export function cpuMeter(components: CpuComponent[]): { stop(): Record<string, number>; usage(): CpuUsage } {
   const started = process.hrtime.bigint();
   const before = components.map((c) => c.read());
   const machineBefore = machineBusySeconds();
-  return {
-    stop() {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const out: Record<string, number> = {};
-      let ours = 0;
-      components.forEach((c, i) => {
-        const used = c.read() - before[i]!;
-        ours += used;
-        out[c.label] = Math.round((used / seconds) * 100);
-      });
-      out.others = Math.max(0, Math.round(((machineBusySeconds() - machineBefore - ours) / seconds) * 100));
-      return out;
-    },
+  const usage = (): CpuUsage => {
+    const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+    const seconds: Record<string, number> = {};
+    const percent: Record<string, number> = {};
+    let ours = 0;
+    components.forEach((c, i) => {
+      const used = c.read() - before[i]!;
+      ours += used;
+      seconds[c.label] = Math.round(used * 100) / 100;
+      percent[c.label] = Math.round((used / wallS) * 100);
+    });
+    const others = Math.max(0, machineBusySeconds() - machineBefore - ours);
+    seconds.others = Math.round(others * 100) / 100;
+    percent.others = Math.round((others / wallS) * 100);
+    return { wallS, seconds, percent };
   };
+  return { stop: () => usage().percent, usage };
 }
 
 /** The load average over the last minute and the core count, to record how busy the box was. */

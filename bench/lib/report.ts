@@ -26,6 +26,9 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 const at = (path: string) => (m: Record<string, unknown>) =>
   num(path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], m));
 
+/** Lost + duplicated + out of order + acked but not stored (+ stored twice, + a gapped channel): 0 to pass. */
+const integrityFigure: Figure = { label: 'integrity failures', unit: '', read: at('integrity.failures') };
+
 /** Figures per scenario; the first is the headline (its median run supplies the CPU row). */
 const FIGURES: Record<string, Figure[]> = {
   throughput: [
@@ -57,7 +60,60 @@ const FIGURES: Record<string, Figure[]> = {
     { label: 'gateway RSS before', unit: 'MiB', read: at('rssBeforeMiB') },
     { label: 'gateway RSS with all subscribed', unit: 'MiB', read: at('rssSubscribedMiB') },
   ],
+  T1: publishFigures('acknowledged publishes'),
+  T2: publishFigures('acknowledged API publishes'),
+  L1: latencyFigures(),
+  L2: latencyFigures(),
+  R1: [
+    { label: 'all recovered', unit: 's', read: at('allRecoveredS') },
+    { label: 'clients with recovered: true', unit: '', read: at('recoveredClients') },
+    { label: 'socket + connect p50', unit: 's', read: at('connectedS.p50') },
+    { label: 'socket + connect p99', unit: 's', read: at('connectedS.p99') },
+    { label: 'subscribe reply p50', unit: 's', read: at('subscribeReplyS.p50') },
+    { label: 'subscribe reply p99', unit: 's', read: at('subscribeReplyS.p99') },
+    integrityFigure,
+  ],
+  G1: [
+    { label: 'time to deliver all', unit: 's', read: at('elapsedS') },
+    { label: 'delivered through the subscription', unit: '', read: at('deliveredThroughSubscription') },
+    { label: 'recovered', unit: '(1 = yes)', read: (m) => (m.recovered === true ? 1 : 0) },
+    { label: 'subscribe reply', unit: 's', read: at('subscribeReplyS') },
+    { label: 'gateway RSS growth', unit: 'MiB', read: at('gatewayRssGrowthMiB') },
+    integrityFigure,
+  ],
+  F1: [
+    { label: 'deliveries per gateway core-second', unit: '', read: at('deliveriesPerGatewayCoreS') },
+    { label: 'deliveries', unit: 'deliveries/s', read: at('deliveriesPerS') },
+    { label: 'drain after last publish', unit: 's', read: at('secondsToDrain') },
+    integrityFigure,
+  ],
 };
+
+function publishFigures(headline: string): Figure[] {
+  return [
+    { label: headline, unit: 'msgs/s', read: at('committedPerS') },
+    { label: 'publish→ack p50', unit: 'ms', read: at('publishAckMs.p50') },
+    { label: 'publish→ack p99', unit: 'ms', read: at('publishAckMs.p99') },
+    { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
+    { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
+    { label: 'errors', unit: '', read: at('errorsTotal') },
+    integrityFigure,
+  ];
+}
+
+function latencyFigures(): Figure[] {
+  return [
+    { label: 'publish→deliver p50', unit: 'ms', read: at('deliverMs.p50') },
+    { label: 'publish→deliver p99', unit: 'ms', read: at('deliverMs.p99') },
+    { label: 'publish→deliver p90', unit: 'ms', read: at('deliverMs.p90') },
+    { label: 'publish→deliver max', unit: 'ms', read: at('deliverMs.max') },
+    { label: 'publish ack p50', unit: 'ms', read: at('publishAckMs.p50') },
+    { label: 'publish ack p99', unit: 'ms', read: at('publishAckMs.p99') },
+    { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
+    { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
+    integrityFigure,
+  ];
+}
 
 export function summarize(results: ScenarioResult[]): SummaryRow[] {
   const rows: SummaryRow[] = [];
@@ -125,10 +181,29 @@ export function table(results: ScenarioResult[], summary: SummaryRow[]): string 
       runs,
       summary.find((s) => s.scenario === scenario),
     );
-    const cpu = Object.entries(medianRun?.cpuPercent ?? {})
-      .map(([k, v]) => `${k} ${v}%`)
-      .join(', ');
-    if (cpu) rows.push([scenario, 'cpu, % of one core', cpu, '', '']);
+    if (medianRun?.cpuSeconds) {
+      const seconds = medianRun.cpuSeconds;
+      const cpu = Object.entries(seconds)
+        .map(([k, v]) => `${k} ${fmt(v)} (${medianRun.cpuPercent[k] ?? '?'}%)`)
+        .join(', ');
+      rows.push([scenario, 'cpu, core-seconds (% of one core)', cpu, '', '']);
+    } else {
+      const cpu = Object.entries(medianRun?.cpuPercent ?? {})
+        .map(([k, v]) => `${k} ${v}%`)
+        .join(', ');
+      if (cpu) rows.push([scenario, 'cpu, % of one core', cpu, '', '']);
+    }
+    const integrity = medianRun?.metrics.integrity as Record<string, unknown> | undefined;
+    if (integrity && 'lost' in integrity) {
+      rows.push([
+        scenario,
+        'integrity (at subscribers; in PostgreSQL)',
+        `lost ${integrity.lost}, duplicated ${integrity.duplicated}, out of order ${integrity.outOfOrder}; ` +
+          `acked not stored ${integrity.ackedNotStored}, stored twice ${integrity.storedTwice}, gapless ${integrity.gapless}`,
+        '',
+        '',
+      ]);
+    }
   }
   const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   const line = (row: string[]) => `| ${row.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;

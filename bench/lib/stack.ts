@@ -25,6 +25,8 @@ import { freePort, startPostgres, startRedis, type ServerHandle } from '../../sr
 export const ROOT = join(import.meta.dirname, '..', '..');
 // 32+ bytes: the config refuses shorter token secrets.
 export const SECRET = 'bench-secret-0123456789abcdef-0123456789';
+/** TIDINGS_API_KEY of every bench gateway (`X-API-Key` of the T2 and G1 workloads); 32+ characters. */
+export const API_KEY = 'bench-api-key-0123456789abcdef-0123456789';
 const STOP_GRACE_MS = 10_000;
 
 /**
@@ -53,7 +55,10 @@ export interface StackOptions {
 export interface NodeProcess {
   role: 'gateway' | 'worker';
   pid: number;
-  /** Gateways only: the HTTP + WebSocket port on 127.0.0.1. */
+  /**
+   * On 127.0.0.1: a gateway's HTTP + WebSocket port (its /metrics too), a worker's /metrics
+   * port (TIDINGS_METRICS_PORT).
+   */
   port: number;
   /** Last lines the child printed (warnings and errors at LOG_LEVEL=warn). */
   output: string[];
@@ -88,7 +93,8 @@ export class BenchStack {
       stack.redisUrl = redis.url;
       await runMigrations(pg.url);
       opts.log(
-        `postgres ${pg.url} (pid ${pg.pid}), redis ${redis.url} (pid ${redis.pid}), data under ${root}`,
+        `postgres ${pg.url} (pid ${pg.pid}, fsync on), redis ${redis.url} (pid ${redis.pid}, ` +
+          `${opts.redisAppendonly ? 'append-only file, fsync every second' : 'no append-only file'}), data under ${root}`,
       );
       return stack;
     } catch (err) {
@@ -108,6 +114,7 @@ export class BenchStack {
       DATABASE_URL: this.databaseUrl,
       REDIS_URL: this.redisUrl,
       TIDINGS_TOKEN_SECRET: SECRET,
+      TIDINGS_API_KEY: API_KEY,
       TIDINGS_QUEUE_PREFIX: prefix,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
@@ -118,16 +125,16 @@ export class BenchStack {
     };
   }
 
-  /** Starts one gateway or worker child; resolves once it serves (gateway) or consumes (worker). */
+  /** Starts one gateway or worker child; resolves once it answers /ready on its port. */
   async spawn(
     role: 'gateway' | 'worker',
     prefix: string,
     extra: Record<string, string> = {},
   ): Promise<NodeProcess> {
     if (this.closing) throw new Error('the bench is stopping');
-    const port = role === 'gateway' ? await freePort() : 0;
+    const port = await freePort();
     const env = this.env(prefix, {
-      PORT: String(port),
+      ...(role === 'gateway' ? { PORT: String(port) } : { TIDINGS_METRICS_PORT: String(port) }),
       TIDINGS_NODE_NAME: `bench-${role}-${randomBytes(3).toString('hex')}`,
       ...extra,
     });
@@ -166,12 +173,13 @@ export class BenchStack {
       child.kill('SIGKILL'); // close() began while this one was starting
       throw new Error('the bench is stopping');
     }
-    if (role === 'gateway') await this.waitHttp(node);
+    // A worker serves /metrics only once its BullMQ workers are running.
+    await this.waitHttp(node);
     return node;
   }
 
   private async waitHttp(node: NodeProcess): Promise<void> {
-    await until(`gateway pid ${node.pid} to answer /ready`, node, async () => {
+    await until(`${node.role} pid ${node.pid} to answer /ready`, node, async () => {
       const res = await fetch(`http://127.0.0.1:${node.port}/ready`).catch(() => undefined);
       return res?.status === 200;
     });

@@ -1,0 +1,136 @@
+/**
+ * The measured window of the issue 11 workloads: CPU per component (core-seconds and % of
+ * one core, from /proc, as proc.ts reads it) and what the workers did meanwhile, read from
+ * their own `tidings_worker_job_publications` histogram (GET /metrics on each worker's
+ * TIDINGS_METRICS_PORT), so "publications per job" is the workers' count, not an estimate.
+ *
+ * The scrapes happen outside the CPU interval (before it starts, after it stops): rendering
+ * /metrics costs the scraped process a little CPU that is not the workload's.
+ */
+import type { Deployment } from './context.js';
+import { cpuMeter, rssBytes, type CpuUsage } from './proc.js';
+
+/** One Prometheus text exposition: `name{labels}` (as printed) → value. */
+export type Scrape = Map<string, number>;
+
+/** GET a /metrics URL; an empty map when it does not answer (the figure is then missing, not wrong). */
+export async function scrape(url: string): Promise<Scrape> {
+  const out: Scrape = new Map();
+  const res = await fetch(url).catch(() => undefined);
+  if (!res?.ok) return out;
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    out.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return out;
+}
+
+/** Sum of every series of `name` whose labels contain `labels` (e.g. `outcome="cache"`). */
+export function total(scrapes: Scrape[], name: string, labels = ''): number {
+  let sum = 0;
+  for (const s of scrapes) {
+    for (const [key, value] of s) {
+      const bare = key.indexOf('{') < 0 ? key : key.slice(0, key.indexOf('{'));
+      if (bare === name && key.includes(labels)) sum += value;
+    }
+  }
+  return sum;
+}
+
+export interface Window {
+  cpu: CpuUsage;
+  /** Ingest jobs the workers finished, and the publications they carried. */
+  jobs: number;
+  publications: number;
+  publicationsPerJob: number;
+}
+
+/** Opens a measured window now; `stop()` closes it. */
+export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Window> }> {
+  const jobsBefore = await jobTotals(dep);
+  const meter = cpuMeter(dep.cpu);
+  return {
+    async stop() {
+      const cpu = meter.usage();
+      const after = await jobTotals(dep);
+      const jobs = after.jobs - jobsBefore.jobs;
+      const publications = after.publications - jobsBefore.publications;
+      return { cpu, jobs, publications, publicationsPerJob: jobs ? round1(publications / jobs) : 0 };
+    },
+  };
+}
+
+async function jobTotals(dep: Deployment): Promise<{ jobs: number; publications: number }> {
+  const scrapes = await Promise.all(dep.workerMetricsUrls.map(scrape));
+  return {
+    jobs: total(scrapes, 'tidings_worker_job_publications_count'),
+    publications: total(scrapes, 'tidings_worker_job_publications_sum'),
+  };
+}
+
+/**
+ * CPU per committed publication: µs of every component of the stack (load generator
+ * included, `others` not) per publication, in all and per component.
+ */
+export function costPerPublication(
+  cpu: CpuUsage,
+  publications: number,
+): { allMicros: number; perComponentMicros: Record<string, number> } {
+  const per: Record<string, number> = {};
+  let all = 0;
+  for (const [label, seconds] of Object.entries(cpu.seconds)) {
+    if (label === 'others') continue;
+    all += seconds;
+    per[label] = publications ? round1((seconds / publications) * 1e6) : 0;
+  }
+  return { allMicros: publications ? round1((all / publications) * 1e6) : 0, perComponentMicros: per };
+}
+
+/** Samples a process's RSS every `everyMs` until stopped; reports the peak. */
+export function rssPeak(pid: number, everyMs = 10): { stop(): number } {
+  let peak = rssBytes(pid) ?? 0;
+  const timer = setInterval(() => (peak = Math.max(peak, rssBytes(pid) ?? 0)), everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, rssBytes(pid) ?? 0);
+    },
+  };
+}
+
+export function round1(v: number): number {
+  return Math.round(v * 10) / 10;
+}
+
+export function round2(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+export interface Percentiles {
+  samples: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/** Percentiles of a sample (a typed-array sort: hundreds of thousands of deliveries are common). */
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  const at = (q: number) => round2(sorted[Math.min(n - 1, Math.floor(q * n))] ?? NaN);
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    samples: n,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    p999: at(0.999),
+    max: round2(sorted[n - 1] ?? NaN),
+    mean: round2(n ? sum / n : NaN),
+  };
+}
