@@ -27,6 +27,10 @@ export interface Keys {
   nodeChannels(uid: string): string;
   /** Pub/sub topic every gateway listens to for cluster commands (src/cluster/control.ts). */
   control: string;
+  /** STRING: the worker that owns a partition (src/persist/leases.ts), with a short TTL it renews. */
+  lease(partition: number): string;
+  /** ZSET worker id → last heartbeat (ms): live workers, so each takes its fair share of partitions. */
+  workers: string;
   /** BullMQ prefix (queue keys become `${prefix}:ingest-N:…`). */
   queuePrefix: string;
 }
@@ -43,6 +47,8 @@ export function makeKeys(prefix: string): Keys {
     node: (uid) => `${prefix}:node:${uid}`,
     nodeChannels: (uid) => `${prefix}:nodech:${uid}`,
     control: `${prefix}:control`,
+    lease: (partition) => `${prefix}:lease:${partition}`,
+    workers: `${prefix}:workers`,
     queuePrefix: prefix,
   };
 }

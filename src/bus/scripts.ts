@@ -55,11 +55,32 @@ for _, id in ipairs(expired) do
 end
 return redis.call('HGETALL', KEYS[1])`;
 
+/**
+ * leaseClaim — takes a free lease or renews one's own; never takes another's.
+ *   KEYS[1]  lease STRING (owner id)   ARGV[1]  owner id   ARGV[2]  TTL (ms)
+ *   returns  1 when the caller holds the lease for TTL from now, else 0
+ */
+const LEASE_CLAIM = `
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+/**
+ * leaseRelease — gives up a lease, only if the caller still holds it.
+ *   KEYS[1]  lease STRING   ARGV[1]  owner id
+ */
+const LEASE_RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 const SCRIPTS = {
   tidingsAdvancePosition: { numberOfKeys: 1, lua: ADVANCE_POSITION },
   tidingsPresenceAdd: { numberOfKeys: 2, lua: PRESENCE_ADD },
   tidingsPresenceRemove: { numberOfKeys: 2, lua: PRESENCE_REMOVE },
   tidingsPresenceRead: { numberOfKeys: 2, lua: PRESENCE_READ },
+  tidingsLeaseClaim: { numberOfKeys: 1, lua: LEASE_CLAIM },
+  tidingsLeaseRelease: { numberOfKeys: 1, lua: LEASE_RELEASE },
 } as const;
 
 /** A connection with the scripts registered (also usable on its pipelines). */
@@ -68,6 +89,8 @@ export interface ScriptedRedis extends Redis {
   tidingsPresenceAdd(h: string, z: string, id: string, info: string, expiresAt: number, ttlMs: number): Promise<number>;
   tidingsPresenceRemove(h: string, z: string, id: string): Promise<number>;
   tidingsPresenceRead(h: string, z: string, now: number): Promise<string[]>;
+  tidingsLeaseClaim(key: string, owner: string, ttlMs: number): Promise<number>;
+  tidingsLeaseRelease(key: string, owner: string): Promise<number>;
 }
 
 export function withScripts(redis: Redis): ScriptedRedis {

@@ -214,14 +214,13 @@ export class IngestClient {
   }
 
   /**
-   * "One job at a time per partition" lives in Redis and is gone if Redis loses its data;
-   * workers re-assert it every few seconds, but a job added in that window could run beside
-   * the next one and break publisher order. Asserting it before every add closes the window:
-   * a job can only exist after the setting does.
+   * One add, one round trip. (This used to assert the queue's global concurrency before
+   * every add, because Redis forgetting it could let two jobs of one gateway commit out of
+   * order; PostgreSQL now commits each gateway's jobs in their order whatever Redis
+   * remembers, and workers re-assert the setting on their own.)
    */
   private async addJob(partition: Partition, batch: Entry[], seq: number) {
     const { queue } = partition;
-    await queue.setGlobalConcurrency(1);
     // Read when the previous add has settled (adds are chained), so a failure just before
     // is seen; the publishers of the lost job were answered with an error already.
     const order: Sequenced = { s: seq, ...(partition.lostAdd ? { x: true } : {}) };

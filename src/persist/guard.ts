@@ -1,8 +1,9 @@
 /**
- * The concurrency/ownership guard: one BullMQ worker per partition queue, and the rule that
- * makes a partition's channels numbered by one transaction at a time, in queue order: at
- * most one job of a partition is active across every worker process (BullMQ global
- * concurrency 1, per-process concurrency 1).
+ * The concurrency/ownership guard: one BullMQ worker per partition queue, run only while
+ * this process owns the partition's lease (./leases.ts: each worker process owns a fair
+ * share), and the rule that makes a partition's channels numbered by one transaction at a
+ * time, in queue order: at most one job of a partition is active across every worker
+ * process (BullMQ global concurrency 1, per-process concurrency 1).
  *
  * Global concurrency lives in Redis, and a Redis that lost its data (restart without
  * persistence, FLUSHALL) forgets it, which would let two workers take jobs of one partition
@@ -10,16 +11,22 @@
  * re-asserted every lockMs/4 (the ingest client also asserts it before every add).
  *
  * A stalled job is a crashed worker, never a poisonous job: BullMQ's stall check puts it
- * back at the head of its queue for another worker, however often that happens.
+ * back at the head of its queue for another worker, however often that happens. Job locks
+ * last `lockMs` (renewed every half of it) and the stall check runs every quarter of it, so
+ * the job of a worker killed mid-job runs again within about 1.75 × lockMs, on the worker
+ * that took over its partition when its lease expired (after `lockMs` too).
  */
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import { partitionQueueName, type Keys } from '../bus/keys.js';
+import { withScripts } from '../bus/scripts.js';
 import type { Logger } from '../observability/logger.js';
+import { PartitionLeases } from './leases.js';
 import type { JobProcessor } from './processor.js';
 
 export interface PersistWorker {
-  /** Resolves when every partition queue has a running consumer. */
+  /** Resolves when this worker took its first share of partitions and consumes them. */
   ready(): Promise<void>;
   /** Finishes the jobs in progress (or gives up on one stuck retrying), then stops. */
   close(): Promise<void>;
@@ -45,12 +52,20 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
     assertConcurrency(queues).catch((err: unknown) => opts.log.warn({ err }, 'could not check queue concurrency'));
   }, Math.max(250, Math.floor(opts.lockMs / 4)));
   guard.unref();
-  const started = startWorkers(opts, queues, workers);
+  const leases = new PartitionLeases(
+    { redis: withScripts(opts.redis), keys: opts.keys, partitions: opts.partitions, ttlMs: opts.lockMs, workerId: `wk-${randomUUID()}`, log: opts.log },
+    {
+      start: (p) => workers[p]!.resume(),
+      stop: (p, drain) => workers[p]!.pause(!drain),
+    },
+  );
+  const started = startWorkers(opts, queues, workers, leases);
   let closing: Promise<void> | undefined;
   const close = async () => {
     clearInterval(guard);
     opts.stopProcessing();
     await started.catch(() => {});
+    await leases.close().catch((err: unknown) => opts.log.warn({ err }, 'could not hand the partitions back'));
     await Promise.all(workers.map((w) => w.close().catch((err) => opts.log.warn({ err }, 'worker close failed'))));
     await Promise.all(queues.map((q) => q.close().catch(() => {})));
   };
@@ -66,7 +81,7 @@ function partitionWorker(opts: GuardOptions, partition: number): Worker {
     prefix: opts.keys.queuePrefix,
     concurrency: 1,
     lockDuration: opts.lockMs,
-    stalledInterval: opts.lockMs,
+    stalledInterval: Math.max(250, Math.floor(opts.lockMs / 4)),
     // A stalled job is a crashed worker, not a poisonous job: never fail it for that.
     maxStalledCount: 1_000_000,
     autorun: false,
@@ -92,9 +107,9 @@ async function assertConcurrency(queues: Queue[]): Promise<void> {
 }
 
 /** No worker takes a job before global concurrency is asserted. */
-async function startWorkers(opts: GuardOptions, queues: Queue[], workers: Worker[]): Promise<void> {
+async function startWorkers(opts: GuardOptions, queues: Queue[], workers: Worker[], leases: PartitionLeases): Promise<void> {
   await assertConcurrency(queues);
-  for (const worker of workers) void worker.run().catch((err) => opts.log.error({ err }, 'worker loop ended'));
   await Promise.all(workers.map((w) => w.waitUntilReady()));
-  opts.log.info({ partitions: opts.partitions }, 'persist worker consuming');
+  await leases.start();
+  opts.log.info({ partitions: opts.partitions, owned: leases.ownedPartitions }, 'persist worker consuming');
 }
