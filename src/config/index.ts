@@ -79,7 +79,9 @@ const schema = {
   TIDINGS_STALE_S: int(1, 3600).default(15),
   TIDINGS_HISTORY_CACHE_SIZE: int(0, 1_000_000).default(1000),
   TIDINGS_HISTORY_CACHE_TTL_S: int(1, 365 * 86400).default(86400),
-  TIDINGS_RECOVERY_MAX: int(0, 1_000_000).default(10_000),
+  // Recovery is streamed in byte-bounded chunks paced by the client (issue 9), so a long gap costs
+  // the gateway about one chunk of memory per subscriber, not the gap: 100,000 covers a long night.
+  TIDINGS_RECOVERY_MAX: int(0, 1_000_000).default(100_000),
   TIDINGS_HISTORY_MAX_PER_CALL: int(1, 100_000).default(1000),
   // Issue 9: bytes of publications in one history reply or recovery chunk (the first always goes).
   TIDINGS_REPLY_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),

@@ -24,7 +24,7 @@ describe('configuration', () => {
     expect(config.host).toBe('0.0.0.0');
     expect(config.logLevel).toBe('info');
     expect(config.ingest.partitions).toBe(8);
-    expect(config.history.recoveryMax).toBe(10_000);
+    expect(config.history.recoveryMax).toBe(100_000);
     expect(loadConfig('dev', {}).host).toBe('127.0.0.1');
   });
 
