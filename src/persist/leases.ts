@@ -44,6 +44,8 @@ export class PartitionLeases {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The last live count, and when Redis was seen to have lost it (see `announce`). */
+  private seen: { live: number; resetAt?: number } = { live: 0 };
 
   constructor(
     private readonly opts: LeaseOptions,
@@ -69,7 +71,7 @@ export class PartitionLeases {
     clearInterval(this.timer);
     await this.ticking.catch(() => {});
     const owned = this.ownedPartitions;
-    await Promise.all(owned.map((p) => this.partitions.stop(p, true)));
+    await Promise.all(owned.map((p) => withinMs(this.partitions.stop(p, true), this.opts.ttlMs)));
     const { redis, keys, workerId } = this.opts;
     await Promise.all(owned.map((p) => redis.tidingsLeaseRelease(keys.lease(p), workerId).catch(() => 0)));
     await redis.zrem(keys.workers, workerId).catch(() => 0);
@@ -84,7 +86,12 @@ export class PartitionLeases {
     await this.take(share);
   }
 
-  /** Heartbeat; answers how many workers are alive (this one included). */
+  /**
+   * Heartbeat; answers how many workers are alive (this one included). When this worker's
+   * own entry was gone, Redis lost its data (restart, FLUSHALL) and the others have not
+   * announced themselves again yet: the count seen before stands for two lease periods, or
+   * the first worker to look would take every partition and the rest would lose theirs.
+   */
   private async announce(): Promise<number> {
     const { redis, keys, workerId, ttlMs } = this.opts;
     const now = Date.now();
@@ -94,8 +101,12 @@ export class PartitionLeases {
       .zremrangebyscore(keys.workers, '-inf', now - 2 * ttlMs)
       .zcard(keys.workers)
       .exec();
-    const live = Number(results?.[2]?.[1] ?? 1);
-    return Math.max(1, live);
+    const wasMissing = Number(results?.[0]?.[1] ?? 0) === 1;
+    const live = Math.max(1, Number(results?.[2]?.[1] ?? 1));
+    if (wasMissing && this.seen.live > live) this.seen.resetAt ??= now;
+    if (this.seen.resetAt !== undefined && now - this.seen.resetAt < 2 * ttlMs) return this.seen.live;
+    this.seen = { live };
+    return live;
   }
 
   private async renew(): Promise<void> {
@@ -118,8 +129,10 @@ export class PartitionLeases {
     for (const partition of this.ownedPartitions.slice(share)) {
       this.owned.delete(partition);
       this.draining.add(partition);
-      void this.partitions
-        .stop(partition, true)
+      // Bounded: a job that cannot finish (its Redis record lost, a store away) must not keep
+      // the partition from its new owner; BullMQ's global concurrency and PostgreSQL's job
+      // order keep an overlap harmless.
+      void withinMs(this.partitions.stop(partition, true), this.opts.ttlMs)
         .then(() => this.opts.redis.tidingsLeaseRelease(this.opts.keys.lease(partition), this.opts.workerId))
         .catch((err: unknown) => this.opts.log.warn({ err, partition }, 'could not hand a partition back'))
         .finally(() => this.draining.delete(partition));
@@ -137,6 +150,18 @@ export class PartitionLeases {
       await this.partitions.start(partition);
     }
   }
+}
+
+/** Resolves when `work` does or after `ms`, whichever comes first (never rejects). */
+function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    void work.catch(() => {}).finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** Where a worker starts looking for free partitions: spread by its id. */
