@@ -20,14 +20,16 @@ import type { HistoryReader } from '../history/reader.js';
 import type { HttpServer } from '../http/server.js';
 import type { IngestClient } from '../ingest/client.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics, onScrape } from '../observability/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { apiKeyCheck } from './auth.js';
 import { API_METHOD_NAMES, ApiDispatcher } from './dispatch.js';
-import { methodEndpoint } from './handler.js';
+import { methodEndpoint, type Guard } from './handler.js';
 import { legacyEndpoint } from './legacy.js';
+import { RequestLimiter } from './limit.js';
 
 export interface ApiServices {
-  config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history'>;
+  config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
   version: string;
   /** The commands connection (registry reads and writes, control PUBLISH). */
   redis: Redis;
@@ -71,13 +73,19 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     replyMaxBytes: s.config.history.replyMaxBytes,
     log,
   });
-  const authorize = apiKeyCheck(s.config.apiKey);
+  // One limiter for every endpoint of this gateway: the bound is on the gateway's work.
+  const guard: Guard = { authorize: apiKeyCheck(s.config.apiKey), limiter: new RequestLimiter(s.config.api) };
   if (!s.config.apiKey) log.info('TIDINGS_API_KEY unset: the server API answers 401 to every request');
-  for (const method of API_METHOD_NAMES) http.route(`* /api/${method}`, methodEndpoint(api, method, authorize));
-  http.route('* /api', legacyEndpoint(api, authorize));
+  for (const method of API_METHOD_NAMES) http.route(`* /api/${method}`, methodEndpoint(api, method, guard));
+  http.route('* /api', legacyEndpoint(api, guard));
+  const stopScrape = onScrape(() => {
+    metrics.apiRequests.set({ state: 'running' }, guard.limiter.running);
+    metrics.apiRequests.set({ state: 'queued' }, guard.limiter.queued);
+  });
 
   return {
     close: async () => {
+      stopScrape();
       await control.close();
       await registry.close();
     },

@@ -41,10 +41,10 @@ export function sendStatus(res: ServerResponse, status: number, headers: Record<
   res.end();
 }
 
-/** A plain-text error (400, 413), like Go's `http.Error`. */
-export function sendText(res: ServerResponse, status: number, text: string): void {
+/** A plain-text error (400, 413, 503), like Go's `http.Error`. */
+export function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   const body = `${text}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 

@@ -8,16 +8,16 @@
  *   response  newline-delimited `{"id"?: N, "result": …}` or `{"id"?: N, "error": {…}}`, one
  *             per command, in order; `id` echoed when given and non-zero (Go's omitempty)
  *
- * Auth, 405 and 413 as the per-method endpoints. An empty body, or a line that is not a
- * command object, is 400 for the whole request, as in Centrifugo. Differences: a method
- * Tidings does not serve (rpc, refresh, …) or does not know is a 104 for that command (Go
- * answers 400 for the whole request when a string method is unknown), and a command with no
- * `method` is a 104 rather than Go's zero value, publish.
+ * Auth, 405, 413 and 503 as the per-method endpoints (one slot for the whole request). An
+ * empty body, or a line that is not a command object, is 400 for the whole request, as in
+ * Centrifugo. Differences: a method Tidings does not serve (rpc, refresh, …) or does not
+ * know is a 104 for that command (Go answers 400 for the whole request when a string method
+ * is unknown), and a command with no `method` is a 104 rather than Go's zero value, publish.
  */
 import type { RouteHandler } from '../http/server.js';
 import { encodeOutcome, type ApiDispatcher, type Outcome } from './dispatch.js';
 import { ApiErrors } from './errors.js';
-import { admit, type Authorize } from './handler.js';
+import { guarded, type Guard } from './handler.js';
 import { sendJsonText, sendText } from './io.js';
 import { isObject, type Params } from './params.js';
 
@@ -85,15 +85,13 @@ async function runCommand(api: ApiDispatcher, command: LegacyCommand): Promise<s
   return command.id ? `{"id":${command.id},${reply.slice(1)}` : reply;
 }
 
-export function legacyEndpoint(api: ApiDispatcher, authorize: Authorize): RouteHandler {
-  return async (req, res) => {
-    const body = await admit(req, res, authorize);
-    if (body === undefined) return;
+export function legacyEndpoint(api: ApiDispatcher, guard: Guard): RouteHandler {
+  return guarded(guard, async (_req, res, body) => {
     const commands = body.length === 0 ? undefined : decodeCommands(body.toString('utf8'));
     if (!commands || commands.length === 0) return sendText(res, 400, 'Bad Request');
     const replies: string[] = [];
     // One after another, in order: a publish then a history in one request see each other.
     for (const command of commands) replies.push(await runCommand(api, command));
     sendJsonText(res, 200, replies.join('\n'));
-  };
+  });
 }

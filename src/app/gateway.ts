@@ -15,6 +15,8 @@ import { HistoryReader } from '../history/reader.js';
 import { HttpServer } from '../http/server.js';
 import { registerDemo } from '../http/demo/index.js';
 import { IngestClient } from '../ingest/client.js';
+import { outcomesIn } from '../ingest/outcomes.js';
+import { IngestFlow } from '../ingest/flow.js';
 import type { Logger } from '../observability/logger.js';
 import { PresenceStore } from '../presence/store.js';
 import { metrics, onScrape } from '../observability/metrics.js';
@@ -27,6 +29,8 @@ export interface RunningGateway {
   port: number;
   nodeName: string;
   ws: WebSocketGateway;
+  /** Its ingest client: what it has accepted and not yet had acknowledged (tests look at its backlog). */
+  ingest: IngestClient;
   close(): Promise<void>;
 }
 
@@ -39,7 +43,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   // setting as is.
   const clientReplyBytes = Math.min(config.history.replyMaxBytes, config.client.queueMaxBytes);
   const hub = new Hub(pubsub, keys, history, clientReplyBytes, log.child({ component: 'hub' }));
-  const ingest = new IngestClient(queueRedis, pubsub, keys, config.ingest, log.child({ component: 'ingest' }));
+  // PostgreSQL (the history reads' pool) decides the publishes whose acks do not come in time.
+  const outcomes = outcomesIn(database.db);
+  const ingest = new IngestClient(queueRedis, pubsub, keys, config.ingest, log.child({ component: 'ingest' }), outcomes);
   await ingest.start();
   const presence = new PresenceStore(redis, keys, config.client.presenceTtlS * 1000);
 
@@ -52,6 +58,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       hub,
       history,
       ingest,
+      flow: new IngestFlow(ingest, config.ingest),
       scheduler: new FlushScheduler(),
       log: log.child({ component: 'connection' }),
     },
@@ -80,7 +87,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ['close redis', () => Promise.all([closeRedis(redis), closeRedis(queueRedis), closeRedis(pubsubRedis)])],
     ['close database', () => database.close()],
   ]);
-  return { port, nodeName: config.nodeName, ws, close };
+  return { port, nodeName: config.nodeName, ws, ingest, close };
 }
 
 /** The stores a gateway talks to: PostgreSQL, and Redis for commands, queues and pub/sub. */
@@ -146,8 +153,13 @@ function startTimers(config: GatewayConfig, ws: WebSocketGateway, hub: Hub): [No
 async function scrapeGauges(ws: WebSocketGateway, hub: Hub, ingest: IngestClient): Promise<void> {
   metrics.connections.set(ws.connections.size);
   let subscriptions = 0;
-  for (const conn of ws.connections) subscriptions += conn.subscriptions.size;
+  let paused = 0;
+  for (const conn of ws.connections) {
+    subscriptions += conn.subscriptions.size;
+    if (conn.paused) paused++;
+  }
   metrics.subscriptions.set(subscriptions);
+  metrics.pausedConnections.set(paused);
   metrics.channels.set(hub.channelCount);
   const depths = await ingest.waitingJobs();
   depths.forEach((n, partition) => metrics.queueDepth.set({ partition: String(partition) }, n));

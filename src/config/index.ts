@@ -73,7 +73,9 @@ const schema = {
   TIDINGS_BATCH_MAX: int(1, 10_000).default(1000),
   // 1: a publication waits behind at most one job of its partition (docs/benchmarks.md).
   TIDINGS_INFLIGHT_JOBS: int(1, 64).default(1),
-  TIDINGS_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(4000),
+  // 3.5 s: with a flow-control wait (an eighth of it) and the PostgreSQL decision (< 1 s) the
+  // answer still comes before the SDKs' own 5 s call timeout.
+  TIDINGS_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(3500),
   TIDINGS_PING_INTERVAL_S: int(0, 3600).default(25),
   TIDINGS_PONG_TIMEOUT_S: int(0, 3600).default(10),
   TIDINGS_STALE_S: int(1, 3600).default(15),
@@ -95,6 +97,10 @@ const schema = {
   TIDINGS_POSITION_CHECK_S: int(0, 3600).default(40),
   TIDINGS_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   TIDINGS_INGEST_BACKLOG_MAX: int(1, 10_000_000).default(20_000),
+  // Issue 12: the HTTP API's bounded concurrency (src/api/limit.ts); beyond it, 503 + Retry-After.
+  TIDINGS_API_MAX_INFLIGHT: int(1, 1_000_000).default(256),
+  TIDINGS_API_QUEUE_MAX: int(0, 10_000_000).default(1024),
+  TIDINGS_API_QUEUE_TIMEOUT_MS: int(1, 600_000).default(2000),
   TIDINGS_ALLOWED_ORIGINS: z.string().optional(),
   TIDINGS_TOKEN_AUDIENCE: z.string().min(1).optional(),
   TIDINGS_TOKEN_ISSUER: z.string().min(1).optional(),
@@ -144,8 +150,17 @@ export interface Config {
     queuePrefix: string;
     workerLockMs: number;
     retentionIntervalS: number;
-    /** Publications a gateway lets wait per partition before it answers 111 instead. */
+    /**
+     * Publications a gateway lets wait per partition before an API publish is answered 111;
+     * client publishes wait for room below it instead (src/ingest/flow.ts).
+     */
     backlogMax: number;
+  };
+  /** The server HTTP API's bounded concurrency, per gateway (src/api/limit.ts). */
+  api: {
+    maxInflight: number;
+    queueMax: number;
+    queueTimeoutMs: number;
   };
   security: {
     /** undefined: same origin only; ['*']: any; else the listed origins. */
@@ -267,6 +282,11 @@ function buildConfig(e: Env, role: Role): Config {
       workerLockMs: e.TIDINGS_WORKER_LOCK_MS,
       retentionIntervalS: e.TIDINGS_RETENTION_INTERVAL_S,
       backlogMax: e.TIDINGS_INGEST_BACKLOG_MAX,
+    },
+    api: {
+      maxInflight: e.TIDINGS_API_MAX_INFLIGHT,
+      queueMax: e.TIDINGS_API_QUEUE_MAX,
+      queueTimeoutMs: e.TIDINGS_API_QUEUE_TIMEOUT_MS,
     },
     security: {
       allowedOrigins: parseOrigins(e.TIDINGS_ALLOWED_ORIGINS, role),

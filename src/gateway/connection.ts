@@ -14,10 +14,16 @@
  * Nothing a client sends or fails to read grows without bound (issue 9). A command runs only
  * once the client has read what the ones before produced (its queue is within its bound):
  * replies are paced, not dropped, so a client that stops reading simply stops being served.
- * The commands waiting meanwhile are counted (./backlog.ts): past a high-water mark the
- * socket is not read any more, and only a client that keeps piling on past a hard limit is
- * closed. Replies themselves are bounded in bytes (`replyMaxBytes`), and history and
- * recovery reads are bounded per gateway (src/history/permits.ts).
+ * The commands waiting meanwhile, and the publishes awaiting their commit ack, are counted
+ * (./backlog.ts): past a high-water mark the socket is not read any more, and only a client
+ * that keeps piling on past a hard limit is closed. Replies themselves are bounded in bytes
+ * (`replyMaxBytes`), and history and recovery reads are bounded per gateway
+ * (src/history/permits.ts).
+ *
+ * Flow control, not refusals (issue 12): a publish is never answered 111 for going fast. Its
+ * connection's backlog and its partition's (src/ingest/flow.ts) slow the client down through
+ * TCP instead; the rate limit (./limiter.ts) counts the other commands, which nothing else
+ * paces, and publishes refused before they were queued.
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
@@ -77,6 +83,8 @@ export class Connection implements Session {
   private readonly heartbeat: Heartbeat;
   private readonly subscriptionOwner: SubscriptionOwner;
   private chain: Promise<void> = Promise.resolve();
+  /** performance.now() when the frame of the command running now was read. */
+  private frameReceivedAt = 0;
   private readonly staleTimer: NodeJS.Timeout;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** A connect was already tried: after one that failed (109, say) the socket is unusable. */
@@ -142,6 +150,19 @@ export class Connection implements Session {
     return this.subs;
   }
 
+  /** Its socket is not being read: too many commands waiting or publishes in flight (./backlog.ts). */
+  get paused(): boolean {
+    return this.backlog.isPaused;
+  }
+
+  get receivedAt(): number {
+    return this.frameReceivedAt;
+  }
+
+  holdInflight(bytes: number): () => void {
+    return this.backlog.hold(bytes);
+  }
+
   /** The one place the state changes; false, and nothing changed, for a move the machine does not have. */
   private setState(next: ConnectionState): boolean {
     if (!NEXT[this.current].includes(next)) return false;
@@ -167,7 +188,8 @@ export class Connection implements Session {
     }
     // One link of the chain per frame, not per command: a frame of 500 pipelined publishes
     // would otherwise cost 500 chained promises before the first one runs.
-    this.chain = this.chain.then(() => this.dispatchAll(commands, data.length));
+    const receivedAt = performance.now();
+    this.chain = this.chain.then(() => this.dispatchAll(commands, data.length, receivedAt));
   }
 
   /** The frame's commands; undefined, and the connection closed (3501), when any line is not one. */
@@ -189,7 +211,8 @@ export class Connection implements Session {
     return commands as DecodedOk[];
   }
 
-  private async dispatchAll(commands: DecodedOk[], bytes: number): Promise<void> {
+  private async dispatchAll(commands: DecodedOk[], bytes: number, receivedAt: number): Promise<void> {
+    this.frameReceivedAt = receivedAt;
     try {
       for (const { command, method } of commands) await this.dispatch(command, method);
     } finally {
@@ -210,7 +233,9 @@ export class Connection implements Session {
   /**
    * The protocol's order (an id on every command but `send`; connect first, and once: after
    * one that failed the socket is unusable, as in Go) and the rate limit. False when the
-   * command is not to run: the connection was closed, or the client answered 111.
+   * command is not to run: the connection was closed, or the client answered 111. A publish
+   * takes no token here: it is flow-controlled (bounded in flight, ./backlog.ts), and only
+   * one refused before it was queued takes one (`run`).
    */
   private admit(command: Command, method: Method): boolean {
     if (method !== 'send' && command.id === undefined) {
@@ -222,7 +247,7 @@ export class Connection implements Session {
       return false;
     }
     if (method === 'connect') this.connectTried = true;
-    return this.withinRate(command.id);
+    return method === 'publish' || this.withinRate(command.id);
   }
 
   private async run(command: Command, method: Method): Promise<void> {
@@ -233,6 +258,7 @@ export class Connection implements Session {
     } catch (err) {
       metrics.commands.inc({ method, result: 'error' });
       this.fail(command.id, err, method);
+      if (method === 'publish' && !(err instanceof ProtocolError && err.error.temporary)) this.chargeRefused();
     }
   }
 
@@ -245,6 +271,17 @@ export class Connection implements Session {
     }
     if (!(err instanceof ProtocolError)) this.log.error({ err, method }, 'command failed');
     if (id !== undefined && !this.closed) this.outbox.push(encodeErrorReply(id, replyErrorOf(err)), false);
+  }
+
+  /**
+   * A publish refused before it was queued (bad request, permission) costs a token like any
+   * other command: it was answered with its own error, and one who keeps sending them past
+   * the limit is closed (3013). A temporary refusal (no room in time) is flow control's, not
+   * the client's doing, and costs nothing.
+   */
+  private chargeRefused(): void {
+    if (this.closed || this.bucket.take() !== 'abusive') return;
+    this.close(Disconnect.TooManyRequests, 'refused publishes over the rate limit');
   }
 
   private withinRate(id: number | undefined): boolean {

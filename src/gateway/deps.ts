@@ -8,6 +8,7 @@ import type { Hub } from '../channels/hub.js';
 import type { Namespaces } from '../config/namespaces.js';
 import type { HistoryReader } from '../history/reader.js';
 import type { IngestClient } from '../ingest/client.js';
+import type { IngestFlow } from '../ingest/flow.js';
 import type { Logger } from '../observability/logger.js';
 import type { PresenceStore } from '../presence/store.js';
 import type { FlushScheduler } from './outbox.js';
@@ -41,6 +42,8 @@ export interface GatewayDeps {
   hub: Hub;
   history: HistoryReader;
   ingest: IngestClient;
+  /** When a client publish may be queued (issue 12: it waits rather than be refused). */
+  flow: Pick<IngestFlow, 'room'>;
   scheduler: FlushScheduler;
   log: Logger;
 }

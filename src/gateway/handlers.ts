@@ -78,20 +78,34 @@ export const publish: CommandHandler = async (session, request, id) => {
   const req = request as Record<string, unknown>;
   if (req.data === undefined) throw new ProtocolError(Errors.badRequest, 'publish without data');
   checkPublish(session, channel);
+  const data = JSON.stringify(req.data);
+  // Flow control (issue 12): while the partition is congested the publish waits, and the
+  // commands behind it with it, so the connection stops being read; never a 111. Past the
+  // wait's bound it was not queued: error 100, definitively not committed.
+  const room = session.deps.flow.room(channel, session.receivedAt);
+  if (room !== true) {
+    if (!(await room)) throw new ProtocolError(Errors.internal, 'no room in the ingest backlog in time');
+    if (session.closed) return undefined;
+    checkPublish(session, channel); // it may have unsubscribed meanwhile
+  }
   const sub = session.subscriptions.get(channel);
-  // Queued now, in command order; answered when the worker acknowledges the commit.
+  // Queued now, in command order; answered when the worker acknowledges the commit, and
+  // counted in the connection's backlog until then.
+  const release = session.holdInflight(data.length);
   session.deps.ingest
-    .publish({
-      channel,
-      data: JSON.stringify(req.data),
-      user: session.user,
-      client: session.clientId,
-      connInfo: session.connInfo,
-      chanInfo: sub?.chanInfo,
-    })
+    .publish(
+      { channel, data, user: session.user, client: session.clientId, connInfo: session.connInfo, chanInfo: sub?.chanInfo },
+      true,
+    )
     .then(
-      () => session.reply(id, 'publish', EMPTY_RESULT),
-      (err: unknown) => session.fail(id, err, 'publish'),
+      () => {
+        release();
+        session.reply(id, 'publish', EMPTY_RESULT);
+      },
+      (err: unknown) => {
+        release();
+        session.fail(id, err, 'publish');
+      },
     );
   return undefined;
 };

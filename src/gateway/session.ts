@@ -45,6 +45,8 @@ export interface Session {
   readonly user: string;
   readonly connInfo: string | undefined;
   readonly subscriptions: ReadonlyMap<string, Subscription>;
+  /** performance.now() when the frame carrying the running command was read (flow control's clock). */
+  readonly receivedAt: number;
 
   /** connecting → connected with a new client id; false, and nothing done, unless connecting. */
   authenticate(identity: Identity): boolean;
@@ -65,6 +67,12 @@ export interface Session {
   send(frame: Buffer | string): void;
   /** The one mapping from a thrown error to an error reply or a close, for replies written later. */
   fail(id: number | undefined, err: unknown, method: Method): void;
+  /**
+   * Counts a queued publish of `bytes` in the connection's backlog until the returned function
+   * is called (its ack or error came back): publishes in flight slow the client down as
+   * commands waiting do (./backlog.ts).
+   */
+  holdInflight(bytes: number): () => void;
 }
 
 /** One command: its reply's result as JSON text, or undefined when there is none or it is written later. */

@@ -7,11 +7,20 @@
  * arrives meanwhile into the next job (up to `batchMax` publications or `BATCH_MAX_BYTES`).
  * Jobs of one partition are added strictly one after another, so the queue order is the
  * order in which this gateway accepted the publications (guarantee 3).
+ *
+ * Every reply is definitive (guarantee 1, issue 12): success means committed, an error means
+ * never committed. A publication not acknowledged within `publishTimeoutMs` is answered
+ * then: one still waiting here was never sent and can never commit (error); one whose job
+ * was sent is answered with what PostgreSQL decides for the job (./decide.ts: committed, or
+ * cancelled for good). After the ack topic reconnects, jobs in flight are looked up in
+ * PostgreSQL, since their acks may have been dropped meanwhile.
  */
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { decodeAcks, type Ack } from './acks.js';
+import { Decider, type SentJob } from './decide.js';
+import type { Found, JobOutcomes } from './outcomes.js';
 import { partitionOf, partitionQueueName, type Keys } from '../bus/keys.js';
 import type { PubSub } from '../bus/pubsub.js';
 import type { NewPublication } from '../protocol/publication.js';
@@ -21,6 +30,7 @@ import { errorByCode, Errors, ProtocolError } from '../protocol/codes.js';
 import {
   HISTORY_REMOVE_JOB_NAME,
   INGEST_JOB_NAME,
+  jobStream,
   type HistoryRemoveJob,
   type IngestJob,
   type Sequenced,
@@ -39,7 +49,11 @@ export interface IngestSettings {
   batchMax: number;
   inflightJobs: number;
   publishTimeoutMs: number;
-  /** Publications allowed to wait per partition before publishes are refused with 111. */
+  /**
+   * Publications allowed to wait per partition (not yet sent as a job) before a publish is
+   * refused with 111: the last resort, for the HTTP API. Client publishes are flow-controlled
+   * instead (./flow.ts): they wait for room well below this, and are never refused by it.
+   */
   backlogMax: number;
 }
 
@@ -54,6 +68,8 @@ interface Entry {
   startedAt: number;
   /** A history removal (`pub` carries only id and channel): a job of its own kind, alone. */
   remove?: true;
+  /** The job it went out in; absent while it waits here (then it can still be dropped). */
+  job?: SentJob<Entry>;
 }
 
 interface Partition {
@@ -66,6 +82,10 @@ interface Partition {
   nextSeq: number;
   /** An add failed (its job may or may not exist): the next job need not wait for it. */
   lostAdd: boolean;
+  /** This gateway's stream on this partition (`ingest_streams`). */
+  stream: string;
+  /** Jobs sent with publications not answered yet, oldest first. */
+  open: SentJob<Entry>[];
 }
 
 export class IngestClient {
@@ -73,6 +93,9 @@ export class IngestClient {
   private readonly partitions: Partition[];
   private readonly byId = new Map<string, Entry>();
   private readonly expiry: NodeJS.Timeout;
+  private readonly stopping = new AbortController();
+  private readonly decider: Decider<Entry>;
+  private readonly ackTopic: string;
   private closed = false;
 
   constructor(
@@ -81,7 +104,11 @@ export class IngestClient {
     private readonly keys: Keys,
     private readonly settings: IngestSettings,
     private readonly log: Logger,
+    /** PostgreSQL's word on jobs whose acks did not come (./outcomes.ts). */
+    outcomes: JobOutcomes,
   ) {
+    this.ackTopic = keys.acks(this.gatewayId);
+    this.decider = new Decider<Entry>(outcomes, (entry, found) => this.answerDecided(entry, found), log, this.stopping.signal);
     this.partitions = Array.from({ length: settings.partitions }, (_, i) => ({
       queue: new Queue(partitionQueueName(i), {
         connection: redis,
@@ -93,24 +120,47 @@ export class IngestClient {
       tail: Promise.resolve(),
       nextSeq: 1,
       lostAdd: false,
+      stream: jobStream(this.gatewayId, partitionQueueName(i)),
+      open: [],
     }));
     // Without a listener BullMQ prints connection errors to stderr, outside our logs; the
     // redis connection's own listener already reports them.
     for (const p of this.partitions) p.queue.on('error', () => {});
-    // Every publication gets error 100 once it has waited publishTimeoutMs since it was
+    // Every publication is answered once it has waited publishTimeoutMs since it was
     // accepted, whether its job went out or it still waits behind a job that is stuck
     // (PostgreSQL or Redis away). One timer for all, not one per job: a job's timer would
-    // start only when the job is sent, late for what queued behind a stuck one.
+    // start only when the job is sent, late for what queued behind a stuck one. A short tick,
+    // so that the answer reaches the client well before its SDK's own 5 s call timeout.
     this.expiry = setInterval(
       () => this.expireOverdue(),
-      Math.max(10, Math.min(250, settings.publishTimeoutMs / 8)),
+      Math.max(10, Math.min(100, settings.publishTimeoutMs / 8)),
     );
     this.expiry.unref();
   }
 
   /** Must resolve before the first publish: acks sent before we listen would be lost. */
   async start(): Promise<void> {
-    await this.pubsub.listen(this.keys.acks(this.gatewayId), (msg) => this.onAcks(decodeAcks(msg)));
+    await this.listenForAcks();
+    this.pubsub.onReconnect(() => void this.afterReconnect());
+  }
+
+  private listenForAcks(): Promise<void> {
+    return this.pubsub.listen(this.ackTopic, (msg) => this.onAcks(decodeAcks(msg)));
+  }
+
+  /**
+   * Acks published while pub/sub was away are gone. Subscribe again and wait until Redis
+   * confirms (from then on every ack arrives), then look up in PostgreSQL what committed
+   * before: each commit is seen one way or the other. Read-only: a job still queued is left
+   * alone, and its publication timeout still decides it.
+   */
+  private async afterReconnect(): Promise<void> {
+    try {
+      await this.listenForAcks();
+      await this.decider.answerCommitted(this.partitions.flatMap((p) => p.open));
+    } catch (err) {
+      this.log.warn({ err }, 'could not look for commits whose acks were lost; their timeouts will');
+    }
   }
 
   /** Jobs waiting in each partition queue (all gateways'), for the queue-depth gauge. */
@@ -123,8 +173,20 @@ export class IngestClient {
     return this.byId.size;
   }
 
-  publish(pub: Omit<NewPublication, 'id'>): Promise<Committed> {
-    return this.enqueue({ id: randomUUID(), ...pub }, false);
+  /**
+   * Publications waiting in the channel's partition, not yet sent as a job: what flow control
+   * (./flow.ts) holds client publishes back on.
+   */
+  backlogOf(channel: string): number {
+    return this.partitions[partitionOf(channel, this.settings.partitions)]!.waiting.length;
+  }
+
+  /**
+   * `flowControlled`: the caller waited for room first (./flow.ts; client publishes), so the
+   * backlog bound does not refuse it. Everyone else (the HTTP API) gets 111 at `backlogMax`.
+   */
+  publish(pub: Omit<NewPublication, 'id'>, flowControlled = false): Promise<Committed> {
+    return this.enqueue({ id: randomUUID(), ...pub }, false, flowControlled);
   }
 
   /**
@@ -137,13 +199,14 @@ export class IngestClient {
     return this.enqueue({ id: randomUUID(), channel, data: '' }, true);
   }
 
-  private enqueue(full: NewPublication, remove: boolean): Promise<Committed> {
+  private enqueue(full: NewPublication, remove: boolean, flowControlled = false): Promise<Committed> {
     if (this.closed) return Promise.reject(new ProtocolError(Errors.internal));
     const partition = this.partitions[partitionOf(full.channel, this.settings.partitions)]!;
-    // Workers behind (or PostgreSQL away): refuse early with a temporary error rather than
-    // queue without bound. Jobs in Redis stay bounded too: at most `inflightJobs` per
-    // partition per gateway.
-    if (partition.waiting.length >= this.settings.backlogMax) {
+    // Workers behind (or PostgreSQL away): what is not flow-controlled is refused early with
+    // a temporary error rather than queued without bound (flow-controlled publishes are
+    // bounded where they wait: ./flow.ts). Jobs in Redis stay bounded too: at most
+    // `inflightJobs` per partition per gateway.
+    if (!flowControlled && partition.waiting.length >= this.settings.backlogMax) {
       metrics.publishOutcomes.inc({ outcome: 'rejected' });
       return Promise.reject(new ProtocolError(Errors.tooManyRequests, 'ingest backlog full'));
     }
@@ -187,24 +250,24 @@ export class IngestClient {
 
   private send(partition: Partition, batch: Entry[]): void {
     partition.inflight++;
-    const seq = partition.nextSeq++;
-    const added = partition.tail.then(() => this.addJob(partition, batch, seq));
+    const job: SentJob<Entry> = { stream: partition.stream, seq: partition.nextSeq++, entries: batch, deciding: false };
+    for (const entry of batch) entry.job = job;
+    partition.open.push(job);
+    const added = partition.tail.then(() => this.addJob(partition, batch, job.seq));
     partition.tail = added.catch(() => {
       partition.lostAdd = true;
     });
     // No timer of its own: expireOverdue answers each publication publishTimeoutMs after it
     // was accepted, and in the same pass drops what is overdue and still waiting, so a slot
     // freed by expiry is never taken by publications that already got their error.
-    added.catch((err: unknown) => {
-      this.log.warn({ err, publications: batch.length }, 'could not queue publications');
-      this.expire(batch);
-    });
+    added.catch((err: unknown) => this.onAddFailed(partition, job, err));
     // A countdown rather than a promise per publication: the batch frees its slot when the
     // last of its publications is answered (committed, rejected or expired).
     let unsettled = batch.length;
     const onSettled = () => {
       if (--unsettled > 0) return;
       partition.inflight--;
+      partition.open.splice(partition.open.indexOf(job), 1);
       queueMicrotask(() => this.pump(partition));
     };
     for (const entry of batch) {
@@ -222,7 +285,7 @@ export class IngestClient {
   private async addJob(partition: Partition, batch: Entry[], seq: number) {
     const { queue } = partition;
     // Read when the previous add has settled (adds are chained), so a failure just before
-    // is seen; the publishers of the lost job were answered with an error already.
+    // is seen; the lost job is decided in PostgreSQL (onAddFailed), not waited for.
     const order: Sequenced = { s: seq, ...(partition.lostAdd ? { x: true } : {}) };
     partition.lostAdd = false;
     const first = batch[0]!;
@@ -234,21 +297,41 @@ export class IngestClient {
     return queue.add(INGEST_JOB_NAME, job);
   }
 
-  /** Answers the still-waiting publications with a temporary error (they may commit later). */
+  /**
+   * The add failed, yet the job may exist (the reply, not the write, may be what was lost).
+   * Deciding it in PostgreSQL answers its publishers for certain; right away only when no
+   * earlier job of the partition is still open, since abandoning a job also ends the earlier
+   * undecided ones of its stream, and those may be healthy. Otherwise its timeout decides it.
+   */
+  private onAddFailed(partition: Partition, job: SentJob<Entry>, err: unknown): void {
+    this.log.warn({ err, publications: job.entries.length }, 'could not queue publications; deciding them in PostgreSQL');
+    if (partition.open[0] === job) this.decider.decide(job);
+  }
+
+  /** Answers never-sent publications with error 100: nothing was queued, they can never commit. */
   private expire(batch: Entry[]): void {
     for (const entry of batch) this.settle(entry, undefined, Errors.internal.code);
   }
 
   /**
-   * Answers error 100 to every publication accepted more than publishTimeoutMs ago; those
-   * not sent yet are dropped from their partition's backlog (nothing was promised for them,
-   * and sending them now would only commit what their publishers were told failed).
+   * Answers every publication accepted more than publishTimeoutMs ago. One never sent is
+   * dropped from its partition's backlog with error 100 (it can never commit: sending it now
+   * would commit what its publisher was told failed); one whose job went out waits for
+   * PostgreSQL's decision on the job (./decide.ts). Entries are in accept order, and a job
+   * holds only entries accepted after those of the jobs before it, so a job is decided only
+   * once all earlier jobs of its partition are overdue too: abandoning it never ends an
+   * earlier job that still had time.
    */
   private expireOverdue(): void {
     const deadline = performance.now() - this.settings.publishTimeoutMs;
     for (const entry of this.byId.values()) {
       if (entry.startedAt > deadline) break; // byId is in accept order
-      this.settle(entry, undefined, Errors.internal.code);
+      if (entry.job) {
+        this.decider.decide(entry.job);
+      } else {
+        metrics.publishTimeouts.inc({ outcome: 'unsent' });
+        this.settle(entry, undefined, Errors.internal.code);
+      }
     }
     for (const partition of this.partitions) {
       let expired = 0;
@@ -266,6 +349,11 @@ export class IngestClient {
     }
   }
 
+  /** PostgreSQL's decision: committed at `found`, or never (the final error 100). */
+  private answerDecided(entry: Entry, found: Found | undefined): void {
+    this.settle(entry, found, found ? undefined : Errors.internal.code);
+  }
+
   private settle(entry: Entry, result: Committed | undefined, code?: number): void {
     if (entry.settled) return;
     entry.settled = true;
@@ -281,11 +369,16 @@ export class IngestClient {
     entry.onSettled?.();
   }
 
-  /** Stops accepting; what is waiting gets an error, what is in flight may still be acked. */
+  /**
+   * Stops accepting; what is waiting (never sent) gets an error. What is in flight may still
+   * be acked, and is otherwise left unanswered: the gateway closes its connections before
+   * this (src/app/gateway.ts), and an error now, without PostgreSQL's word, could be untrue.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.expiry);
+    this.stopping.abort();
     for (const partition of this.partitions) this.expire(partition.waiting.splice(0));
     await Promise.all(this.partitions.map((p) => p.queue.close().catch(() => {})));
   }

@@ -24,6 +24,15 @@ export interface Sequenced {
 
 const sequence = { s: z.number().int().positive().optional(), x: z.boolean().optional() };
 
+/**
+ * The stream a job belongs to: one gateway process's jobs on one partition queue. The key of
+ * its row in `ingest_streams`, for the worker that commits the job and for the gateway that
+ * decides it at its timeout (./decide.ts) alike.
+ */
+export function jobStream(gatewayId: string, queueName: string): string {
+  return `${gatewayId}/${queueName}`;
+}
+
 const optionalText = z.string().optional();
 
 const publicationSchema = z.object({

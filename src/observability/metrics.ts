@@ -94,6 +94,15 @@ export const metrics = {
     }),
     ['outcome'],
   ),
+  publishTimeouts: new Counter({
+    name: 'tidings_ingest_publish_timeouts_total',
+    help:
+      'Publishes not acknowledged within TIDINGS_PUBLISH_TIMEOUT_MS, by outcome (unsent: dropped before its job was ' +
+      'sent; committed: found committed, answered success; cancelled: its job abandoned; not_committed: its job had ' +
+      'been decided without it)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
   commitToDeliver: new Histogram({
     name: 'tidings_hub_commit_to_deliver_seconds',
     help: 'From commit (worker clock) to the publication reaching a gateway hub (gateway clock)',
@@ -153,6 +162,23 @@ export const metrics = {
     name: 'tidings_api_commands_total',
     help: 'Server HTTP API method calls by method and result (ok, or the error code)',
     labelNames: ['method', 'result'] as const,
+    registers: [registry],
+  }),
+  apiRequests: new Gauge({
+    name: 'tidings_api_requests',
+    help: 'Server HTTP API requests running and waiting for a slot (state: running, queued)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+  }),
+  apiOverloaded: new Counter({
+    name: 'tidings_api_overloaded_total',
+    help: 'Server HTTP API requests answered 503 without running, by reason (queue_full, queue_timeout)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  pausedConnections: new Gauge({
+    name: 'tidings_gateway_paused_connections',
+    help: 'Client connections whose socket is not being read (flow control: too many commands waiting or publishes in flight)',
     registers: [registry],
   }),
   storeErrors: new Counter({

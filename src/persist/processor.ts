@@ -22,6 +22,7 @@ import type { JobOrder } from '../db/repos/streams.js';
 import {
   HISTORY_REMOVE_JOB_NAME,
   isStorable,
+  jobStream,
   parseHistoryRemoveJob,
   parseIngestJob,
   type HistoryRemoveJob,
@@ -58,9 +59,11 @@ async function processBatch(opts: JobProcessorOptions, job: Job, token: string |
   const batch = parseIngestJob(job.data);
   if (!batch) throw new UnrecoverableError('malformed ingest job');
   const started = performance.now();
+  let outcome: PersistOutcome | undefined;
   try {
-    const outcome = await commitBatch(opts, job, batch);
-    await retryInPlace('fanout', () => fanoutCommitted(opts.redis, opts.keys, opts.cache, outcome, batch.g), {
+    outcome = await commitBatch(opts, job, batch);
+    const committed = outcome;
+    await retryInPlace('fanout', () => fanoutCommitted(opts.redis, opts.keys, opts.cache, committed, batch.g), {
       ...retryOptions(opts),
       onRetry: () => metrics.storeErrors.inc({ store: 'redis' }),
     });
@@ -69,8 +72,11 @@ async function processBatch(opts: JobProcessorOptions, job: Job, token: string |
     return batch.p.length;
   } catch (err) {
     if (err instanceof ShuttingDown) return putBack(opts.log, job, token);
-    await rejectBatch(opts, batch, err);
-    throw new UnrecoverableError(`publication batch rejected: ${(err as Error).message}`);
+    // An error reply means never committed (guarantee 1): once the batch is committed, its
+    // publishers are answered by their gateway's timeout, which finds the commit.
+    if (outcome) opts.log.error({ err, publications: batch.p.length }, 'committed batch could not be fanned out');
+    else await rejectBatch(opts, batch, err);
+    throw new UnrecoverableError(`publication batch ${outcome ? 'not fanned out' : 'rejected'}: ${(err as Error).message}`);
   }
 }
 
@@ -140,7 +146,7 @@ function retryOptions(opts: JobProcessorOptions): { log: Logger; signal: AbortSi
 
 /** The job's place in its gateway's stream of jobs on this partition (absent from old gateways). */
 function orderOf(job: Job, data: Sequenced & { g: string }): JobOrder | undefined {
-  return data.s === undefined ? undefined : { stream: `${data.g}/${job.queueName}`, seq: data.s, skipGap: data.x === true };
+  return data.s === undefined ? undefined : { stream: jobStream(data.g, job.queueName), seq: data.s, skipGap: data.x === true };
 }
 
 /** A data error: PostgreSQL will refuse the same input on every try. */

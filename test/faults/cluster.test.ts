@@ -14,8 +14,9 @@
  * is acknowledged again, then stops it, waits for the queues to drain and the subscribers
  * to settle, and audits what was acknowledged against what PostgreSQL holds and what every
  * subscriber received (the SDK's own reconnect and recovery bring subscribers back). Every
- * count of the audit table must be zero; publishes that got an error reply are promised
- * nothing either way, but may only have failed with a temporary error.
+ * count of the audit table must be zero but the last: a publish that got an error reply
+ * (only ever a temporary one) must never be stored (issue 12), and only publishes that got no
+ * reply at all may commit after what their client sent on a later connection.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -371,12 +372,17 @@ describe('fault suite: 2 gateways, 2 workers, private PostgreSQL and Redis behin
   it('Redis unreachable for 10 s: publishes wait or fail temporarily, nothing acknowledged is lost', async () => {
     await underTraffic('Redis unreachable 10 s', async (t) => {
       redisProxy.block();
+      const sentBefore = new Set(t.publishers.flatMap((p) => p.sent));
+      const ackedBefore = t.acked();
       try {
-        await sleep(3000);
-        const acked = t.acked();
-        await sleep(OUTAGE_MS - 3000);
-        expect(t.acked(), 'no publish is acknowledged while Redis is unreachable').toBe(acked);
+        await sleep(OUTAGE_MS);
+        // A publish sent while Redis is away can reach no queue, so none is acknowledged. One
+        // whose job committed just before the cut, its ack lost, is acknowledged at its
+        // timeout all the same: its gateway finds the commit in PostgreSQL (issue 12).
+        const ackedSince = t.publishers.flatMap((p) => [...p.acked].filter((key) => !sentBefore.has(key)));
+        expect(ackedSince, 'no publish sent while Redis is unreachable is acknowledged').toEqual([]);
         expect(t.failures(), 'publishes made meanwhile failed (temporarily)').toBeGreaterThan(0);
+        console.log(`[faults] acknowledged during the outage (committed before it): ${t.acked() - ackedBefore}`);
       } finally {
         redisProxy.unblock();
       }

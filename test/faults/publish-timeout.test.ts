@@ -4,13 +4,21 @@
  * (temporary) once it has waited TIDINGS_PUBLISH_TIMEOUT_MS, including those that never left
  * the gateway because they queued behind the stuck job, and those are then never sent: the
  * queue holds only the job that was already out.
+ *
+ * And the error is definitive (issue 12): the job that was out was abandoned in PostgreSQL at
+ * the timeout, so when a worker finally runs it, it is refused, and the publication is never
+ * found in history afterwards.
  */
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { partitionQueueName } from '../../src/bus/keys.js';
+import { makeKeys, partitionQueueName } from '../../src/bus/keys.js';
+import { decodeAcks, type Ack } from '../../src/ingest/acks.js';
 import type { IngestJob } from '../../src/ingest/job.js';
 import { RawClient } from '../helpers/raw.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('publishes while nothing commits', () => {
   const stack = new TestStack({
@@ -18,7 +26,7 @@ describe('publishes while nothing commits', () => {
   });
   afterAll(() => stack.close());
 
-  it('answer error 100 after the publish timeout, and what timed out before its job was sent is never queued', async () => {
+  it('answer error 100 after the publish timeout, what timed out unsent is never queued, and nothing that timed out is ever committed', async () => {
     const gateway = await stack.gateway(); // and no worker
     const client = await RawClient.open(wsUrl(gateway.port));
     try {
@@ -36,17 +44,52 @@ describe('publishes while nothing commits', () => {
         connection: { host: hostname, port: Number(port), maxRetriesPerRequest: 1 },
         prefix: stack.prefix,
       });
+      let job: IngestJob;
       try {
         const jobs = await queue.getJobs(['wait', 'active', 'delayed', 'prioritized']);
         const queued = jobs.flatMap((j) =>
           (j.data as IngestJob).p.map((p) => (JSON.parse(p.data) as { n: number }).n),
         );
         expect(queued, 'only the publication whose job was out before the timeout is queued').toEqual([0]);
+        job = jobs[0]!.data as IngestJob;
       } finally {
         await queue.close();
       }
+
+      // The worker comes back: the job that timed out is refused, and nothing is stored.
+      const heard = await listenToAcks(job.g);
+      try {
+        await stack.worker();
+        await waitFor('the worker to answer the timed-out job', () => heard.acks.length > 0, { timeoutMs: 15_000 });
+        expect(heard.acks, 'refused: its turn was taken by the gateway at the timeout').toEqual([[job.p[0]!.id, 0, '', 100]]);
+      } finally {
+        heard.close();
+      }
+      expect(await storedCount(channel), 'a publish that got an error is never committed').toBe(0);
+      const history = await client.call('history', { channel, limit: -1 });
+      expect((history.history as { publications?: unknown[] }).publications ?? []).toEqual([]);
     } finally {
       client.close();
     }
   });
+
+  /** What workers answer on a gateway's ack topic, heard from the side. */
+  async function listenToAcks(gatewayId: string): Promise<{ acks: Ack[]; close(): void }> {
+    const redis = new Redis(stack.redisUrl);
+    const acks: Ack[] = [];
+    redis.on('message', (_topic, message: string) => acks.push(...decodeAcks(message)));
+    await redis.subscribe(makeKeys(stack.prefix).acks(gatewayId));
+    return { acks, close: () => redis.disconnect() };
+  }
+
+  async function storedCount(channel: string): Promise<number> {
+    const db = new pg.Client({ connectionString: stack.databaseUrl });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ n: number }>('select count(*)::int as n from publications where channel = $1', [channel]);
+      return rows[0]!.n;
+    } finally {
+      await db.end();
+    }
+  }
 });

@@ -18,8 +18,10 @@ export interface PublishData {
 
 /**
  * Publishes `count` messages in order, keeping up to `window` of them in flight, and
- * records each outcome. A publish that gets an error reply (or no reply) is recorded as
- * failed: it may or may not have been committed.
+ * records each outcome. A publish that gets an error (an error reply, or the SDK's own
+ * error when no reply came) is recorded as failed with its code: an error reply (code 100 and
+ * up, from the server) means never committed (guarantee 1), the SDK's own codes (below 100:
+ * timeout, connection closed) promise nothing either way.
  */
 export class Publisher {
   /** Keys in the order they were sent. */
@@ -141,11 +143,19 @@ export interface SubscriberAudit {
   unexpected: number;
 }
 
+/** Failures that are error replies from the server (code ≥ 100), not the SDK's own errors. */
+export function isErrorReply(why: string): boolean {
+  return Number(why.split(' ')[0]) >= 100;
+}
+
 export interface Audit {
   test: string;
   sent: number;
   acknowledged: number;
+  /** Publishes that failed: error replies plus the SDK's own errors (no reply came). */
   errorReplies: number;
+  /** Guarantee 1, second half: publishes answered with an error reply that PostgreSQL holds. */
+  errorRepliedButStored: number;
   stored: number;
   /** Stored offsets that are not exactly 1..stored. */
   offsetGaps: number;
@@ -169,11 +179,18 @@ export interface Audit {
   /** What fifoViolations counted, as "key@offset before key@offset (connection n)". */
   fifoDetails: string[];
   /**
-   * Not a failure: unacknowledged publishes of an older connection of a publisher that were
-   * stored after publishes of a newer one (no order is promised across connections for
-   * publishes that got an error reply).
+   * A failure: publishes of an older connection of a publisher that got an error reply yet
+   * were stored after publishes of a newer one (e.g. run by a frozen gateway once it thawed).
+   * An error reply means never committed, so there can be none (issue 12).
    */
   reorderedAcrossReconnects: number;
+  /**
+   * Not a failure: the same for publishes that got no reply at all (the SDK's own timeout or
+   * closed connection): a frozen gateway reads them from its socket when it thaws, after
+   * the client gave up on it, and nothing can tell it they are stale. The app knows their
+   * outcome is unknown.
+   */
+  unansweredReorderedAcrossReconnects: number;
   subscribers: SubscriberAudit[];
 }
 
@@ -196,11 +213,14 @@ export function auditRun(
   const offsetGaps = stored.filter((r, i) => r.offset !== i + 1).length;
 
   let ackedMissing = 0;
+  let errorRepliedButStored = 0;
   let fifoViolations = 0;
   let reorderedAcrossReconnects = 0;
+  let unansweredReorderedAcrossReconnects = 0;
   const fifoDetails: string[] = [];
   for (const p of publishers) {
     for (const key of p.acked) if (!offsetOf.has(key)) ackedMissing++;
+    for (const [key, why] of p.failed) if (isErrorReply(why) && offsetOf.has(key)) errorRepliedButStored++;
     // Guarantee 3: what one connection sent is stored in that order; and since an ack
     // means committed, acknowledged publishes keep their order across reconnects too.
     const lastOn = new Map<number, { key: string; offset: number }>();
@@ -223,13 +243,16 @@ export function auditRun(
       lowestOn.set(connection, Math.min(offset, lowestOn.get(connection) ?? offset));
     }
     // Unacknowledged publishes of an older connection committed after something a newer
-    // connection sent: allowed (they got an error reply; e.g. a gateway froze with them in
-    // its socket buffer and ran them when it thawed), but worth showing.
+    // connection sent (e.g. a gateway froze with them in its socket buffer and ran them when
+    // it thawed): a failure if the client was told they failed, else allowed but shown.
     for (const key of p.sent) {
       const offset = offsetOf.get(key);
       if (offset === undefined || p.acked.has(key)) continue;
       const connection = p.connectionOf.get(key) ?? 0;
-      if ([...lowestOn].some(([c, lowest]) => c > connection && lowest < offset)) reorderedAcrossReconnects++;
+      if (![...lowestOn].some(([c, lowest]) => c > connection && lowest < offset)) continue;
+      const why = p.failed.get(key);
+      if (why !== undefined && isErrorReply(why)) reorderedAcrossReconnects++;
+      else unansweredReorderedAcrossReconnects++;
     }
   }
 
@@ -256,6 +279,7 @@ export function auditRun(
     sent: publishers.reduce((n, p) => n + p.sent.length, 0),
     acknowledged: publishers.reduce((n, p) => n + p.acked.size, 0),
     errorReplies: publishers.reduce((n, p) => n + p.failed.size, 0),
+    errorRepliedButStored,
     stored: stored.length,
     offsetGaps,
     duplicates: storedTwice + sum((s) => s.duplicates),
@@ -267,6 +291,7 @@ export function auditRun(
     fifoViolations,
     fifoDetails,
     reorderedAcrossReconnects,
+    unansweredReorderedAcrossReconnects,
     subscribers,
   };
 }
@@ -289,8 +314,9 @@ export function printAudit(audit: Audit): void {
 
 /**
  * A fixed-width table, one row per audit: the traffic, then every count that must be zero
- * (acknowledged-but-lost, duplicates, out-of-order, missing-at-subscriber, offset gaps,
- * unexpected, publisher-order violations), and last the reorderings that are allowed.
+ * (acknowledged-but-lost, error-replied-but-stored, duplicates, out-of-order,
+ * missing-at-subscriber, offset gaps, unexpected, publisher-order violations, reorderings of
+ * error-replied publishes), and last the reorderings of unanswered publishes, which are allowed.
  */
 export function auditTable(audits: Audit[]): string {
   const head = [
@@ -300,18 +326,21 @@ export function auditTable(audits: Audit[]): string {
     'errors',
     'stored',
     'acked-but-lost',
+    'error-but-stored',
     'duplicates',
     'out-of-order',
     'missing-at-sub',
     'offset-gaps',
     'unexpected',
     'fifo',
-    'reordered-across-reconnects (allowed)',
+    'reordered-across-reconnects',
+    'unanswered-reordered (allowed)',
   ];
   const rows = audits.map((a) => [
     a.test,
-    ...[a.sent, a.acknowledged, a.errorReplies, a.stored, a.ackedLost, a.duplicates, a.outOfOrder]
-      .concat([a.missingAtSubscribers, a.offsetGaps, a.unexpected, a.fifoViolations, a.reorderedAcrossReconnects])
+    ...[a.sent, a.acknowledged, a.errorReplies, a.stored, a.ackedLost, a.errorRepliedButStored, a.duplicates]
+      .concat([a.outOfOrder, a.missingAtSubscribers, a.offsetGaps, a.unexpected, a.fifoViolations])
+      .concat([a.reorderedAcrossReconnects, a.unansweredReorderedAcrossReconnects])
       .map(String),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -329,6 +358,8 @@ export const NO_FAILURES: Readonly<Record<string, number>> = Object.freeze({
   missing: 0,
   unexpected: 0,
   fifoViolations: 0,
+  errorRepliedButStored: 0,
+  reorderedAcrossReconnects: 0,
 });
 
 /** The parts of an audit that must be zero whatever the fault. */
@@ -340,5 +371,7 @@ export function auditFailures(audit: Audit): Record<string, number> {
     missing: audit.missing,
     unexpected: audit.unexpected,
     fifoViolations: audit.fifoViolations,
+    errorRepliedButStored: audit.errorRepliedButStored,
+    reorderedAcrossReconnects: audit.reorderedAcrossReconnects,
   };
 }

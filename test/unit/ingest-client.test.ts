@@ -7,6 +7,9 @@
  * share a job and whether a job carries `x`. The fake is injected with vi.mock('bullmq'), so
  * src/ingest/client.ts runs unchanged; it records what the client asks of a queue, in order.
  * Acks arrive through a fake PubSub as the real worker encodes them (src/ingest/acks.ts).
+ * PostgreSQL's decisions on timed-out jobs come from a fake JobOutcomes (src/ingest/outcomes.ts)
+ * that records what it is asked and answers as told, or not at all; the real one is covered by
+ * test/integration/definitive-replies.test.ts.
  * The real queue path, against Redis and a worker, is covered by test/integration/pipeline.test.ts
  * and poison-and-order.test.ts.
  */
@@ -15,6 +18,7 @@ import { makeKeys, partitionOf } from '../../src/bus/keys.js';
 import type { PubSub } from '../../src/bus/pubsub.js';
 import { encodeAcks, type Ack } from '../../src/ingest/acks.js';
 import { IngestClient, type Committed, type IngestSettings } from '../../src/ingest/client.js';
+import type { Abandoned, Claim, Found, JobOutcomes } from '../../src/ingest/outcomes.js';
 import type { IngestJob, HistoryRemoveJob } from '../../src/ingest/job.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -84,14 +88,49 @@ const clients: IngestClient[] = [];
 /** Lets every pending promise chain (adds, acks, pumps) run to its end. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * PostgreSQL as the client sees it: each abandon and lookup is recorded; `stored` holds what
+ * is committed (id → position); `down` makes every call fail, as when PostgreSQL cannot be
+ * reached.
+ */
+class FakeOutcomes implements JobOutcomes {
+  readonly abandoned: { stream: string; seq: number; ids: string[] }[] = [];
+  readonly lookups: string[][] = [];
+  readonly stored = new Map<string, Found>();
+  down = false;
+
+  async abandon(stream: string, seq: number, claims: Claim[]): Promise<Abandoned> {
+    if (this.down) throw new Error('PostgreSQL unreachable');
+    this.abandoned.push({ stream, seq, ids: claims.map((c) => c.id) });
+    return { cancelled: !claims.some((c) => this.stored.has(c.id)), committed: this.found(claims) };
+  }
+
+  async committed(claims: Claim[]): Promise<Map<string, Found>> {
+    if (this.down) throw new Error('PostgreSQL unreachable');
+    this.lookups.push(claims.map((c) => c.id));
+    return this.found(claims);
+  }
+
+  private found(claims: Claim[]): Map<string, Found> {
+    return new Map(claims.flatMap((c) => (this.stored.has(c.id) ? [[c.id, this.stored.get(c.id)!] as const] : [])));
+  }
+}
+
 async function start(overrides: Partial<IngestSettings> = {}) {
   fake.queues.length = 0;
   let onAcks: ((message: string) => void) | undefined;
+  let reconnected: (() => void) | undefined;
+  let listens = 0;
   const pubsub = {
     listen: async (_topic: string, handler: (message: string) => void) => {
       onAcks = handler;
+      listens++;
+    },
+    onReconnect: (listener: () => void) => {
+      reconnected = listener;
     },
   } as unknown as PubSub;
+  const pg = new FakeOutcomes();
   const settings: IngestSettings = {
     partitions: 1,
     batchMax: 100,
@@ -100,11 +139,12 @@ async function start(overrides: Partial<IngestSettings> = {}) {
     backlogMax: 1000,
     ...overrides,
   };
-  const client = new IngestClient({} as never, pubsub, keys, settings, log);
+  const client = new IngestClient({} as never, pubsub, keys, settings, log, pg);
   clients.push(client);
   await client.start();
   const ack = (acks: Ack[]) => onAcks!(encodeAcks(acks));
-  return { client, queue: fake.queues[0]!, queues: fake.queues.slice(), ack };
+  const reconnect = () => reconnected!();
+  return { client, queue: fake.queues[0]!, queues: fake.queues.slice(), ack, pg, reconnect, listens: () => listens };
 }
 
 /** A publish whose outcome can be read later without an unhandled rejection meanwhile. */
@@ -183,9 +223,9 @@ describe('ingest client batching', () => {
 });
 
 describe('ingest client timeouts', () => {
-  it('answers error 100 after publishTimeoutMs and never sends what timed out unsent', async () => {
+  it('answers error 100 after publishTimeoutMs: unsent ones are dropped, a sent job is abandoned in PostgreSQL first', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
-    const { client, queue } = await start({ publishTimeoutMs: 1000 });
+    const { client, queue, pg } = await start({ publishTimeoutMs: 1000 });
     const a = publish(client, 'a');
     const b = publish(client, 'b');
     await vi.advanceTimersByTimeAsync(600);
@@ -195,20 +235,77 @@ describe('ingest client timeouts', () => {
     expect(await a.outcome).toEqual({ ok: false, code: 100 });
     expect(await b.outcome).toEqual({ ok: false, code: 100 });
     expect(batches(queue), 'b expired unsent and is dropped; a freed its slot for c').toEqual([['a'], ['c']]);
+    const [jobA, jobC] = ingestJobs(queue);
+    expect(pg.abandoned, 'only the job that went out is decided in PostgreSQL').toEqual([
+      { stream: `${client.gatewayId}/ingest-0`, seq: 1, ids: jobA!.p.map((p) => p.id) },
+    ]);
     expect(client.pending).toBe(1);
     await vi.advanceTimersByTimeAsync(600);
     expect(await c.outcome).toEqual({ ok: false, code: 100 });
+    expect(pg.abandoned.map((x) => [x.seq, x.ids])).toEqual([
+      [1, jobA!.p.map((p) => p.id)],
+      [2, jobC!.p.map((p) => p.id)],
+    ]);
     expect(client.pending).toBe(0);
   });
 
-  it('ignores an ack that comes after the timeout', async () => {
+  it('answers success when PostgreSQL finds the timed-out job committed (its ack was lost), one call per job', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
-    const { client, queue, ack } = await start({ publishTimeoutMs: 1000 });
-    const a = publish(client, 'a');
+    const { client, queue, ack, pg } = await start({ publishTimeoutMs: 1000 });
+    publish(client, 'first');
+    const [a, b, c] = ['a', 'b', 'c'].map((data) => publish(client, data));
     await settle();
-    await vi.advanceTimersByTimeAsync(1200);
     commit(ack, ingestJobs(queue)[0]!);
+    await settle();
+    const job = ingestJobs(queue)[1]!;
+    const [idA, idB] = job.p.map((p) => p.id);
+    pg.stored.set(idA!, { offset: 2, epoch: 'e' });
+    pg.stored.set(idB!, { offset: 3, epoch: 'e' });
+    await vi.advanceTimersByTimeAsync(1200);
+    expect(pg.abandoned.map((x) => [x.seq, x.ids.length]), 'the whole job in one call').toEqual([[2, 3]]);
+    expect(await a!.outcome).toEqual({ ok: true, value: { offset: 2, epoch: 'e' } });
+    expect(await b!.outcome).toEqual({ ok: true, value: { offset: 3, epoch: 'e' } });
+    expect(await c!.outcome, 'refused in the same job: never committed').toEqual({ ok: false, code: 100 });
+    commit(ack, job, 7);
+    expect(await a!.outcome, 'a late ack changes nothing').toEqual({ ok: true, value: { offset: 2, epoch: 'e' } });
+  });
+
+  it('gives no reply while PostgreSQL cannot decide, and answers once it does', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const { client, pg } = await start({ publishTimeoutMs: 1000 });
+    pg.down = true;
+    const a = publish(client, 'a');
+    const b = publish(client, 'b');
+    let answered = false;
+    void a.outcome.then(() => (answered = true));
+    await vi.advanceTimersByTimeAsync(1200);
+    expect(await b.outcome, 'never sent: a true error at once').toEqual({ ok: false, code: 100 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered, 'no reply rather than one PostgreSQL did not give').toBe(false);
+    expect(client.pending).toBe(1);
+    pg.down = false;
+    await vi.waitFor(() => expect(pg.abandoned).toHaveLength(1), { timeout: 3000, interval: 20 });
     expect(await a.outcome).toEqual({ ok: false, code: 100 });
+  });
+});
+
+describe('ingest client after the ack topic reconnects', () => {
+  it('subscribes again, then answers from PostgreSQL what committed meanwhile, and decides nothing', async () => {
+    const { client, queue, pg, reconnect, listens } = await start({ inflightJobs: 2 });
+    const a = publish(client, 'a');
+    const b = publish(client, 'b');
+    let bAnswered = false;
+    void b.outcome.then(() => (bAnswered = true));
+    await settle();
+    const [jobA, jobB] = ingestJobs(queue);
+    pg.stored.set(jobA!.p[0]!.id, { offset: 4, epoch: 'e' });
+    reconnect();
+    await settle();
+    expect(listens(), 'listened again').toBe(2);
+    expect(pg.lookups).toEqual([[jobA!.p[0]!.id, jobB!.p[0]!.id]]);
+    expect(await a.outcome).toEqual({ ok: true, value: { offset: 4, epoch: 'e' } });
+    expect(bAnswered, 'b may still be queued: left to its ack or its timeout').toBe(false);
+    expect(pg.abandoned, 'a lookup never cancels a job').toEqual([]);
   });
 });
 
@@ -251,6 +348,19 @@ describe('ingest client acks', () => {
     ['a', 'b', 'c'].forEach((data) => publish(client, data));
     expect(await publish(client, 'd').outcome).toEqual({ ok: false, code: 111 });
   });
+
+  it('queues a flow-controlled publish past the bound: it waited for room first (issue 12)', async () => {
+    const { client, queue, ack } = await start({ backlogMax: 2 });
+    ['a', 'b', 'c'].forEach((data) => publish(client, data));
+    expect(client.backlogOf('chat'), 'a went alone; b and c wait').toBe(2);
+    const late = client.publish({ channel: 'chat', data: 'd' }, true);
+    expect(client.backlogOf('chat')).toBe(3);
+    await settle();
+    commit(ack, ingestJobs(queue)[0]!);
+    await settle();
+    commit(ack, ingestJobs(queue)[1]!, 2);
+    expect(await late).toMatchObject({ offset: 4 });
+  });
 });
 
 describe('ingest client job order', () => {
@@ -281,15 +391,16 @@ describe('ingest client job order', () => {
     expect(batches(queue)).toEqual([['a'], ['b'], ['c']]);
   });
 
-  it('marks the job after a failed add with x, answers the lost publications 100, and goes on', async () => {
-    const { client, queue, ack } = await start({ inflightJobs: 3 });
+  it('marks the job after a failed add with x, decides the lost job in PostgreSQL at once, and goes on', async () => {
+    const { client, queue, ack, pg } = await start({ inflightJobs: 3 });
     queue.hold();
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((data) => publish(client, data));
     await settle();
     queue.failures = 1;
     queue.release();
     await settle();
-    expect(await a!.outcome, 'its add failed').toEqual({ ok: false, code: 100 });
+    expect(await a!.outcome, 'its add failed, and PostgreSQL cancelled the job').toEqual({ ok: false, code: 100 });
+    expect(pg.abandoned.map((x) => x.seq)).toEqual([1]);
     const jobs = ingestJobs(queue);
     expect(jobs.map((j) => [j.p.map((p) => p.data), j.s, j.x])).toEqual([
       [['a'], 1, undefined],
@@ -299,6 +410,21 @@ describe('ingest client job order', () => {
     ]);
     for (const job of jobs.slice(1)) commit(ack, job);
     for (const pub of [b, c, d]) expect((await pub!.outcome).ok).toBe(true);
+  });
+
+  it('decides a job whose add failed only at its timeout while an earlier job is still open', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const { client, queue, pg } = await start({ inflightJobs: 3, publishTimeoutMs: 1000 });
+    const a = publish(client, 'a');
+    await settle();
+    queue.failures = 1;
+    const b = publish(client, 'b');
+    await settle();
+    expect(pg.abandoned, 'abandoning job 2 would also end job 1, which still has time').toEqual([]);
+    await vi.advanceTimersByTimeAsync(1200);
+    expect(await a.outcome).toEqual({ ok: false, code: 100 });
+    expect(await b.outcome).toEqual({ ok: false, code: 100 });
+    expect(pg.abandoned.map((x) => x.seq).sort()).toEqual([1, 2]);
   });
 
   it('sends a history removal alone, between the publications accepted before and after it', async () => {

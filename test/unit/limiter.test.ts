@@ -44,19 +44,33 @@ describe('TokenBucket', () => {
     expect(take(bucket, 4)).toEqual(['ok', 'ok', 'ok', 'limited']);
   });
 
-  it('calls a client abusive once it has had more commands refused in a row than the burst', () => {
+  it('calls a client abusive once more of its commands were refused than the burst', () => {
     const bucket = new TokenBucket(1, 3);
     take(bucket, 3);
     expect(take(bucket, 4)).toEqual(['limited', 'limited', 'limited', 'abusive']);
     expect(bucket.take(), 'and keeps calling it so').toBe('abusive');
   });
 
-  it('forgives refused commands once one is allowed again', () => {
+  it('forgives one refused command per command allowed', () => {
     const bucket = new TokenBucket(1, 3);
     take(bucket, 3);
     expect(take(bucket, 3)).toEqual(['limited', 'limited', 'limited']);
-    now += 1_000;
-    expect(bucket.take()).toBe('ok');
-    expect(take(bucket, 4)).toEqual(['limited', 'limited', 'limited', 'abusive']);
+    now += 2_000;
+    expect(take(bucket, 2)).toEqual(['ok', 'ok']); // the debt is down to 1
+    expect(take(bucket, 3)).toEqual(['limited', 'limited', 'abusive']);
+  });
+
+  it('closes a client sending more than twice the rate, not one a little over it (issue 12)', () => {
+    /** `seconds` of commands at `perSecond`, evenly spaced; the verdicts. */
+    const run = (bucket: TokenBucket, perSecond: number, seconds: number) =>
+      Array.from({ length: perSecond * seconds }, () => {
+        now += 1000 / perSecond;
+        return bucket.take();
+      });
+    const slightlyOver = run(new TokenBucket(1000, 2000), 1200, 30);
+    expect(slightlyOver).not.toContain('abusive');
+    expect(slightlyOver).toContain('limited');
+    const flood = run(new TokenBucket(1000, 2000), 5000, 3);
+    expect(flood, 'closed within 3 s at five times the rate').toContain('abusive');
   });
 });

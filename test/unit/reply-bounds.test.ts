@@ -101,6 +101,30 @@ describe('Backlog', () => {
     expect(backlog.add(1, 4000)).toBe(true);
     expect(backlog.add(1, 4000)).toBe(false);
   });
+
+  it('counts publishes in flight until their ack, with the commands waiting (issue 12)', () => {
+    const calls: string[] = [];
+    const backlog = new Backlog({ pause: () => calls.push('pause'), resume: () => calls.push('resume') }, limits);
+    expect(backlog.add(5, 50)).toBe(true); // one frame of five publishes
+    expect(calls).toEqual(['pause']);
+    const acks = Array.from({ length: 5 }, () => backlog.hold(10)); // each queued in turn
+    backlog.remove(5, 50); // the frame ran; its five publishes are still in flight
+    expect(backlog.pending).toBe(5);
+    expect(calls, 'still paused: five in flight').toEqual(['pause']);
+    acks.slice(0, 4).forEach((ack) => ack());
+    expect(calls).toEqual(['pause', 'resume']);
+    acks[0]!(); // a second call does nothing
+    expect(backlog.pending).toBe(1);
+  });
+
+  it('pauses on bytes in flight too', () => {
+    const calls: string[] = [];
+    const backlog = new Backlog({ pause: () => calls.push('pause'), resume: () => calls.push('resume') }, limits);
+    const ack = backlog.hold(1500);
+    expect(calls).toEqual(['pause']);
+    ack();
+    expect(calls).toEqual(['pause', 'resume']);
+  });
 });
 
 describe('Outbox pacing', () => {

@@ -13,9 +13,11 @@
  *    (a re-run after a crash: its publications are found by id and acknowledged again) or
  *    it was skipped (it is never committed now, which is what keeps the order).
  *
- * The row lock serialises the transactions of one stream, whichever workers run them.
+ * The row lock serialises the transactions of one stream, whichever workers run them, and
+ * the gateway's `abandonJob` too: a gateway that can wait no longer for a job makes its
+ * outcome definitive by deciding it here, so "committed" and "cancelled" cannot both win.
  */
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../client.js';
 
 export interface JobOrder {
@@ -69,4 +71,68 @@ export function advanceStreamSql(order: JobOrder) {
 export async function deleteIdleStreams(db: Db, idleBefore: Date): Promise<number> {
   const result = await db.execute(sql`delete from ingest_streams where updated_at < ${idleBefore.toISOString()}::timestamptz`);
   return result.rowCount ?? 0;
+}
+
+/** A publication the gateway asks about: by id, else by its idempotency key on its channel. */
+export interface Claim {
+  id: string;
+  channel: string;
+  idempotencyKey?: string | undefined;
+}
+
+/** Where a committed publication is. */
+export interface Found {
+  offset: number;
+  epoch: string;
+}
+
+export interface Abandoned {
+  /** The job was undecided and now never commits (nor any earlier undecided job of its stream). */
+  cancelled: boolean;
+  /** The claims that are committed (by this job, or their key by an earlier publish); the rest never will be. */
+  committed: Map<string, Found>;
+}
+
+type FoundRow = { id: string; committed: boolean; offset: number | null; epoch: string | null; cancelled?: boolean };
+
+/**
+ * Decides job `seq` of `stream` for good (`tidings_abandon`, migrations/0003): waits for a
+ * worker's transaction on the stream, then either finds the job decided (its committed
+ * publications are returned; the rest were refused or skipped) or cancels it. Bounded by
+ * `timeoutMs` in PostgreSQL (statement_timeout: a cancelled call changes nothing).
+ */
+export async function abandonJob(db: Db, stream: string, seq: number, claims: Claim[], timeoutMs: number): Promise<Abandoned> {
+  const rows = await boundedQuery(db, timeoutMs, sql`
+    select * from tidings_abandon(${stream}, ${seq}, ${claimColumns(claims)})`);
+  return { cancelled: rows[0]?.cancelled === true, committed: foundOf(rows) };
+}
+
+/**
+ * Read-only: which claims are committed now (`tidings_committed`). Answers "not yet" for a
+ * job still in the queue, so it never decides anything: for acks that may have been lost.
+ */
+export async function findCommitted(db: Db, claims: Claim[], timeoutMs: number): Promise<Map<string, Found>> {
+  if (claims.length === 0) return new Map();
+  return foundOf(await boundedQuery(db, timeoutMs, sql`select * from tidings_committed(${claimColumns(claims)})`));
+}
+
+function claimColumns(claims: Claim[]) {
+  return sql`${sql.param(claims.map((c) => c.id))}::uuid[], ${sql.param(claims.map((c) => c.channel))}::text[],
+    ${sql.param(claims.map((c) => c.idempotencyKey ?? null))}::text[]`;
+}
+
+function foundOf(rows: FoundRow[]): Map<string, Found> {
+  const found = new Map<string, Found>();
+  for (const row of rows) {
+    if (row.committed) found.set(row.id, { offset: Number(row.offset), epoch: row.epoch ?? '' });
+  }
+  return found;
+}
+
+/** One statement under a statement_timeout of its own (SET LOCAL lasts to the end of its transaction). */
+async function boundedQuery(db: Db, timeoutMs: number, query: SQL): Promise<FoundRow[]> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select set_config('statement_timeout', ${String(Math.max(1, Math.round(timeoutMs)))}, true)`);
+    return (await tx.execute<FoundRow>(query)).rows;
+  });
 }
