@@ -98,7 +98,9 @@ export class PartitionLeases {
     const results = await redis
       .pipeline()
       .zadd(keys.workers, now, workerId)
-      .zremrangebyscore(keys.workers, '-inf', now - 2 * ttlMs)
+      // A worker silent for a whole lease period is gone: its leases have expired too, and the
+      // others' shares must grow now for them to take its partitions.
+      .zremrangebyscore(keys.workers, '-inf', now - ttlMs)
       .zcard(keys.workers)
       .exec();
     const wasMissing = Number(results?.[0]?.[1] ?? 0) === 1;
