@@ -61,6 +61,30 @@ describe('poison publications and PostgreSQL-enforced order', () => {
     await stack.close();
   });
 
+  /**
+   * Plays a gateway by hand: adds jobs straight to the channel's partition queue and hears the
+   * worker's acks on its own ack topic, so a test can build jobs no real gateway would send.
+   */
+  async function asGateway(
+    channel: string,
+    body: (gw: { queue: Queue; gatewayId: string; heard: Ack[] }) => Promise<void>,
+  ): Promise<void> {
+    const redis = new Redis(stack.redisUrl);
+    const acks = new Redis(stack.redisUrl);
+    const gatewayId = `gw-test-${randomUUID()}`;
+    const heard: Ack[] = [];
+    await acks.subscribe(makeKeys(stack.prefix).acks(gatewayId));
+    acks.on('message', (_topic, message: string) => heard.push(...decodeAcks(message)));
+    const queue = new Queue(partitionQueueName(partitionOf(channel, 4)), { connection: redis, prefix: stack.prefix });
+    try {
+      await body({ queue, gatewayId, heard });
+    } finally {
+      await queue.close();
+      redis.disconnect();
+      acks.disconnect();
+    }
+  }
+
   it('idempotency keys PostgreSQL cannot store or index are a 107, and the partition keeps committing', async () => {
     const channel = uniqueChannel('poison');
     const bad = ['a\u0000b', 'k'.repeat(3000), 'x\ud800', 'x\udbff', '\udc00y'];
@@ -106,14 +130,7 @@ describe('poison publications and PostgreSQL-enforced order', () => {
 
   it('a poison publication inside a queued batch fails alone: its publisher gets 107, the rest commit contiguously', async () => {
     const channel = uniqueChannel('batch');
-    const redis = new Redis(stack.redisUrl);
-    const acks = new Redis(stack.redisUrl);
-    const gatewayId = `gw-test-${randomUUID()}`;
-    const heard: Ack[] = [];
-    await acks.subscribe(makeKeys(stack.prefix).acks(gatewayId));
-    acks.on('message', (_topic, message: string) => heard.push(...decodeAcks(message)));
-    const queue = new Queue(partitionQueueName(partitionOf(channel, 4)), { connection: redis, prefix: stack.prefix });
-    try {
+    await asGateway(channel, async ({ queue, gatewayId, heard }) => {
       const good1 = pub(channel, { data: '{"n":1}' });
       const poison = pub(channel, { data: '{"n":2}', idempotencyKey: 'a\u0000b' });
       const good2 = pub(channel, { data: '{"n":3}' });
@@ -128,23 +145,12 @@ describe('poison publications and PostgreSQL-enforced order', () => {
       // And the partition is not stalled.
       const next = await call<{ offset: number }>(port, 'publish', { channel, data: { n: 4 } });
       expect(next.offset).toBe(3);
-    } finally {
-      await queue.close();
-      redis.disconnect();
-      acks.disconnect();
-    }
+    });
   });
 
   it('jobs of one gateway that reach the queue out of order never commit out of order (worker end to end)', async () => {
     const channel = uniqueChannel('reversed');
-    const redis = new Redis(stack.redisUrl);
-    const acks = new Redis(stack.redisUrl);
-    const gatewayId = `gw-test-${randomUUID()}`;
-    const heard: Ack[] = [];
-    await acks.subscribe(makeKeys(stack.prefix).acks(gatewayId));
-    acks.on('message', (_topic, message: string) => heard.push(...decodeAcks(message)));
-    const queue = new Queue(partitionQueueName(partitionOf(channel, 4)), { connection: redis, prefix: stack.prefix });
-    try {
+    await asGateway(channel, async ({ queue, gatewayId, heard }) => {
       // What Redis losing its lists can produce: job 2 of a stream runs before job 1.
       const second = pub(channel, { data: '"second"' });
       const first = pub(channel, { data: '"first"' });
@@ -157,11 +163,7 @@ describe('poison publications and PostgreSQL-enforced order', () => {
       expect(byId.get(second.id)?.[1]).toBe(1);
       expect(byId.get(first.id)?.[3]).toBe(100);
       expect((await storedOffsets(database, channel)).map((r) => r.data)).toEqual(['"second"']);
-    } finally {
-      await queue.close();
-      redis.disconnect();
-      acks.disconnect();
-    }
+    });
   });
 
   it('a publication PostgreSQL refuses inside the transaction (index row too big) is rejected alone', async () => {
