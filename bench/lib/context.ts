@@ -16,6 +16,8 @@ export interface Deployment {
   /** /metrics URL of each worker. */
   workerMetricsUrls: string[];
   partitions: number;
+  /** The deployment's Redis (for INFO commandstats). */
+  redisUrl: string;
   /** CPU readers: load generator, each gateway and worker, Redis, PostgreSQL. */
   cpu: CpuComponent[];
 }
@@ -106,6 +108,7 @@ export function makeContext(
         httpUrls: gateways.map((g) => `http://127.0.0.1:${g.port}`),
         workerMetricsUrls: workers.map((w) => `http://127.0.0.1:${w.port}/metrics`),
         partitions,
+        redisUrl: stack.redisUrl,
         cpu,
       };
     },

@@ -7,6 +7,7 @@
  * The scrapes happen outside the CPU interval (before it starts, after it stops): rendering
  * /metrics costs the scraped process a little CPU that is not the workload's.
  */
+import { Redis } from 'ioredis';
 import type { Deployment } from './context.js';
 import { cpuMeter, rssBytes, type CpuUsage } from './proc.js';
 
@@ -44,29 +45,66 @@ export interface Window {
   jobs: number;
   publications: number;
   publicationsPerJob: number;
+  /** Jobs per group commit (one transaction, one fan-out round), from the workers' histogram. */
+  jobsPerCommit: number;
+  /** Redis commands per job (every client: gateways, workers, load generator), the busiest first. */
+  redisCallsPerJob: { total: number; byCommand: Record<string, number> };
 }
 
 /** Opens a measured window now; `stop()` closes it. */
 export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Window> }> {
+  const redis = new Redis(dep.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const redisBefore = await commandCalls(redis);
   const jobsBefore = await jobTotals(dep);
   const meter = cpuMeter(dep.cpu);
   return {
     async stop() {
       const cpu = meter.usage();
       const after = await jobTotals(dep);
+      const redisAfter = await commandCalls(redis);
+      redis.disconnect();
       const jobs = after.jobs - jobsBefore.jobs;
       const publications = after.publications - jobsBefore.publications;
-      return { cpu, jobs, publications, publicationsPerJob: jobs ? round1(publications / jobs) : 0 };
+      const commits = after.commits - jobsBefore.commits;
+      return {
+        cpu,
+        jobs,
+        publications,
+        publicationsPerJob: jobs ? round1(publications / jobs) : 0,
+        jobsPerCommit: commits ? round1((after.committedJobs - jobsBefore.committedJobs) / commits) : 0,
+        redisCallsPerJob: perJob(redisBefore, redisAfter, jobs),
+      };
     },
   };
 }
 
-async function jobTotals(dep: Deployment): Promise<{ jobs: number; publications: number }> {
+async function jobTotals(dep: Deployment): Promise<{ jobs: number; publications: number; commits: number; committedJobs: number }> {
   const scrapes = await Promise.all(dep.workerMetricsUrls.map(scrape));
   return {
     jobs: total(scrapes, 'tidings_worker_job_publications_count'),
     publications: total(scrapes, 'tidings_worker_job_publications_sum'),
+    commits: total(scrapes, 'tidings_worker_commit_jobs_count'),
+    committedJobs: total(scrapes, 'tidings_worker_commit_jobs_sum'),
   };
+}
+
+/** Calls per Redis command so far (INFO commandstats); empty when Redis does not answer. */
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  const info = await redis.info('commandstats').catch(() => '');
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  return calls;
+}
+
+function perJob(before: Map<string, number>, after: Map<string, number>, jobs: number): Window['redisCallsPerJob'] {
+  const byCommand: Record<string, number> = {};
+  let all = 0;
+  const deltas = [...after].map(([cmd, n]) => [cmd, n - (before.get(cmd) ?? 0)] as const).filter(([, d]) => d > 0);
+  for (const [cmd, delta] of deltas.sort((a, b) => b[1] - a[1])) {
+    all += delta;
+    if (jobs) byCommand[cmd] = round2(delta / jobs);
+  }
+  return { total: jobs ? round1(all / jobs) : 0, byCommand };
 }
 
 /**

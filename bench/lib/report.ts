@@ -96,6 +96,8 @@ function publishFigures(headline: string): Figure[] {
     { label: 'publish→ack p99', unit: 'ms', read: at('publishAckMs.p99') },
     { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
     { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
+    { label: 'jobs per commit', unit: '', read: at('jobsPerCommit') },
+    { label: 'Redis calls per job', unit: '', read: at('redisCallsPerJob.total') },
     { label: 'errors', unit: '', read: at('errorsTotal') },
     integrityFigure,
   ];
@@ -111,6 +113,8 @@ function latencyFigures(): Figure[] {
     { label: 'publish ack p99', unit: 'ms', read: at('publishAckMs.p99') },
     { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
     { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
+    { label: 'jobs per commit', unit: '', read: at('jobsPerCommit') },
+    { label: 'Redis calls per job', unit: '', read: at('redisCallsPerJob.total') },
     integrityFigure,
   ];
 }

@@ -108,6 +108,8 @@ async function deliverLatency(ctx: ScenarioContext, target: LatencyTargets): Pro
         cpuMicrosPerPublicationByComponent: cost.perComponentMicros,
         jobs: w.jobs,
         publicationsPerJob: w.publicationsPerJob,
+        jobsPerCommit: w.jobsPerCommit,
+        redisCallsPerJob: w.redisCallsPerJob,
         integrity,
       },
       targets: [

@@ -126,6 +126,8 @@ async function publishLoad(ctx: ScenarioContext, via: 'ws' | 'http'): Promise<Sc
         cpuMicrosPerPublicationByComponent: cost.perComponentMicros,
         jobs: w.jobs,
         publicationsPerJob: w.publicationsPerJob,
+        jobsPerCommit: w.jobsPerCommit,
+        redisCallsPerJob: w.redisCallsPerJob,
         integrity,
       },
       targets: [

@@ -147,6 +147,12 @@ export const metrics = {
     buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
     registers: [registry],
   }),
+  commitJobs: new Histogram({
+    name: 'tidings_worker_commit_jobs',
+    help: 'Ingest jobs per group commit (one PostgreSQL transaction and one Redis round)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  }),
   rejectedPublications: new Counter({
     name: 'tidings_worker_rejected_publications_total',
     help: 'Publications a worker will never commit: refused by PostgreSQL or the edge checks (refused), or whose job lost its turn (turn_passed)',

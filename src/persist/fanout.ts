@@ -1,7 +1,7 @@
 /**
- * After a batch commits: one pipelined Redis round that appends to each channel's history
- * cache, moves its cached position, publishes the publications to the channel topic (in
- * offset order) and acknowledges the originating gateway.
+ * After a group of jobs commits: one pipelined Redis round that appends to each channel's
+ * history cache, moves its cached position, publishes the publications to the channel topic
+ * (in offset order) and acknowledges the originating gateways.
  *
  * Every command here is idempotent, so the worker may repeat the whole round after a
  * failure or a crash: the cache ZSET member for an offset is always the same bytes, the
@@ -37,15 +37,21 @@ function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublicat
   return groups;
 }
 
-export async function fanoutCommitted(
-  redis: ScriptedRedis,
-  keys: Keys,
-  cachePolicy: CachePolicy,
-  outcome: PersistOutcome,
-  gatewayId: string,
-): Promise<void> {
+/** A committed job, and the gateway that waits for its acks. */
+export interface CommittedJob {
+  outcome: PersistOutcome;
+  gatewayId: string;
+}
+
+/**
+ * One Redis round for every job of a group commit: per channel one cache append, one
+ * position move and one PUBLISH carrying the publications of all the jobs in offset order;
+ * per gateway one ack message.
+ */
+export async function fanoutCommitted(redis: ScriptedRedis, keys: Keys, cachePolicy: CachePolicy, jobs: CommittedJob[]): Promise<void> {
   const pipeline = redis.pipeline();
-  for (const [channel, pubs] of groupByChannel(outcome.stored)) {
+  const tops = topsOf(jobs);
+  for (const [channel, pubs] of groupByChannel(jobs.flatMap((j) => j.outcome.stored))) {
     const epoch = pubs[0]!.epoch;
     const encoded: BusPublication[] = pubs.map((p) => ({ offset: p.offset, json: publicationJson(p, epoch) }));
     const cache = cachePolicy(channel);
@@ -55,16 +61,34 @@ export async function fanoutCommitted(
       pipeline.zremrangebyrank(history, 0, -(cache.size + 1));
       pipeline.expire(history, cache.ttlS);
     }
-    const top = outcome.tops.get(channel)?.top ?? pubs[pubs.length - 1]!.offset;
+    const top = tops.get(channel) ?? pubs[pubs.length - 1]!.offset;
     (pipeline as unknown as ScriptedRedis).tidingsAdvancePosition(keys.meta(channel), epoch, top, cache.ttlS);
     pipeline.publish(keys.topic(channel), encodeTopicMessage(epoch, encoded));
   }
-  const acks: Ack[] = outcome.results.map((r) => [r.id, r.offset, r.epoch]);
-  for (const r of outcome.rejected) acks.push([r.id, 0, '', rejectionCode(r.why)]);
-  pipeline.publish(keys.acks(gatewayId), encodeAcks(acks));
+  for (const [gatewayId, acks] of acksByGateway(jobs)) pipeline.publish(keys.acks(gatewayId), encodeAcks(acks));
   const results = await pipeline.exec();
   const failed = results?.find(([err]) => err);
   if (failed) throw failed[0];
+}
+
+/** Each channel's top after the group: the highest any of its jobs saw (they ran in one transaction). */
+function topsOf(jobs: CommittedJob[]): Map<string, number> {
+  const tops = new Map<string, number>();
+  for (const { outcome } of jobs) {
+    for (const [channel, pos] of outcome.tops) tops.set(channel, Math.max(tops.get(channel) ?? 0, pos.top));
+  }
+  return tops;
+}
+
+function acksByGateway(jobs: CommittedJob[]): Map<string, Ack[]> {
+  const byGateway = new Map<string, Ack[]>();
+  for (const { outcome, gatewayId } of jobs) {
+    let acks = byGateway.get(gatewayId);
+    if (!acks) byGateway.set(gatewayId, (acks = []));
+    for (const r of outcome.results) acks.push([r.id, r.offset, r.epoch]);
+    for (const r of outcome.rejected) acks.push([r.id, 0, '', rejectionCode(r.why)]);
+  }
+  return byGateway;
 }
 
 /**

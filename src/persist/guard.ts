@@ -1,14 +1,15 @@
 /**
  * The concurrency/ownership guard: one BullMQ worker per partition queue, run only while
  * this process owns the partition's lease (./leases.ts: each worker process owns a fair
- * share), and the rule that makes a partition's channels numbered by one transaction at a
- * time, in queue order: at most one job of a partition is active across every worker
- * process (BullMQ global concurrency 1, per-process concurrency 1).
+ * share). It takes up to ACTIVE_JOBS_PER_PARTITION jobs of a partition at once (in queue
+ * order), so a group commit (./group.ts) sees every job the gateways have in flight, not
+ * one per partition. Publisher order does not rest on this: PostgreSQL commits each
+ * gateway's jobs in their order, and offsets are assigned under each channel's row lock.
  *
- * Global concurrency lives in Redis, and a Redis that lost its data (restart without
- * persistence, FLUSHALL) forgets it, which would let two workers take jobs of one partition
- * at once and break publisher order. So it is asserted before any worker runs and then
- * re-asserted every lockMs/4 (the ingest client also asserts it before every add).
+ * The same bound holds across worker processes through BullMQ's global concurrency, so a
+ * partition changing owner never has more than that many jobs active. It lives in Redis,
+ * and a Redis that lost its data (restart without persistence, FLUSHALL) forgets it, so it
+ * is asserted before any worker runs and then re-asserted every lockMs/4.
  *
  * A stalled job is a crashed worker, never a poisonous job: BullMQ's stall check puts it
  * back at the head of its queue for another worker, however often that happens. Job locks
@@ -24,6 +25,13 @@ import { withScripts } from '../bus/scripts.js';
 import type { Logger } from '../observability/logger.js';
 import { PartitionLeases } from './leases.js';
 import type { JobProcessor } from './processor.js';
+
+/**
+ * Jobs of one partition active at once. Each gateway keeps TIDINGS_INFLIGHT_JOBS (1 by
+ * default) jobs per partition unacknowledged, so this covers 16 gateways; beyond that, jobs
+ * wait in the queue for the next round.
+ */
+export const ACTIVE_JOBS_PER_PARTITION = 16;
 
 export interface PersistWorker {
   /** Resolves when this worker took its first share of partitions and consumes them. */
@@ -79,7 +87,7 @@ function partitionWorker(opts: GuardOptions, partition: number): Worker {
   const worker = new Worker(partitionQueueName(partition), opts.processor, {
     connection: opts.redis,
     prefix: opts.keys.queuePrefix,
-    concurrency: 1,
+    concurrency: ACTIVE_JOBS_PER_PARTITION,
     lockDuration: opts.lockMs,
     stalledInterval: Math.max(250, Math.floor(opts.lockMs / 4)),
     // A stalled job is a crashed worker, not a poisonous job: never fail it for that.
@@ -101,7 +109,7 @@ function partitionQueue(opts: GuardOptions, partition: number): Queue {
 async function assertConcurrency(queues: Queue[]): Promise<void> {
   await Promise.all(
     queues.map(async (queue) => {
-      if ((await queue.getGlobalConcurrency()) !== 1) await queue.setGlobalConcurrency(1);
+      if ((await queue.getGlobalConcurrency()) !== ACTIVE_JOBS_PER_PARTITION) await queue.setGlobalConcurrency(ACTIVE_JOBS_PER_PARTITION);
     }),
   );
 }

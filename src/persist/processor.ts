@@ -3,8 +3,9 @@
  * kinds, both taken in queue order and in their gateway's stream order (job `s`/`x`,
  * src/persist/order.ts):
  *
- * - a publication batch: commit (one PostgreSQL transaction) → fan out (one Redis round:
- *   cache, position, publish, acks to the gateway);
+ * - a publication batch: handed to the group commit (./group.ts), which commits it with the
+ *   other jobs taken meanwhile (one PostgreSQL transaction) and fans them out (one Redis
+ *   round: cache, position, publish, acks to the gateways);
  * - a history removal: delete the stored publications → clear the cache → ack.
  *
  * Each step retries in place on transient failures (src/persist/retry.ts): a job never goes
@@ -17,7 +18,7 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Keys } from '../bus/keys.js';
 import type { ScriptedRedis } from '../bus/scripts.js';
 import type { Database } from '../db/client.js';
-import { persistBatch, removeHistory, type PersistOutcome } from '../db/repos/publications.js';
+import { removeHistory } from '../db/repos/publications.js';
 import type { JobOrder } from '../db/repos/streams.js';
 import {
   HISTORY_REMOVE_JOB_NAME,
@@ -32,12 +33,15 @@ import {
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { Errors } from '../protocol/codes.js';
-import { clearHistoryCache, fanoutCommitted, rejectPublications, type CachePolicy } from './fanout.js';
+import { clearHistoryCache, rejectPublications, type CachePolicy } from './fanout.js';
+import { NotFannedOut, type GroupCommit } from './group.js';
 import { inTurn } from './order.js';
-import { isTransient, retryInPlace, ShuttingDown } from './retry.js';
+import { retryInPlace, rootCause, ShuttingDown } from './retry.js';
 
 export interface JobProcessorOptions {
   database: Database;
+  /** Where publication batches are committed and fanned out, together with the other jobs taken meanwhile. */
+  group: GroupCommit;
   redis: ScriptedRedis;
   keys: Keys;
   cache: CachePolicy;
@@ -54,19 +58,16 @@ export function makeJobProcessor(opts: JobProcessorOptions): JobProcessor {
     job.name === HISTORY_REMOVE_JOB_NAME ? processRemoval(opts, job, token) : processBatch(opts, job, token);
 }
 
-/** A publication batch: commit, fan out, ack; put back when stopping, rejected when it can never commit. */
+/** A publication batch: committed and fanned out with its group; put back when stopping, rejected when it can never commit. */
 async function processBatch(opts: JobProcessorOptions, job: Job, token: string | undefined): Promise<number> {
   const batch = parseIngestJob(job.data);
   if (!batch) throw new UnrecoverableError('malformed ingest job');
   const started = performance.now();
-  let outcome: PersistOutcome | undefined;
+  const storable = batch.p.filter(isStorable);
+  const refused = batch.p.filter((p) => !storable.includes(p)).map((p) => p.id);
   try {
-    outcome = await commitBatch(opts, job, batch);
-    const committed = outcome;
-    await retryInPlace('fanout', () => fanoutCommitted(opts.redis, opts.keys, opts.cache, committed, batch.g), {
-      ...retryOptions(opts),
-      onRetry: () => metrics.storeErrors.inc({ store: 'redis' }),
-    });
+    const outcome = await opts.group.submit({ batch: storable, refused, order: orderOf(job, batch), gatewayId: batch.g });
+    countRejections(outcome.rejected);
     metrics.jobDuration.observe({ partition: job.queueName.slice('ingest-'.length) }, (performance.now() - started) / 1000);
     metrics.jobPublications.observe(batch.p.length);
     return batch.p.length;
@@ -74,28 +75,11 @@ async function processBatch(opts: JobProcessorOptions, job: Job, token: string |
     if (err instanceof ShuttingDown) return putBack(opts.log, job, token);
     // An error reply means never committed (guarantee 1): once the batch is committed, its
     // publishers are answered by their gateway's timeout, which finds the commit.
-    if (outcome) opts.log.error({ err, publications: batch.p.length }, 'committed batch could not be fanned out');
+    const committed = err instanceof NotFannedOut;
+    if (committed) opts.log.error({ err: rootCause(err), publications: batch.p.length }, 'committed batch could not be fanned out');
     else await rejectBatch(opts, batch, err);
-    throw new UnrecoverableError(`publication batch ${outcome ? 'not fanned out' : 'rejected'}: ${(err as Error).message}`);
+    throw new UnrecoverableError(`publication batch ${committed ? 'not fanned out' : 'rejected'}: ${(err as Error).message}`);
   }
-}
-
-/**
- * One transaction, in the job's turn; the publications PostgreSQL could not store as they
- * are (isStorable) are refused alone, before it, and reported with the rest.
- */
-async function commitBatch(opts: JobProcessorOptions, job: Job, batch: IngestJob): Promise<PersistOutcome> {
-  const storable = batch.p.filter(isStorable);
-  const order = orderOf(job, batch);
-  const retry = retryOptions(opts);
-  const outcome = await retryInPlace(
-    'commit',
-    () => inTurn(order, (o) => persistBatch(opts.database.db, storable, o, isPermanent), retry),
-    { ...retry, onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }) },
-  );
-  for (const pub of batch.p) if (!storable.includes(pub)) outcome.rejected.push({ id: pub.id, why: 'refused' });
-  countRejections(outcome.rejected);
-  return outcome;
 }
 
 /** API history_remove, in queue order: delete the stored publications, then the cache, then ack. */
@@ -110,6 +94,7 @@ async function processRemoval(opts: JobProcessorOptions, job: Job, token: string
       () => inTurn(order, (o) => removeHistory(opts.database.db, removal.channel, o), retry),
       retry,
     );
+    await opts.group.settled();
     await retryInPlace('clear history cache', () => clearHistoryCache(opts.redis, opts.keys, removal, position), retry);
     return 1;
   } catch (err) {
@@ -130,13 +115,13 @@ async function putBack(log: Logger, job: Job, token: string | undefined): Promis
 
 /** A permanent failure: tell the gateway now rather than letting its clients time out. */
 async function rejectBatch(opts: JobProcessorOptions, batch: IngestJob, err: unknown): Promise<void> {
-  opts.log.error({ err, publications: batch.p.length }, 'batch can never be committed; moving it to failed');
+  opts.log.error({ err: rootCause(err), publications: batch.p.length }, 'batch can never be committed; moving it to failed');
   const ids = batch.p.map((p) => p.id);
   await rejectPublications(opts.redis, opts.keys, batch.g, ids, Errors.internal.code).catch(() => {});
 }
 
 async function rejectRemoval(opts: JobProcessorOptions, removal: HistoryRemoveJob, err: unknown): Promise<void> {
-  opts.log.error({ err, channel: removal.channel }, 'history removal can never be committed; moving it to failed');
+  opts.log.error({ err: rootCause(err), channel: removal.channel }, 'history removal can never be committed; moving it to failed');
   await rejectPublications(opts.redis, opts.keys, removal.g, [removal.i], Errors.internal.code).catch(() => {});
 }
 
@@ -147,11 +132,6 @@ function retryOptions(opts: JobProcessorOptions): { log: Logger; signal: AbortSi
 /** The job's place in its gateway's stream of jobs on this partition (absent from old gateways). */
 function orderOf(job: Job, data: Sequenced & { g: string }): JobOrder | undefined {
   return data.s === undefined ? undefined : { stream: jobStream(data.g, job.queueName), seq: data.s, skipGap: data.x === true };
-}
-
-/** A data error: PostgreSQL will refuse the same input on every try. */
-function isPermanent(err: unknown): boolean {
-  return !isTransient(err);
 }
 
 function countRejections(rejected: { why: string }[]): void {

@@ -65,7 +65,8 @@ export async function retryInPlace<T>(
       if (!isTransient(err)) throw err;
       if (opts.signal.aborted) throw new ShuttingDown(`${step}: stopped while retrying`);
       const delay = backoffMs(attempt);
-      opts.log.warn({ err, step, attempt, delayMs: Math.round(delay) }, 'transient failure, retrying in place');
+      // The root cause: drizzle's wrapper carries every parameter of the query (whole batches).
+      opts.log.warn({ err: rootCause(err), step, attempt, delayMs: Math.round(delay) }, 'transient failure, retrying in place');
       opts.onRetry?.();
       await sleep(delay, undefined, { signal: opts.signal }).catch(() => {});
     }

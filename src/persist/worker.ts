@@ -1,9 +1,11 @@
 /**
- * The persist worker: consumes the partition queues, one job at a time per partition across
- * every worker process (BullMQ global concurrency 1), so the channels of a partition are
- * numbered by exactly one transaction at a time, in queue order (guarantees 2 and 3).
+ * The persist worker: consumes the partition queues it owns (./leases.ts), taking several
+ * jobs of a partition at once, and commits every job it holds in one transaction per round
+ * (./group.ts). Offsets are assigned under each channel's row lock and each gateway's jobs
+ * commit in their order (PostgreSQL refuses any other), so the grouping changes no
+ * guarantee (2 and 3).
  *
- * A job is: commit (one PostgreSQL transaction) → fan out (one Redis round). Both steps
+ * A round is: commit (one PostgreSQL transaction) → fan out (one Redis round). Both steps
  * retry in place on transient failures. If this process dies mid-job, BullMQ's stall check
  * puts the job back at the head of the wait list and another worker repeats it; the
  * commit step recognises publications it already stored (guarantee 5), and the fan-out
@@ -18,6 +20,7 @@ import { withScripts } from '../bus/scripts.js';
 import type { Database } from '../db/client.js';
 import type { Logger } from '../observability/logger.js';
 import type { CachePolicy } from './fanout.js';
+import { GroupCommit } from './group.js';
 import { guardPartitions, type PersistWorker } from './guard.js';
 import { makeJobProcessor } from './processor.js';
 
@@ -37,7 +40,9 @@ export interface PersistWorkerOptions {
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
   const stopping = new AbortController();
   const { database, keys, cache, log } = opts;
-  const processor = makeJobProcessor({ database, redis: withScripts(opts.redis), keys, cache, log, signal: stopping.signal });
+  const redis = withScripts(opts.redis);
+  const group = new GroupCommit({ database, redis, keys, cache, log, signal: stopping.signal });
+  const processor = makeJobProcessor({ database, group, redis, keys, cache, log, signal: stopping.signal });
   return guardPartitions({
     redis: opts.redis,
     keys,

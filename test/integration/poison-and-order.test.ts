@@ -148,20 +148,36 @@ describe('poison publications and PostgreSQL-enforced order', () => {
     });
   });
 
-  it('jobs of one gateway that reach the queue out of order never commit out of order (worker end to end)', async () => {
+  it('jobs of one gateway that reach the queue out of order are committed in their stream order (worker end to end)', async () => {
     const channel = uniqueChannel('reversed');
     await asGateway(channel, async ({ queue, gatewayId, heard }) => {
-      // What Redis losing its lists can produce: job 2 of a stream runs before job 1.
+      // What Redis losing its lists can produce: job 2 of a stream is queued before job 1.
+      // The worker takes both at once; job 2 waits for job 1's turn, in the same group.
       const second = pub(channel, { data: '"second"' });
       const first = pub(channel, { data: '"first"' });
       await queue.add(INGEST_JOB_NAME, { g: gatewayId, p: [second], s: 2 } satisfies IngestJob);
       await queue.add(INGEST_JOB_NAME, { g: gatewayId, p: [first], s: 1 } satisfies IngestJob);
       await waitFor('both jobs to be answered', () => heard.length === 2, { timeoutMs: 10_000 });
       const byId = new Map(heard.map((a) => [a[0], a]));
-      // Job 2 waited for job 1 (which could not run: one job at a time), then went ahead;
-      // job 1's turn had passed, so it is refused rather than committed after job 2.
-      expect(byId.get(second.id)?.[1]).toBe(1);
-      expect(byId.get(first.id)?.[3]).toBe(100);
+      expect(byId.get(first.id)?.[1]).toBe(1);
+      expect(byId.get(second.id)?.[1]).toBe(2);
+      expect((await storedOffsets(database, channel)).map((r) => r.data)).toEqual(['"first"', '"second"']);
+    });
+  });
+
+  it('a job whose predecessor never comes commits after the wait, and the predecessor arriving late is refused', async () => {
+    const channel = uniqueChannel('late');
+    await asGateway(channel, async ({ queue, gatewayId, heard }) => {
+      const second = pub(channel, { data: '"second"' });
+      const first = pub(channel, { data: '"first"' });
+      await queue.add(INGEST_JOB_NAME, { g: gatewayId, p: [second], s: 2 } satisfies IngestJob);
+      await waitFor('job 2 to go ahead without job 1', () => heard.length === 1, { timeoutMs: 10_000 });
+      expect(heard[0]).toEqual([second.id, 1, expect.any(String)]);
+      await queue.add(INGEST_JOB_NAME, { g: gatewayId, p: [first], s: 1 } satisfies IngestJob);
+      await waitFor('job 1 to be answered', () => heard.length === 2, { timeoutMs: 10_000 });
+      // Its turn passed: committing it now would put it after job 2.
+      expect(heard[1]?.[0]).toBe(first.id);
+      expect(heard[1]?.[3]).toBe(100);
       expect((await storedOffsets(database, channel)).map((r) => r.data)).toEqual(['"second"']);
     });
   });

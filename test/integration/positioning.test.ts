@@ -37,7 +37,7 @@ describe('positioning', () => {
     try {
       const outcome = await persistBatch(database.db, [{ id: randomUUID(), channel, data: '{"n":2}' }]);
       const keys = { ...makeKeys(stack.prefix), topic: () => `${stack.prefix}:nowhere`, acks: () => `${stack.prefix}:nowhere` };
-      await fanoutCommitted(redis, keys, () => ({ size: 100, ttlS: 60 }), outcome, 'nobody');
+      await fanoutCommitted(redis, keys, () => ({ size: 100, ttlS: 60 }), [{ outcome, gatewayId: 'nobody' }]);
     } finally {
       await database.close();
       redis.disconnect();

@@ -76,7 +76,7 @@ export async function persistBatch(
   }
 }
 
-type CommitRow = { kind: 'gap' | 'new' | 'id' | 'key' | 'rejected' | 'top'; id: string; channel: string; offset: number; epoch: string };
+export type CommitRow = { kind: 'gap' | 'new' | 'id' | 'key' | 'rejected' | 'top'; id: string; channel: string; offset: number; epoch: string };
 
 /**
  * The fast path: the whole commit as one call of `tidings_commit` (migrations/0002), which
@@ -95,7 +95,8 @@ async function commitInOneCall(db: Db, batch: NewPublication[], order: JobOrder 
   return outcomeOf(batch, result.rows, order);
 }
 
-function outcomeOf(batch: NewPublication[], rows: CommitRow[], order: JobOrder | undefined): PersistOutcome {
+/** Reads tidings_commit's rows for one job; throws OrderGap when the job must wait for an earlier one. */
+export function outcomeOf(batch: NewPublication[], rows: CommitRow[], order: JobOrder | undefined): PersistOutcome {
   const outcome: PersistOutcome = { results: [], stored: [], tops: new Map(), rejected: [] };
   const byId = new Map(batch.map((p) => [p.id, p]));
   for (const row of rows) {
