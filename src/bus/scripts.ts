@@ -74,6 +74,29 @@ const LEASE_RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * takeOver — a partition was just taken over. Every job still active in its BullMQ queue
+ * belongs to the owner that lost it (dead or frozen): their locks are dropped and they are
+ * marked stalled, and the stall check's throttle is cleared, so that BullMQ's own stall
+ * check, run next, moves them back to the head of the wait list now instead of after their
+ * locks expire. And the queue's marker is set: the last owner may have popped it (its
+ * blocking read answered just before it died), and without it a resumed worker would wait
+ * out its blocking read before looking at the jobs already waiting.
+ *   KEYS[1]  active LIST   KEYS[2]  stalled SET   KEYS[3]  stalled-check STRING
+ *   KEYS[4]  marker ZSET
+ *   ARGV[1]  the queue's job key prefix (a job's lock is <prefix><id>:lock)
+ *   returns  how many active jobs were orphaned
+ */
+const TAKE_OVER = `
+local active = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(active) do
+  redis.call('DEL', ARGV[1] .. id .. ':lock')
+  redis.call('SADD', KEYS[2], id)
+end
+redis.call('DEL', KEYS[3])
+redis.call('ZADD', KEYS[4], 0, '0')
+return #active`;
+
 const SCRIPTS = {
   tidingsAdvancePosition: { numberOfKeys: 1, lua: ADVANCE_POSITION },
   tidingsPresenceAdd: { numberOfKeys: 2, lua: PRESENCE_ADD },
@@ -81,6 +104,7 @@ const SCRIPTS = {
   tidingsPresenceRead: { numberOfKeys: 2, lua: PRESENCE_READ },
   tidingsLeaseClaim: { numberOfKeys: 1, lua: LEASE_CLAIM },
   tidingsLeaseRelease: { numberOfKeys: 1, lua: LEASE_RELEASE },
+  tidingsTakeOver: { numberOfKeys: 4, lua: TAKE_OVER },
 } as const;
 
 /** A connection with the scripts registered (also usable on its pipelines). */
@@ -91,6 +115,7 @@ export interface ScriptedRedis extends Redis {
   tidingsPresenceRead(h: string, z: string, now: number): Promise<string[]>;
   tidingsLeaseClaim(key: string, owner: string, ttlMs: number): Promise<number>;
   tidingsLeaseRelease(key: string, owner: string): Promise<number>;
+  tidingsTakeOver(active: string, stalled: string, stalledCheck: string, marker: string, jobKeyPrefix: string): Promise<number>;
 }
 
 export function withScripts(redis: Redis): ScriptedRedis {

@@ -112,7 +112,7 @@ const schema = {
     .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must be 1-64 letters, digits, _ or -' })
     .default('tidings'),
   // 2 s: a killed worker's partitions and job are taken over within about 2-3 s (src/persist/guard.ts).
-  TIDINGS_WORKER_LOCK_MS: int(1000, 600_000).default(2000),
+  TIDINGS_WORKER_LOCK_MS: int(1000, 600_000).default(1500),
   TIDINGS_DEV_DIR: z.string().min(1).default('.tidings'),
   // Unset: on for `tidings dev` only; tokens also only on a loopback HOST (see demoSettings).
   TIDINGS_DEMO: z.stringbool({ error: 'must be true or false' }).optional(),

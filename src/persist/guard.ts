@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { partitionQueueName, type Keys } from '../bus/keys.js';
 import { withScripts } from '../bus/scripts.js';
 import type { Logger } from '../observability/logger.js';
-import { PartitionLeases } from './leases.js';
+import { PartitionLeases, withinMs } from './leases.js';
 import type { JobProcessor } from './processor.js';
 
 /**
@@ -63,7 +63,11 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
   const leases = new PartitionLeases(
     { redis: withScripts(opts.redis), keys: opts.keys, partitions: opts.partitions, ttlMs: opts.lockMs, workerId: `wk-${randomUUID()}`, log: opts.log },
     {
-      start: (p) => workers[p]!.resume(),
+      start: async (p) => {
+        // Bounded: a Redis that is away must not hold up the lease round (renewals of the others).
+        await withinMs(takeOver(opts, queues[p]!, workers[p]!, p), opts.lockMs);
+        workers[p]!.resume();
+      },
       stop: (p, drain) => workers[p]!.pause(!drain),
     },
   );
@@ -112,6 +116,36 @@ async function assertConcurrency(queues: Queue[]): Promise<void> {
       if ((await queue.getGlobalConcurrency()) !== ACTIVE_JOBS_PER_PARTITION) await queue.setGlobalConcurrency(ACTIVE_JOBS_PER_PARTITION);
     }),
   );
+}
+
+/**
+ * A partition just taken over. Jobs still active in its queue were the last owner's, which
+ * lost its lease (died, froze, or handed the partition back without finishing): they go back
+ * to the head of the queue now, through BullMQ's own stall check, instead of when their
+ * locks expire (up to TIDINGS_WORKER_LOCK_MS later). And the queue's marker is set, so this
+ * worker looks at the waiting jobs at once (`tidingsTakeOver`, src/bus/scripts.ts). Those two
+ * waits were most of a failover. If the last owner is alive after all, it may still finish
+ * such a job; PostgreSQL's stream order makes the second run find it decided and acknowledge
+ * it again, nothing more.
+ */
+async function takeOver(opts: GuardOptions, queue: Queue, worker: Worker, partition: number): Promise<void> {
+  try {
+    const keys = queue.keys;
+    const orphaned = await withScripts(opts.redis).tidingsTakeOver(
+      keys.active!,
+      keys.stalled!,
+      keys['stalled-check']!,
+      keys.marker!,
+      queue.toKey(''),
+    );
+    if (orphaned === 0) return;
+    // Private in BullMQ's typings, but the one entry point to its stall handling (events,
+    // stall counts, head-of-queue placement); without it the timer gets there a little later.
+    await (worker as unknown as { moveStalledJobsToWait?: () => Promise<void> }).moveStalledJobsToWait?.();
+    opts.log.info({ partition, orphaned }, 'took over a partition; its last owner’s active jobs are back in the queue');
+  } catch (err) {
+    opts.log.warn({ err, partition }, 'could not requeue the last owner’s jobs; the stall check will');
+  }
 }
 
 /** No worker takes a job before global concurrency is asserted. */

@@ -155,7 +155,7 @@ export class PartitionLeases {
 }
 
 /** Resolves when `work` does or after `ms`, whichever comes first (never rejects). */
-function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+export function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
     timer.unref();

@@ -308,16 +308,29 @@ describe('fault suite: 2 gateways, 2 workers, private PostgreSQL and Redis behin
 
   it('kill -9 of a gateway, then a restart', async () => {
     await underTraffic('gateway kill -9 + restart', async (t) => {
+      const clients = [...t.subs.map((s) => s.client), ...t.publishers.map((p) => p.client)];
+      // When each client of the killed gateway lost its connection, and when it was back.
+      const lost = new Map<Centrifuge, number>();
+      const back = new Map<Centrifuge, number>();
+      for (const c of clients) {
+        c.on('connecting', () => void (lost.has(c) || lost.set(c, Date.now())));
+        c.on('connected', () => void (lost.has(c) && !back.has(c) && back.set(c, Date.now())));
+      }
+      const killAt = Date.now();
       expect(await gateways[0]!.kill('SIGKILL'), 'the gateway died of SIGKILL').toBeNull();
       await waitFor(
-        'every client to be connected again (to the other gateway)',
-        () =>
-          [...t.subs.map((s) => s.client), ...t.publishers.map((p) => p.client)].every(
-            (c) => c.state === 'connected',
-          ),
+        'the killed gateway’s clients to be connected again (to the other gateway)',
+        () => lost.size > 0 && [...lost.keys()].every((c) => back.has(c)) && clients.every((c) => c.state === 'connected'),
         { timeoutMs: 30_000 },
       );
       await t.flowing(300, 'the traffic to go on through the other gateway');
+      // Measured, not bounded here (issue 12 asks to keep it measured): the SDK's reconnect
+      // backoff; the subscribers' recovery is what the audit below checks complete.
+      console.log(
+        `[faults] gateway kill -9: ${lost.size} of ${clients.length} clients lost their connection; all back ` +
+          `(on the other gateway) ${Math.max(...back.values()) - killAt} ms after the kill; ` +
+          `300 more publishes acknowledged ${Date.now() - killAt} ms after it`,
+      );
       gateways[0] = await startGateway(gatewayPorts[0]!);
       await t.flowing(300, 'the traffic to go on with the restarted gateway');
     });

@@ -1,8 +1,8 @@
 /**
  * Failover (issue 12, part 1): a worker that dies or freezes loses its partitions within
- * about a lease (TIDINGS_WORKER_LOCK_MS, 2 s here), the partition's pending job runs again
- * on the worker that took it over, and a publisher that retries after an error (as apps do)
- * never gets a publication stored twice: an error reply is definitive.
+ * about a lease (TIDINGS_WORKER_LOCK_MS, its default of 1.5 s here), the partition's pending
+ * jobs run again at once on the worker that took it over, and a publisher that retries after
+ * an error (as apps do) never gets a publication stored twice: an error reply is definitive.
  *
  * Each test: one gateway and two workers as child processes of the real CLI (so they can be
  * killed with SIGKILL or frozen with SIGSTOP), one client publishing one message at a time
@@ -32,7 +32,6 @@ import { TestStack, token, uniqueChannel, wsUrl, type ChildNode } from '../helpe
 import { waitFor, within } from '../helpers/wait.js';
 
 const PARTITIONS = 4;
-const LOCK_MS = 2000;
 /** Retries after a first error: 4 attempts in all. */
 const RETRIES = 3;
 const RETRY_DELAY_MS = 100;
@@ -147,7 +146,8 @@ describe('worker failover with a retrying publisher', () => {
 
   async function startCluster(test: string): Promise<Cluster> {
     const stack = new TestStack({
-      env: { TIDINGS_PARTITIONS: String(PARTITIONS), TIDINGS_WORKER_LOCK_MS: String(LOCK_MS) },
+      // TIDINGS_WORKER_LOCK_MS (lease and job lock) at its default.
+      env: { TIDINGS_PARTITIONS: String(PARTITIONS), TIDINGS_WORKER_LOCK_MS: '1500' },
     });
     cleanups.push(() => stack.close());
     const redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
@@ -341,9 +341,10 @@ describe('worker failover with a retrying publisher', () => {
     expect(result.fifoViolations, 'publisher order broken').toBe(0);
     expect(c.publisher.book.failed.size, `publishes that failed all ${RETRIES + 1} attempts`).toBe(0);
     expect(result.stored, 'every publish stored exactly once').toBe(TOTAL);
-    // A regression bound, not the issue's target: takeover used to take 30-60 s. The measured
-    // figure is printed above; the 2 s target is not met yet (docs/guarantees.md).
-    expect(gap, 'failover time (longest gap between acks after the kill), ms').toBeLessThanOrEqual(6000);
+    // A regression bound (the issue's bound on the slowest ack during a kill), not its 2 s
+    // target, which the printed figure is compared with in docs/guarantees.md: takeover used to
+    // take 30-60 s, then 2-4 s.
+    expect(gap, 'failover time (longest gap between acks after the kill), ms').toBeLessThanOrEqual(4000);
   });
 
   it('SIGSTOP of the worker that owns the channel’s partition for 10 s, then SIGCONT', async () => {

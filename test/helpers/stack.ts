@@ -59,7 +59,7 @@ export class TestStack {
       TIDINGS_TOKEN_SECRET: SECRET,
       TIDINGS_QUEUE_PREFIX: this.prefix,
       TIDINGS_PARTITIONS: '4',
-      TIDINGS_WORKER_LOCK_MS: '2000',
+      TIDINGS_WORKER_LOCK_MS: '1500',
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
