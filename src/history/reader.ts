@@ -50,6 +50,8 @@ export const HEAVY_READS = 32;
 export class HistoryReader implements GapSource {
   private readonly redis: ScriptedRedis;
   private readonly permits = new Permits(HEAVY_READS);
+  /** Identical Redis reads in flight at once share one round trip (see SharedReads). */
+  private readonly shared = new SharedReads();
 
   constructor(
     redis: Redis,
@@ -62,8 +64,8 @@ export class HistoryReader implements GapSource {
 
   /** `atLeast`: an offset some client already saw; a cached top below it is stale. */
   async position(channel: string, atLeast = 0): Promise<ChannelPosition> {
-    const cached = await this.redis.hmget(this.keys.meta(channel), 'e', 't');
-    const [epoch, top] = cached;
+    const key = this.keys.meta(channel);
+    const [epoch, top] = await this.shared.run(`p\n${key}`, () => this.redis.hmget(key, 'e', 't'));
     if (epoch !== null && epoch !== undefined && top !== null && top !== undefined && Number(top) >= atLeast) {
       return { epoch, top: Number(top) };
     }
@@ -156,7 +158,10 @@ export class HistoryReader implements GapSource {
 
   /** The cache's contiguous run that ends at `last` (a hole below it is read from PostgreSQL). */
   private async cachedRange(channel: string, after: number, last: number): Promise<BusPublication[]> {
-    const raw = await this.redis.zrangebyscore(this.keys.history(channel), after + 1, last, 'WITHSCORES');
+    const key = this.keys.history(channel);
+    const raw = await this.shared.run(`r\n${key}\n${after}\n${last}`, () =>
+      this.redis.zrangebyscore(key, after + 1, last, 'WITHSCORES'),
+    );
     const pubs: BusPublication[] = [];
     for (let i = 0; i + 1 < raw.length; i += 2) pubs.push({ offset: Number(raw[i + 1]), json: raw[i]! });
     let start = pubs.length;
@@ -167,5 +172,27 @@ export class HistoryReader implements GapSource {
   private async storedRange(channel: string, epoch: string, after: number, upTo: number, limit = upTo - after): Promise<BusPublication[]> {
     const rows = await readRange(this.db, channel, after, upTo, limit);
     return rows.map((r) => ({ offset: r.offset, json: publicationJson(r, epoch) }));
+  }
+}
+
+/**
+ * Reads in flight, by what they ask: a second identical read joins the first instead of
+ * making its own round trip. A reconnect storm has thousands of subscribers of one channel
+ * ask for the same position and the same cached range within milliseconds (bench R1: 5,000
+ * at once), and each answer cost the gateway a Redis reply to decode. Joining a read that
+ * was sent a moment before one's own request is safe here: a position older than what the
+ * client saw is refused by the caller (`atLeast`), and a cached range that lacks the newest
+ * publications is completed from PostgreSQL. Callers only read the shared result.
+ */
+class SharedReads {
+  private readonly reads = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let pending = this.reads.get(key) as Promise<T> | undefined;
+    if (!pending) {
+      pending = read().finally(() => this.reads.delete(key));
+      this.reads.set(key, pending);
+    }
+    return pending;
   }
 }
