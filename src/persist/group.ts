@@ -25,10 +25,12 @@ import { metrics } from '../observability/metrics.js';
 import type { NewPublication } from '../protocol/publication.js';
 import { fanoutCommitted, type CachePolicy } from './fanout.js';
 import { ORDER_GAP_WAIT_MS } from './order.js';
-import { isTransient, retryInPlace, rootCause, ShuttingDown } from './retry.js';
+import { isTransient, retryInPlace, rootCause, settlesWithin, ShuttingDown } from './retry.js';
 
 /** How often a job waiting for an earlier one of its stream asks again. */
 const GAP_POLL_MS = 20;
+/** A fan-out round that has not settled by then is given up and sent again (it is idempotent). */
+const FANOUT_ATTEMPT_MS = 5000;
 /** A round's size bound: the statement's parameters and the fan-out round stay a few MiB. */
 const MAX_ROUND_PUBLICATIONS = 5000;
 
@@ -228,7 +230,8 @@ export class GroupCommit {
     const { redis, keys, cache, log, signal } = this.opts;
     const jobs = committed.map(({ job, outcome }) => ({ outcome, gatewayId: job.gatewayId }));
     try {
-      await retryInPlace('fanout', () => fanoutCommitted(redis, keys, cache, jobs), {
+      const attempt = () => fanoutCommitted(redis, keys, cache, jobs);
+      await retryInPlace('fanout', () => settlesWithin('fanout', FANOUT_ATTEMPT_MS, attempt), {
         log,
         signal,
         onRetry: () => metrics.storeErrors.inc({ store: 'redis' }),

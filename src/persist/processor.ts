@@ -36,7 +36,7 @@ import { Errors } from '../protocol/codes.js';
 import { clearHistoryCache, rejectPublications, type CachePolicy } from './fanout.js';
 import { NotFannedOut, type GroupCommit } from './group.js';
 import { inTurn } from './order.js';
-import { retryInPlace, rootCause, ShuttingDown } from './retry.js';
+import { retryInPlace, rootCause, settlesWithin, ShuttingDown } from './retry.js';
 
 export interface JobProcessorOptions {
   database: Database;
@@ -95,7 +95,8 @@ async function processRemoval(opts: JobProcessorOptions, job: Job, token: string
       retry,
     );
     await opts.group.settled();
-    await retryInPlace('clear history cache', () => clearHistoryCache(opts.redis, opts.keys, removal, position), retry);
+    const clear = () => clearHistoryCache(opts.redis, opts.keys, removal, position);
+    await retryInPlace('clear history cache', () => settlesWithin('clear history cache', 5000, clear), retry);
     return 1;
   } catch (err) {
     if (err instanceof ShuttingDown) return putBack(opts.log, job, token);

@@ -49,6 +49,22 @@ export function backoffMs(attempt: number, minMs = 50, maxMs = 5000): number {
   return minMs + Math.random() * (cap - minMs);
 }
 
+/**
+ * One attempt that may never settle fails as a timeout after `ms` instead, which
+ * `retryInPlace` treats as transient: an ioredis pipeline whose connection drops after part
+ * of its replies arrived can stay pending forever (ioredis#800, closed as wontfix), and a
+ * worker waiting on it would hold up every partition it owns. Only for idempotent steps:
+ * the abandoned attempt may still complete in the background.
+ */
+export function settlesWithin<T>(step: string, ms: number, attempt: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(Object.assign(new Error(`${step}: no answer within ${ms} ms`), { code: 'ETIMEDOUT' }));
+    }, ms);
+    attempt().then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
 export class ShuttingDown extends Error {
   override name = 'ShuttingDown';
 }

@@ -1,6 +1,7 @@
 import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { describe, expect, it } from 'vitest';
-import { isTransient, rootCause } from '../../src/persist/retry.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { isTransient, retryInPlace, rootCause, settlesWithin } from '../../src/persist/retry.js';
 
 function pgError(code: string): Error {
   return Object.assign(new Error(`pg ${code}`), { code });
@@ -31,5 +32,30 @@ describe('isTransient', () => {
     a.cause = b;
     b.cause = a;
     expect(() => rootCause(a)).not.toThrow();
+  });
+});
+
+describe('settlesWithin', () => {
+  it('turns an attempt that never settles into a transient timeout, so retryInPlace sends it again', async () => {
+    const log = createLogger('silent');
+    let calls = 0;
+    const attempt = () => {
+      calls++;
+      // The first attempt hangs forever, as a pipeline cut mid-reply can (ioredis#800).
+      return calls === 1 ? new Promise<string>(() => {}) : Promise.resolve('done');
+    };
+    const result = await retryInPlace('fanout', () => settlesWithin('fanout', 20, attempt), {
+      log,
+      signal: new AbortController().signal,
+    });
+    expect(result).toBe('done');
+    expect(calls).toBe(2);
+  });
+
+  it('passes a result or an error through unchanged', async () => {
+    await expect(settlesWithin('x', 1000, () => Promise.resolve(7))).resolves.toBe(7);
+    const refused = pgError('22021');
+    await expect(settlesWithin('x', 1000, () => Promise.reject(refused))).rejects.toBe(refused);
+    await expect(settlesWithin('x', 10, () => new Promise(() => {}))).rejects.toMatchObject({ code: 'ETIMEDOUT' });
   });
 });
