@@ -23,7 +23,7 @@ import { metrics, onScrape } from '../observability/metrics.js';
 import { metricsRoute } from '../http/metrics.js';
 import { closeRedis, connectRedis } from './redis.js';
 import { VERSION } from './version.js';
-import { shutdownSteps } from './shutdown.js';
+import { shutdownSteps, STEP_LIMIT_MS } from './shutdown.js';
 
 export interface RunningGateway {
   port: number;
@@ -86,7 +86,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ['stop ingest', () => ingest.close()],
     ['close redis', () => Promise.all([closeRedis(redis), closeRedis(queueRedis), closeRedis(pubsubRedis)])],
     ['close database', () => database.close()],
-  ]);
+  ], Math.max(STEP_LIMIT_MS, config.shutdownGraceMs + 5000));
   return { port, nodeName: config.nodeName, ws, ingest, close };
 }
 

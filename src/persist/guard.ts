@@ -20,6 +20,7 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionQueueName, type Keys } from '../bus/keys.js';
 import { withScripts } from '../bus/scripts.js';
 import type { Logger } from '../observability/logger.js';
@@ -77,9 +78,10 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
     clearInterval(guard);
     opts.stopProcessing();
     await started.catch(() => {});
-    await leases.close().catch((err: unknown) => opts.log.warn({ err }, 'could not hand the partitions back'));
-    await Promise.all(workers.map((w) => w.close().catch((err) => opts.log.warn({ err }, 'worker close failed'))));
-    await Promise.all(queues.map((q) => q.close().catch(() => {})));
+    const phase = (name: string, work: () => Promise<unknown>) => closePhase(opts, name, work);
+    await phase('hand the partitions back', () => leases.close());
+    await phase('stop the partition consumers', () => Promise.all(workers.map((w) => w.close())));
+    await phase('close the queues', () => Promise.all(queues.map((q) => q.close())));
   };
   return {
     ready: () => started,
@@ -146,6 +148,29 @@ async function takeOver(opts: GuardOptions, queue: Queue, worker: Worker, partit
   } catch (err) {
     opts.log.warn({ err, partition }, 'could not requeue the last owner’s jobs; the stall check will');
   }
+}
+
+/**
+ * How long one phase of closing may take. Jobs were told to stop (a step retrying in place
+ * gives up, a job waiting for its turn is put back), so a phase that takes longer is waiting
+ * on something that will not come: a Redis command lost across a reconnect leaves BullMQ's
+ * close waiting for its fetch loop forever. Closing goes on; the worker's Redis connection,
+ * closed next, fails whatever is left, and another worker's stall check takes any job this
+ * one still held.
+ */
+const CLOSE_PHASE_MS = 10_000;
+
+async function closePhase(opts: GuardOptions, name: string, work: () => Promise<unknown>): Promise<void> {
+  const started = performance.now();
+  const done = work().then(
+    () => true,
+    (err: unknown) => {
+      opts.log.warn({ err, phase: name }, 'closing the persist worker: a step failed');
+      return true;
+    },
+  );
+  if (await Promise.race([done, sleep(CLOSE_PHASE_MS, false, { ref: false })])) return;
+  opts.log.warn({ phase: name, waitedMs: Math.round(performance.now() - started) }, 'closing the persist worker: a step did not finish; going on');
 }
 
 /** No worker takes a job before global concurrency is asserted. */
