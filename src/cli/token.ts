@@ -5,7 +5,9 @@
  * (exit 2) even where the secret is missing (exit 1).
  */
 import { signToken } from '../auth/jwt.js';
+import { isValidChannelName } from '../channels/names.js';
 import { loadConfig } from '../config/index.js';
+import { MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 import { UsageError, type Command } from './command.js';
 
 /** Tokens expire after a day unless --ttl says otherwise: a forgotten token should not live forever. */
@@ -20,9 +22,9 @@ Prints a JWT signed (HS256) with TIDINGS_TOKEN_SECRET: a connection token, or wi
 a subscription token for that channel.
 
 Options:
-  --user ID       the user id (the "sub" claim); required
+  --user ID       the user id (the "sub" claim, at most 255 bytes); required
   --ttl S         lifetime in whole seconds, > 0 (the "exp" claim); default ${DEFAULT_TOKEN_TTL_SECONDS} (24 hours)
-  --channel CH    make a subscription token for channel CH (the "channel" claim)
+  --channel CH    make a subscription token for channel CH (the "channel" claim; a valid channel name)
   --info JSON     JSON attached as the "info" claim (conn_info, or chan_info with --channel)
   -h, --help      show this help
 
@@ -39,9 +41,9 @@ export const tokenCommand: Command = {
     info: { type: 'string' },
   },
   async run(values) {
-    const user = requiredText(values.user, '--user');
+    const user = storableUser(requiredText(values.user, '--user'));
     const ttlSeconds = parseTtl(values.ttl);
-    const channel = values.channel === undefined ? undefined : requiredText(values.channel, '--channel');
+    const channel = values.channel === undefined ? undefined : validChannel(requiredText(values.channel, '--channel'));
     const info = parseInfo(values.info);
     const secret = loadConfig('token').tokenSecret;
     const token = await signToken({ user, secret, ttlSeconds, channel, info });
@@ -55,6 +57,20 @@ function requiredText(value: string | boolean | undefined, name: string): string
   if (typeof value !== 'string') throw new UsageError(`${name} is required`);
   if (value === '') throw new UsageError(`${name} must not be empty`);
   return value;
+}
+
+/** A user id the gateway accepts as `sub` (it refuses a token whose sub it could not store). */
+function storableUser(user: string): string {
+  if (!isStorableText(user, MAX_USER_BYTES)) {
+    throw new UsageError(`--user must be at most ${MAX_USER_BYTES} bytes of text without NUL or lone surrogates`);
+  }
+  return user;
+}
+
+/** A channel name the gateway accepts: a token for any other could never be used. */
+function validChannel(channel: string): string {
+  if (!isValidChannelName(channel)) throw new UsageError(`--channel ${JSON.stringify(channel.slice(0, 64))} is not a valid channel name`);
+  return channel;
 }
 
 /** --ttl as whole seconds in 1..MAX_TTL_SECONDS; the default when absent. */

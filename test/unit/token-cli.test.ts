@@ -75,10 +75,15 @@ describe('tidings token', () => {
     expect(stderr).toContain('--info');
   });
 
-  it('exits 2 without --user, or with a bad --ttl', async () => {
+  it('exits 2 without --user, with a bad --ttl, or with a user or channel the gateway would refuse', async () => {
     for (const args of [
       [],
       ['--user', ''],
+      ['--user', 'a\u0000b'],
+      ['--user', 'x\ud800'],
+      ['--user', 'u'.repeat(256)],
+      ['--user', '1', '--channel', 'a'.repeat(300)],
+      ['--user', '1', '--channel', 'bad\nname'],
       ['--user', '1', '--ttl', '0'],
       ['--user', '1', '--ttl', '1.5'],
       ['--user', '1', '--ttl', 'x'],
