@@ -6,7 +6,11 @@ export interface StoredStats {
   stored: number;
   /** Every channel's offsets are exactly 1..count. */
   gapless: boolean;
-  /** Transactions that wrote them: rows of one ingest job share the xmin of its transaction. */
+  /**
+   * Transactions that wrote them (distinct xmin). One per group-commit round since the worker
+   * commits several jobs at once, so these are publications per transaction, not per job
+   * (the field keeps its name for older result files).
+   */
   jobs: number;
   publicationsPerJob: number;
 }

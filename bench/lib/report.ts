@@ -33,7 +33,7 @@ const integrityFigure: Figure = { label: 'integrity failures', unit: '', read: a
 const FIGURES: Record<string, Figure[]> = {
   throughput: [
     { label: 'durable publish throughput', unit: 'msgs/s', read: at('committedPerS') },
-    { label: 'publications per job', unit: '', read: at('integrity.publicationsPerJob') },
+    { label: 'publications per transaction', unit: '', read: at('integrity.publicationsPerJob') },
     {
       label: 'errors / unanswered',
       unit: '',
@@ -47,7 +47,7 @@ const FIGURES: Record<string, Figure[]> = {
     { label: 'publish→deliver max', unit: 'ms', read: at('deliverMs.max') },
     { label: 'publish ack p50', unit: 'ms', read: at('publishAckMs.p50') },
     { label: 'publish ack p99', unit: 'ms', read: at('publishAckMs.p99') },
-    { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
+    { label: 'publications per transaction', unit: '', read: at('publicationsPerJob') },
   ],
   fanout: [
     { label: 'fanout deliveries', unit: 'deliveries/s', read: at('deliveriesPerS') },

@@ -8,8 +8,8 @@
  *
  * A lease is a hint of who should work, never what keeps order: PostgreSQL commits each
  * gateway's jobs in their order (src/db/repos/streams.ts), and BullMQ's global concurrency
- * still allows one active job per partition. A worker that froze past its lease and wakes
- * up may finish the job it held; the order check makes that harmless.
+ * bounds the active jobs of a partition across processes. A worker that froze past its
+ * lease and wakes up may finish the jobs it held; the order check makes that harmless.
  *
  * Every `ttlMs / 4` a worker announces itself (a ZSET of heartbeats), renews its leases,
  * releases what is over its share (after the partition's current job finishes), and takes
