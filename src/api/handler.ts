@@ -16,6 +16,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandler } from '../http/server.js';
 import { metrics } from '../observability/metrics.js';
+import { nestingExceeds } from '../protocol/codec.js';
 import { encodeOutcome, type ApiDispatcher } from './dispatch.js';
 import { httpStatusOf } from './errors.js';
 import { readBody, sendJsonText, sendStatus, sendText, wantsTransportErrors } from './io.js';
@@ -67,9 +68,16 @@ async function slot(limiter: RequestLimiter, res: ServerResponse): Promise<Relea
   return undefined;
 }
 
+/**
+ * The body as a params object; undefined (400) when it is not one, or when it nests deeper
+ * than the client protocol allows (MAX_NESTING_DEPTH): later walks of the value
+ * (JSON.stringify, validation) are recursive, and a 1 MiB body can nest 500,000 levels.
+ */
 function parseParams(body: Buffer): Params | undefined {
+  const text = body.toString('utf8');
+  if (nestingExceeds(text)) return undefined;
   try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
+    const value: unknown = JSON.parse(text);
     return isObject(value) ? value : undefined;
   } catch {
     return undefined;

@@ -15,6 +15,7 @@
  * is unknown), and a command with no `method` is a 104 rather than Go's zero value, publish.
  */
 import type { RouteHandler } from '../http/server.js';
+import { nestingExceeds } from '../protocol/codec.js';
 import { encodeOutcome, type ApiDispatcher, type Outcome } from './dispatch.js';
 import { ApiErrors } from './errors.js';
 import { guarded, type Guard } from './handler.js';
@@ -49,6 +50,8 @@ function decodeCommands(text: string): LegacyCommand[] | undefined {
   const commands: LegacyCommand[] = [];
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
+    // Same depth bound as the client protocol and the other endpoints (./handler.ts).
+    if (nestingExceeds(line)) return undefined;
     let value: unknown;
     try {
       value = JSON.parse(line);

@@ -71,6 +71,22 @@ describe('server API: auth and HTTP surface', () => {
     }
   });
 
+  it('answers 400 to a body nested deeper than 64 levels, at every endpoint, and keeps serving', async () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const channel = uniqueChannel('deep');
+    for (const depth of [65, 1000, 400_000]) {
+      const raw = `{"channel":"${channel}","data":${deep(depth)}}`;
+      const res = await api(port, 'publish', undefined, { raw });
+      expect(res.status, `depth ${depth}`).toBe(400);
+      const legacy = await request(port, '/api', undefined, { auth: 'authorization', raw: `{"method":"publish","params":${raw}}` });
+      expect(legacy.status, `legacy, depth ${depth}`).toBe(400);
+    }
+    // Data nested as deep as a client may send still goes through.
+    const ok = await api(port, 'publish', undefined, { raw: `{"channel":"${channel}","data":${deep(60)}}` });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ result: { offset: 1 } });
+  });
+
   it('answers 413 to a body over 1 MiB', async () => {
     const data = 'x'.repeat(1024 * 1024 + 1);
     const res = await api(port, 'publish', { channel: uniqueChannel('big'), data });
