@@ -19,9 +19,9 @@
  * only sent jobs wait (at most `inflightJobs` per partition), and what has not been sent
  * behind them is dropped with a (true) error at its timeout.
  *
- * A history removal (API `history_remove`) stores no publication to find: one whose job this
- * call cancelled gets a final error; one whose job was decided before may have run, and gets
- * error 100 as before (repeating a removal removes at most what was published since).
+ * A history removal (API `history_remove`) is found the same way: when it runs it records
+ * its id, at the position it removed up to, among what it removed. So it too gets success
+ * when it ran and a final error when it never will.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NewPublication } from '../protocol/publication.js';
@@ -43,7 +43,7 @@ const CHECK_MS = 2000;
 export interface Pending {
   pub: NewPublication;
   settled: boolean;
-  /** A history removal: no publication of its own to find. */
+  /** A history removal: found by its id among what it removed (see the header). */
   remove?: true;
 }
 
@@ -100,7 +100,7 @@ export class Decider<E extends Pending> {
    * been lost); the others stay as they are, since their jobs may still be queued.
    */
   async answerCommitted(jobs: SentJob<E>[]): Promise<void> {
-    const entries = jobs.flatMap((job) => open(job).filter((e) => !e.remove));
+    const entries = jobs.flatMap((job) => open(job));
     if (entries.length === 0) return;
     const found = await this.outcomes.committed(entries.map(claimOf), CHECK_MS);
     if (this.signal.aborted) return;

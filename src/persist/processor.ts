@@ -91,7 +91,7 @@ async function processRemoval(opts: JobProcessorOptions, job: Job, token: string
   try {
     const position = await retryInPlace(
       'remove history',
-      () => inTurn(order, (o) => removeHistory(opts.database.db, removal.channel, o), retry),
+      () => inTurn(order, (o) => removeHistory(opts.database.db, removal.channel, o, removal.i), retry),
       retry,
     );
     await opts.group.settled();

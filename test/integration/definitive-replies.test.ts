@@ -111,6 +111,29 @@ describe('tidings_abandon: a job is committed or cancelled, never both', () => {
     expect(decision.committed).toEqual(new Map([[keyed.id, at], [again.id, at]]));
   });
 
+  it('a history_remove that ran is found by its id at the position it removed up to; one that never ran is cancelled', async () => {
+    const channel = uniqueChannel('removal');
+    const stream = `s-${randomUUID()}`;
+    const first = await persistBatch(database.db, [pub(channel), pub(channel)], order(stream, 1));
+    const ran = randomUUID();
+    const position = await removeHistory(database.db, channel, order(stream, 2), ran);
+    expect(position.top).toBe(2);
+    const found = await abandonJob(database.db, stream, 2, [{ id: ran, channel }], 5000);
+    expect(found).toEqual({ cancelled: false, committed: new Map([[ran, { offset: 2, epoch: first.results[0]!.epoch }]]) });
+    expect(await findCommitted(database.db, [{ id: ran, channel }], 5000)).toEqual(found.committed);
+
+    // Job 4, a removal the gateway gave up on before any worker ran it: cancelled, and the
+    // worker that runs it later removes nothing.
+    await persistBatch(database.db, [pub(channel)], order(stream, 3));
+    const never = randomUUID();
+    const cancelled = await abandonJob(database.db, stream, 4, [{ id: never, channel }], 5000);
+    expect(cancelled).toEqual({ cancelled: true, committed: new Map() });
+    await removeHistory(database.db, channel, order(stream, 4), never);
+    expect(await findCommitted(database.db, [{ id: never, channel }], 5000)).toEqual(new Map());
+    const left = await database.pool.query('select count(*)::int as n from publications where channel = $1', [channel]);
+    expect(left.rows[0].n, 'the late removal removed nothing').toBe(1);
+  });
+
   it('racing a worker\'s commit of the same job, exactly one of "committed" and "cancelled" wins', async () => {
     const channel = uniqueChannel('race');
     let commits = 0;

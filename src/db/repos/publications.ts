@@ -363,7 +363,7 @@ export async function deleteExpired(
  * delete publications committed after it). A channel never published to has no row, and
  * none is created.
  */
-export async function removeHistory(db: Db, channel: string, order?: JobOrder): Promise<ChannelPosition> {
+export async function removeHistory(db: Db, channel: string, order?: JobOrder, removalId?: string): Promise<ChannelPosition> {
   return db.transaction(async (tx) => {
     const t = tx as unknown as Db;
     const turn = order ? await claimTurn(t, order) : undefined;
@@ -373,9 +373,23 @@ export async function removeHistory(db: Db, channel: string, order?: JobOrder): 
     const position = row ? { epoch: row.epoch, top: Number(row.top_offset) } : { epoch: '', top: 0 };
     if (turn?.kind === 'decided') return position;
     if (row) await moveToRemoved(t, channel, position.top);
+    if (removalId) await recordRemoval(t, removalId, channel, position.top);
     if (order) await t.execute(advanceStreamSql(order));
     return position;
   });
+}
+
+/**
+ * The removal's own id, among what it removed, at the position it removed up to: so the
+ * gateway that gave up waiting for it finds it by id (tidings_abandon / tidings_committed),
+ * as it finds a committed publication, and answers success instead of an error that would
+ * not be true. The id is a fresh UUID, so no publication can ever be deduplicated against it.
+ */
+async function recordRemoval(db: Db, removalId: string, channel: string, top: number): Promise<void> {
+  await db.execute(sql`
+    insert into removed_publications (id, channel, "offset", idempotency_key, created_at)
+    values (${removalId}::uuid, ${channel}, ${top}, null, now())
+    on conflict do nothing`);
 }
 
 /** Deletes the channel's publications up to `top`, keeping what identifies each one. */

@@ -8,6 +8,9 @@ import { bigint, index, pgTable, text, timestamp, uniqueIndex, uuid } from 'driz
  * again), and a repeated API publish with the same idempotency key still returns the first
  * result. Retention deletes these rows with the same window as publications, so a key
  * lives exactly as long as its publication would have.
+ *
+ * Each removal also leaves a row of its own (its job's id, at the offset it removed up to,
+ * no key), so a gateway that timed out waiting for it finds that it ran (issue 12).
  */
 export const removedPublications = pgTable(
   'removed_publications',
