@@ -31,6 +31,7 @@ import {
   type Sequenced,
 } from '../ingest/job.js';
 import type { Logger } from '../observability/logger.js';
+import type { NewPublication } from '../protocol/publication.js';
 import { metrics } from '../observability/metrics.js';
 import { Errors } from '../protocol/codes.js';
 import { clearHistoryCache, rejectPublications, type CachePolicy } from './fanout.js';
@@ -63,8 +64,13 @@ async function processBatch(opts: JobProcessorOptions, job: Job, token: string |
   const batch = parseIngestJob(job.data);
   if (!batch) throw new UnrecoverableError('malformed ingest job');
   const started = performance.now();
-  const storable = batch.p.filter(isStorable);
-  const refused = batch.p.filter((p) => !storable.includes(p)).map((p) => p.id);
+  // One pass: a job carries up to TIDINGS_BATCH_MAX publications.
+  const storable: NewPublication[] = [];
+  const refused: string[] = [];
+  for (const pub of batch.p) {
+    if (isStorable(pub)) storable.push(pub);
+    else refused.push(pub.id);
+  }
   try {
     const outcome = await opts.group.submit({ batch: storable, refused, order: orderOf(job, batch), gatewayId: batch.g });
     countRejections(outcome.rejected);
