@@ -29,6 +29,13 @@ const at = (path: string) => (m: Record<string, unknown>) =>
 /** Lost + duplicated + out of order + acked but not stored (+ stored twice, + a gapped channel): 0 to pass. */
 const integrityFigure: Figure = { label: 'integrity failures', unit: '', read: at('integrity.failures') };
 
+/** What the workers did per job in the window (T1, T2, L1, L2). */
+const jobFigures: Figure[] = [
+  { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
+  { label: 'jobs per commit', unit: '', read: at('jobsPerCommit') },
+  { label: 'Redis calls per job', unit: '', read: at('redisCallsPerJob.total') },
+];
+
 /** Figures per scenario; the first is the headline (its median run supplies the CPU row). */
 const FIGURES: Record<string, Figure[]> = {
   throughput: [
@@ -95,9 +102,7 @@ function publishFigures(headline: string): Figure[] {
     { label: 'publish→ack p50', unit: 'ms', read: at('publishAckMs.p50') },
     { label: 'publish→ack p99', unit: 'ms', read: at('publishAckMs.p99') },
     { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
-    { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
-    { label: 'jobs per commit', unit: '', read: at('jobsPerCommit') },
-    { label: 'Redis calls per job', unit: '', read: at('redisCallsPerJob.total') },
+    ...jobFigures,
     { label: 'errors', unit: '', read: at('errorsTotal') },
     integrityFigure,
   ];
@@ -112,9 +117,7 @@ function latencyFigures(): Figure[] {
     { label: 'publish ack p50', unit: 'ms', read: at('publishAckMs.p50') },
     { label: 'publish ack p99', unit: 'ms', read: at('publishAckMs.p99') },
     { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
-    { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
-    { label: 'jobs per commit', unit: '', read: at('jobsPerCommit') },
-    { label: 'Redis calls per job', unit: '', read: at('redisCallsPerJob.total') },
+    ...jobFigures,
     integrityFigure,
   ];
 }

@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { atMost, type ScenarioContext, type ScenarioOutcome } from '../lib/context.js';
 import { storedStats } from '../lib/db.js';
 import { cpuMeter } from '../lib/proc.js';
+import { percentiles } from '../lib/measure.js';
 
 const P50_TARGET_MS = 10;
 const P99_TARGET_MS = 30;
@@ -73,8 +74,8 @@ export async function latency(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     while (received < sent - failed && performance.now() - drainStart < 15_000) await sleep(20);
 
     const stored = await storedStats(ctx.stack.databaseUrl, channel);
-    const d = summarize(deliver);
-    const a = summarize(ack);
+    const d = percentiles(deliver);
+    const a = percentiles(ack);
     const inOrder = offsets.every((o, i) => o === i + 1);
     const complete = received === sent - failed;
     return {
@@ -118,33 +119,4 @@ function sdkClient(url: string, token: string): Centrifuge {
     minReconnectDelay: 100,
     maxReconnectDelay: 1000,
   });
-}
-
-export interface Percentiles {
-  samples: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
-}
-
-export function summarize(values: number[]): Percentiles {
-  const sorted = [...values].sort((x, y) => x - y);
-  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
-  const mean = sorted.reduce((s, v) => s + v, 0) / (sorted.length || 1);
-  return {
-    samples: sorted.length,
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    p999: at(0.999),
-    max: round(sorted[sorted.length - 1] ?? NaN),
-    mean: round(mean),
-  };
-}
-
-function round(v: number): number {
-  return Math.round(v * 100) / 100;
 }
