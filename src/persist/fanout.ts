@@ -1,17 +1,16 @@
 /**
- * After a group of jobs commits: one pipelined Redis round that appends to each channel's
- * history cache, moves its cached position, publishes the publications to the channel topic
- * (in offset order) and acknowledges the originating gateways.
+ * After a group of jobs commits: one Redis round (the fanout script, src/bus/scripts.ts)
+ * that appends to each channel's history cache, moves its cached position, publishes the
+ * publications to the channel topic (in offset order) and acknowledges the originating
+ * gateways.
  *
- * Every command here is idempotent, so the worker may repeat the whole round after a
- * failure or a crash: the cache ZSET member for an offset is always the same bytes, the
- * position only moves forward (Lua), and gateways drop offsets they already delivered.
- * The order inside the pipeline matters: cache and position before PUBLISH, so a gateway
- * that hears of offset N can always read N back.
+ * Every step is idempotent, so the worker may repeat the whole round after a failure or a
+ * crash: the cache ZSET member for an offset is always the same bytes, the position only
+ * moves forward, and gateways drop offsets they already delivered. Cache and position are
+ * written before the PUBLISH, so a gateway that hears of offset N can always read N back.
  */
 import type { Redis } from 'ioredis';
 import type { ScriptedRedis } from '../bus/scripts.js';
-import { encodeTopicMessage, type BusPublication } from '../bus/topic.js';
 import { encodeAcks, type Ack } from '../ingest/acks.js';
 import type { Keys } from '../bus/keys.js';
 import { publicationJson } from '../protocol/publication.js';
@@ -43,29 +42,47 @@ export interface CommittedJob {
   gatewayId: string;
 }
 
+/** One fanout script call's bounds: Redis parses a call whole, so a huge round goes in several. */
+const CALL_MAX_CHANNELS = 1000;
+const CALL_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The arguments of one tidingsFanout call (src/bus/scripts.ts), filled channel by channel. */
+interface FanoutCall {
+  keys: string[];
+  args: (string | number)[];
+  channels: number;
+  bytes: number;
+}
+
 /**
- * One Redis round for every job of a group commit: per channel one cache append, one
- * position move and one PUBLISH carrying the publications of all the jobs in offset order;
- * per gateway one ack message.
+ * One Redis round for every job of a group commit, as one pipeline of fanout script calls
+ * (usually one): per channel the cache append, the position move and one PUBLISH carrying
+ * the publications of all the jobs in offset order; then per gateway one ack message, after
+ * every channel, so an acknowledged publisher can always read its publication back.
  */
 export async function fanoutCommitted(redis: ScriptedRedis, keys: Keys, cachePolicy: CachePolicy, jobs: CommittedJob[]): Promise<void> {
-  const pipeline = redis.pipeline();
   const tops = topsOf(jobs);
+  const calls: FanoutCall[] = [];
+  let call: FanoutCall | undefined;
   for (const [channel, pubs] of groupByChannel(jobs.flatMap((j) => j.outcome.stored))) {
     const epoch = pubs[0]!.epoch;
-    const encoded: BusPublication[] = pubs.map((p) => ({ offset: p.offset, json: publicationJson(p, epoch) }));
     const cache = cachePolicy(channel);
-    if (cache.size > 0) {
-      const history = keys.history(channel);
-      pipeline.zadd(history, ...encoded.flatMap((p) => [p.offset, p.json]));
-      pipeline.zremrangebyrank(history, 0, -(cache.size + 1));
-      pipeline.expire(history, cache.ttlS);
-    }
     const top = tops.get(channel) ?? pubs[pubs.length - 1]!.offset;
-    (pipeline as unknown as ScriptedRedis).tidingsAdvancePosition(keys.meta(channel), epoch, top, cache.ttlS);
-    pipeline.publish(keys.topic(channel), encodeTopicMessage(epoch, encoded));
+    if (!call || call.channels >= CALL_MAX_CHANNELS || call.bytes >= CALL_MAX_BYTES) calls.push((call = { keys: [], args: [], channels: 0, bytes: 0 }));
+    call.keys.push(keys.history(channel), keys.meta(channel));
+    call.args.push(keys.topic(channel), epoch, top, cache.ttlS, cache.size, pubs.length);
+    for (const p of pubs) {
+      const json = publicationJson(p, epoch);
+      call.args.push(p.offset, json);
+      call.bytes += json.length;
+    }
+    call.channels++;
   }
-  for (const [gatewayId, acks] of acksByGateway(jobs)) pipeline.publish(keys.acks(gatewayId), encodeAcks(acks));
+  if (!call) calls.push((call = { keys: [], args: [], channels: 0, bytes: 0 }));
+  for (const [gatewayId, acks] of acksByGateway(jobs)) call.args.push(keys.acks(gatewayId), encodeAcks(acks));
+  const committedAt = Date.now();
+  const pipeline = redis.pipeline() as unknown as ScriptedRedis & ReturnType<Redis['pipeline']>;
+  for (const c of calls) pipeline.tidingsFanout(c.keys.length, ...c.keys, committedAt, c.channels, ...c.args);
   const results = await pipeline.exec();
   const failed = results?.find(([err]) => err);
   if (failed) throw failed[0];
