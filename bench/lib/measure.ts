@@ -41,13 +41,18 @@ export function total(scrapes: Scrape[], name: string, labels = ''): number {
 
 export interface Window {
   cpu: CpuUsage;
-  /** Ingest jobs the workers finished, and the publications they carried. */
+  /**
+   * Partition batches the workers committed (an ingest job, or one part of a bundle), and the
+   * publications they carried.
+   */
   jobs: number;
   publications: number;
   publicationsPerJob: number;
-  /** Jobs per group commit (one transaction, one fan-out round), from the workers' histogram. */
+  /** Batches per group commit (one transaction, one fan-out round), from the workers' histogram. */
   jobsPerCommit: number;
-  /** Redis commands per job (every client: gateways, workers, load generator), the busiest first. */
+  /** Batches per BullMQ ingest job (more than 1 when gateways bundle them). */
+  batchesPerBullmqJob: number;
+  /** Redis commands per BullMQ ingest job (every client: gateways, workers, load generator), the busiest first. */
   redisCallsPerJob: { total: number; byCommand: Record<string, number> };
 }
 
@@ -66,25 +71,31 @@ export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Win
       const jobs = after.jobs - jobsBefore.jobs;
       const publications = after.publications - jobsBefore.publications;
       const commits = after.commits - jobsBefore.commits;
+      const bullmqJobs = after.bullmqJobs - jobsBefore.bullmqJobs;
       return {
         cpu,
         jobs,
         publications,
         publicationsPerJob: jobs ? round1(publications / jobs) : 0,
         jobsPerCommit: commits ? round1((after.committedJobs - jobsBefore.committedJobs) / commits) : 0,
-        redisCallsPerJob: perJob(redisBefore, redisAfter, jobs),
+        batchesPerBullmqJob: bullmqJobs ? round1((after.bundledBatches - jobsBefore.bundledBatches) / bullmqJobs) : 0,
+        redisCallsPerJob: perJob(redisBefore, redisAfter, bullmqJobs),
       };
     },
   };
 }
 
-async function jobTotals(dep: Deployment): Promise<{ jobs: number; publications: number; commits: number; committedJobs: number }> {
+async function jobTotals(
+  dep: Deployment,
+): Promise<{ jobs: number; publications: number; commits: number; committedJobs: number; bullmqJobs: number; bundledBatches: number }> {
   const scrapes = await Promise.all(dep.workerMetricsUrls.map(scrape));
   return {
     jobs: total(scrapes, 'tidings_worker_job_publications_count'),
     publications: total(scrapes, 'tidings_worker_job_publications_sum'),
     commits: total(scrapes, 'tidings_worker_commit_jobs_count'),
     committedJobs: total(scrapes, 'tidings_worker_commit_jobs_sum'),
+    bullmqJobs: total(scrapes, 'tidings_worker_bullmq_job_batches_count'),
+    bundledBatches: total(scrapes, 'tidings_worker_bullmq_job_batches_sum'),
   };
 }
 

@@ -29,11 +29,15 @@ const at = (path: string) => (m: Record<string, unknown>) =>
 /** Lost + duplicated + out of order + acked but not stored (+ stored twice, + a gapped channel): 0 to pass. */
 const integrityFigure: Figure = { label: 'integrity failures', unit: '', read: at('integrity.failures') };
 
-/** What the workers did per job in the window (T1, T2, L1, L2). */
+/**
+ * What the workers did in the window (T1, T2, L1, L2), per partition batch (what a BullMQ job
+ * carried before bundles; now a job carries one or several) and per BullMQ job.
+ */
 const jobFigures: Figure[] = [
-  { label: 'publications per job', unit: '', read: at('publicationsPerJob') },
-  { label: 'jobs per commit', unit: '', read: at('jobsPerCommit') },
-  { label: 'Redis calls per job', unit: '', read: at('redisCallsPerJob.total') },
+  { label: 'publications per batch', unit: '', read: at('publicationsPerJob') },
+  { label: 'batches per commit', unit: '', read: at('jobsPerCommit') },
+  { label: 'batches per BullMQ job', unit: '', read: at('batchesPerBullmqJob') },
+  { label: 'Redis calls per BullMQ job', unit: '', read: at('redisCallsPerJob.total') },
 ];
 
 /** Figures per scenario; the first is the headline (its median run supplies the CPU row). */

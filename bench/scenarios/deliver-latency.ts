@@ -109,6 +109,7 @@ async function deliverLatency(ctx: ScenarioContext, target: LatencyTargets): Pro
         jobs: w.jobs,
         publicationsPerJob: w.publicationsPerJob,
         jobsPerCommit: w.jobsPerCommit,
+        batchesPerBullmqJob: w.batchesPerBullmqJob,
         redisCallsPerJob: w.redisCallsPerJob,
         integrity,
       },

@@ -127,6 +127,7 @@ async function publishLoad(ctx: ScenarioContext, via: 'ws' | 'http'): Promise<Sc
         jobs: w.jobs,
         publicationsPerJob: w.publicationsPerJob,
         jobsPerCommit: w.jobsPerCommit,
+        batchesPerBullmqJob: w.batchesPerBullmqJob,
         redisCallsPerJob: w.redisCallsPerJob,
         integrity,
       },

@@ -8,6 +8,10 @@
  * Jobs of one partition are added strictly one after another, so the queue order is the
  * order in which this gateway accepted the publications (guarantee 3).
  *
+ * Partitions owned by one worker (./owners.ts) that send at the same moment share one BullMQ
+ * job, a bundle (./job.ts): each batch keeps its own slot, stream and seq, so everything
+ * below holds per partition as before, while BullMQ's cost is paid once per bundle.
+ *
  * Every reply is definitive (guarantee 1, issue 12): success means committed, an error means
  * never committed. A publication not acknowledged within `publishTimeoutMs` is answered
  * then: one still waiting here was never sent and can never commit (error); one whose job
@@ -29,12 +33,16 @@ import { metrics } from '../observability/metrics.js';
 import { errorByCode, Errors, ProtocolError } from '../protocol/codes.js';
 import {
   HISTORY_REMOVE_JOB_NAME,
+  INGEST_BUNDLE_JOB_NAME,
   INGEST_JOB_NAME,
   jobStream,
+  type BundlePart,
   type HistoryRemoveJob,
+  type IngestBundle,
   type IngestJob,
   type Sequenced,
 } from './job.js';
+import { PartitionOwners } from './owners.js';
 
 /** BullMQ keeps job data in one Redis string; keep jobs well below what hurts Redis latency. */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
@@ -73,6 +81,7 @@ interface Entry {
 }
 
 interface Partition {
+  index: number;
   queue: Queue;
   waiting: Entry[];
   inflight: number;
@@ -88,6 +97,18 @@ interface Partition {
   open: SentJob<Entry>[];
 }
 
+/** A partition's batch on its way into a job. */
+interface BundlePartToSend {
+  partition: Partition;
+  batch: Entry[];
+}
+
+/** Batches of one owner's partitions gathered into one job, and their size. */
+interface Bundle {
+  parts: BundlePartToSend[];
+  bytes: number;
+}
+
 export class IngestClient {
   readonly gatewayId = `gw-${randomUUID()}`;
   private readonly partitions: Partition[];
@@ -96,6 +117,8 @@ export class IngestClient {
   private readonly stopping = new AbortController();
   private readonly decider: Decider<Entry>;
   private readonly ackTopic: string;
+  private readonly owners: PartitionOwners;
+  private pumpScheduled = false;
   private closed = false;
 
   constructor(
@@ -108,8 +131,10 @@ export class IngestClient {
     outcomes: JobOutcomes,
   ) {
     this.ackTopic = keys.acks(this.gatewayId);
+    this.owners = new PartitionOwners(redis, keys, settings.partitions, log);
     this.decider = new Decider<Entry>(outcomes, (entry, found) => this.answerDecided(entry, found), log, this.stopping.signal);
     this.partitions = Array.from({ length: settings.partitions }, (_, i) => ({
+      index: i,
       queue: new Queue(partitionQueueName(i), {
         connection: redis,
         prefix: keys.queuePrefix,
@@ -140,6 +165,7 @@ export class IngestClient {
 
   /** Must resolve before the first publish: acks sent before we listen would be lost. */
   async start(): Promise<void> {
+    await this.owners.start();
     await this.listenForAcks();
     this.pubsub.onReconnect(() => void this.afterReconnect());
   }
@@ -222,13 +248,53 @@ export class IngestClient {
       if (remove) entry.remove = true;
       this.byId.set(full.id, entry);
       partition.waiting.push(entry);
-      this.pump(partition);
+      this.pump();
     });
   }
 
-  private pump(partition: Partition): void {
-    while (partition.waiting.length > 0 && partition.inflight < this.settings.inflightJobs) {
-      this.send(partition, this.takeBatch(partition));
+  /**
+   * A freed slot sends in a microtask rather than at once: one ack message frees the slots of
+   * every partition in a bundle, and they should make the next bundle together. (A publish
+   * sends at once: on an idle partition it goes out as a job of one, without waiting.)
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /**
+   * Every partition with publications waiting and a free slot sends its next batch. The
+   * batches of partitions with one owner go in one bundle, as long as it stays within
+   * BATCH_MAX_BYTES; a history removal always goes alone.
+   */
+  private pump(): void {
+    if (this.closed) return;
+    for (;;) {
+      const ready = this.partitions.filter((p) => p.waiting.length > 0 && p.inflight < this.settings.inflightJobs);
+      if (ready.length === 0) return;
+      const bundles = new Map<string, Bundle>();
+      for (const partition of ready) {
+        const batch = this.takeBatch(partition);
+        const owner = this.owners.ownerOf(partition.index);
+        if (batch[0]!.remove || owner === undefined) {
+          this.send([{ partition, batch }]);
+          continue;
+        }
+        const bytes = batch.reduce((n, e) => n + e.bytes, 0);
+        const bundle = bundles.get(owner);
+        if (bundle && bundle.bytes + bytes <= BATCH_MAX_BYTES) {
+          bundle.parts.push({ partition, batch });
+          bundle.bytes += bytes;
+        } else {
+          if (bundle) this.send(bundle.parts);
+          bundles.set(owner, { parts: [{ partition, batch }], bytes });
+        }
+      }
+      for (const bundle of bundles.values()) this.send(bundle.parts);
     }
   }
 
@@ -248,19 +314,28 @@ export class IngestClient {
     return partition.waiting.splice(0, count);
   }
 
-  private send(partition: Partition, batch: Entry[]): void {
+  /** Sends one job: a partition's batch, or a bundle of several partitions' batches. */
+  private send(parts: BundlePartToSend[]): void {
+    const sent = parts.map(({ partition, batch }) => ({ partition, batch, job: this.open(partition, batch) }));
+    // Each partition's adds stay strictly one after another (queue order = accept order).
+    const added = Promise.all(parts.map((p) => p.partition.tail)).then(() => this.addJob(sent));
+    for (const { partition, job } of sent) {
+      partition.tail = added.catch(() => {
+        partition.lostAdd = true;
+      });
+      // No timer of its own: expireOverdue answers each publication publishTimeoutMs after it
+      // was accepted, and in the same pass drops what is overdue and still waiting, so a slot
+      // freed by expiry is never taken by publications that already got their error.
+      added.catch((err: unknown) => this.onAddFailed(partition, job, err));
+    }
+  }
+
+  /** Takes a slot of the partition for the batch, until the last of its publications is answered. */
+  private open(partition: Partition, batch: Entry[]): SentJob<Entry> {
     partition.inflight++;
     const job: SentJob<Entry> = { stream: partition.stream, seq: partition.nextSeq++, entries: batch, deciding: false };
     for (const entry of batch) entry.job = job;
     partition.open.push(job);
-    const added = partition.tail.then(() => this.addJob(partition, batch, job.seq));
-    partition.tail = added.catch(() => {
-      partition.lostAdd = true;
-    });
-    // No timer of its own: expireOverdue answers each publication publishTimeoutMs after it
-    // was accepted, and in the same pass drops what is overdue and still waiting, so a slot
-    // freed by expiry is never taken by publications that already got their error.
-    added.catch((err: unknown) => this.onAddFailed(partition, job, err));
     // A countdown rather than a promise per publication: the batch frees its slot when the
     // last of its publications is answered (committed, rejected or expired).
     let unsettled = batch.length;
@@ -268,12 +343,13 @@ export class IngestClient {
       if (--unsettled > 0) return;
       partition.inflight--;
       partition.open.splice(partition.open.indexOf(job), 1);
-      queueMicrotask(() => this.pump(partition));
+      this.schedulePump();
     };
     for (const entry of batch) {
       if (entry.settled) onSettled();
       else entry.onSettled = onSettled;
     }
+    return job;
   }
 
   /**
@@ -282,19 +358,31 @@ export class IngestClient {
    * order; PostgreSQL now commits each gateway's jobs in their order whatever Redis
    * remembers, and workers re-assert the setting on their own.)
    */
-  private async addJob(partition: Partition, batch: Entry[], seq: number) {
-    const { queue } = partition;
-    // Read when the previous add has settled (adds are chained), so a failure just before
+  private async addJob(sent: { partition: Partition; batch: Entry[]; job: SentJob<Entry> }[]) {
+    // Read when the previous adds have settled (adds are chained), so a failure just before
     // is seen; the lost job is decided in PostgreSQL (onAddFailed), not waited for.
-    const order: Sequenced = { s: seq, ...(partition.lostAdd ? { x: true } : {}) };
-    partition.lostAdd = false;
+    const orderOf = (partition: Partition, seq: number): Sequenced => {
+      const order = { s: seq, ...(partition.lostAdd ? { x: true } : {}) };
+      partition.lostAdd = false;
+      return order;
+    };
+    const { queue } = sent[0]!.partition;
+    if (sent.length > 1) {
+      const parts: BundlePart[] = sent.map(({ partition, batch, job }) => ({
+        q: partition.index,
+        p: batch.map((e) => e.pub),
+        ...orderOf(partition, job.seq),
+      }));
+      return queue.add(INGEST_BUNDLE_JOB_NAME, { g: this.gatewayId, b: parts } satisfies IngestBundle);
+    }
+    const { partition, batch, job } = sent[0]!;
+    const order = orderOf(partition, job.seq);
     const first = batch[0]!;
     if (first.remove) {
-      const job: HistoryRemoveJob = { g: this.gatewayId, i: first.pub.id, channel: first.pub.channel, ...order };
-      return queue.add(HISTORY_REMOVE_JOB_NAME, job);
+      const removal: HistoryRemoveJob = { g: this.gatewayId, i: first.pub.id, channel: first.pub.channel, ...order };
+      return queue.add(HISTORY_REMOVE_JOB_NAME, removal);
     }
-    const job: IngestJob = { g: this.gatewayId, p: batch.map((e) => e.pub), ...order };
-    return queue.add(INGEST_JOB_NAME, job);
+    return queue.add(INGEST_JOB_NAME, { g: this.gatewayId, p: batch.map((e) => e.pub), ...order } satisfies IngestJob);
   }
 
   /**
@@ -378,6 +466,7 @@ export class IngestClient {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.expiry);
+    this.owners.stop();
     this.stopping.abort();
     for (const partition of this.partitions) this.expire(partition.waiting.splice(0));
     await Promise.all(this.partitions.map((p) => p.queue.close().catch(() => {})));

@@ -74,6 +74,44 @@ export function parseIngestJob(data: unknown): IngestJob | undefined {
 export const INGEST_JOB_NAME = 'publish';
 
 /**
+ * The bundle: several partitions' publication batches in one BullMQ job, each still its own
+ * job of its own stream (`q` its partition, `s`/`x` its place in this gateway's stream on
+ * that partition). A gateway sends one when several partitions owned by one worker have
+ * publications to send at once (src/ingest/client.ts): BullMQ's work per job (add, move to
+ * active, move to finished) was most of what a job of a few publications cost, and a bundle
+ * pays it once. It travels on the queue of one of its partitions; whichever worker takes it
+ * commits every part, each in its stream's order, so a stale view of who owns what costs at
+ * most a wait, never order.
+ */
+export interface IngestBundle {
+  g: string;
+  b: BundlePart[];
+}
+
+export interface BundlePart extends Sequenced {
+  q: number;
+  p: NewPublication[];
+}
+
+/** As many as TIDINGS_PARTITIONS can be. */
+const MAX_PARTITION_INDEX = 1023;
+
+const bundleSchema = z.object({
+  g: z.string().min(1),
+  b: z
+    .array(z.object({ q: z.number().int().min(0).max(MAX_PARTITION_INDEX), p: z.array(publicationSchema).min(1), ...sequence }))
+    .min(1)
+    .max(MAX_PARTITION_INDEX + 1),
+});
+
+export function parseIngestBundle(data: unknown): IngestBundle | undefined {
+  const result = bundleSchema.safeParse(data);
+  return result.success ? result.data : undefined;
+}
+
+export const INGEST_BUNDLE_JOB_NAME = 'publish-bundle';
+
+/**
  * The second job kind: clear a channel's stored publications (API `history_remove`). It
  * travels on the channel's partition queue like a publish, so it is ordered with the
  * publications around it, and is acknowledged like one: `i` is the id the gateway waits

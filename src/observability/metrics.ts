@@ -143,14 +143,20 @@ export const metrics = {
   }),
   jobPublications: new Histogram({
     name: 'tidings_worker_job_publications',
-    help: 'Publications per ingest job (batching)',
+    help: "Publications per partition batch (an ingest job, or one part of a bundle): the gateways' batching",
     buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
     registers: [registry],
   }),
   commitJobs: new Histogram({
     name: 'tidings_worker_commit_jobs',
-    help: 'Ingest jobs per group commit (one PostgreSQL transaction and one Redis round)',
+    help: 'Partition batches per group commit (one PostgreSQL transaction and one Redis round)',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  }),
+  bullmqJobBatches: new Histogram({
+    name: 'tidings_worker_bullmq_job_batches',
+    help: "Partition batches per BullMQ ingest job (above 1 when a gateway bundles one worker's partitions)",
+    buckets: [1, 2, 4, 8, 16, 32, 64],
     registers: [registry],
   }),
   rejectedPublications: new Counter({

@@ -1,11 +1,13 @@
 /**
- * The job processor: what a persist worker does with one job of a partition queue. Two job
- * kinds, both taken in queue order and in their gateway's stream order (job `s`/`x`,
+ * The job processor: what a persist worker does with one job of a partition queue. Its
+ * kinds are all taken in queue order and in their gateway's stream order (job `s`/`x`,
  * src/persist/order.ts):
  *
  * - a publication batch: handed to the group commit (./group.ts), which commits it with the
  *   other jobs taken meanwhile (one PostgreSQL transaction) and fans them out (one Redis
  *   round: cache, position, publish, acks to the gateways);
+ * - a bundle of several partitions' batches (src/ingest/job.ts): each part handled as the
+ *   batch job of its partition would be;
  * - a history removal: delete the stored publications → clear the cache → ack.
  *
  * Each step retries in place on transient failures (src/persist/retry.ts): a job never goes
@@ -15,19 +17,20 @@
  * so the partition goes on with the next one.
  */
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import type { Keys } from '../bus/keys.js';
+import { partitionQueueName, type Keys } from '../bus/keys.js';
 import type { ScriptedRedis } from '../bus/scripts.js';
 import type { Database } from '../db/client.js';
 import { removeHistory } from '../db/repos/publications.js';
 import type { JobOrder } from '../db/repos/streams.js';
 import {
   HISTORY_REMOVE_JOB_NAME,
+  INGEST_BUNDLE_JOB_NAME,
   isStorable,
   jobStream,
   parseHistoryRemoveJob,
+  parseIngestBundle,
   parseIngestJob,
   type HistoryRemoveJob,
-  type IngestJob,
   type Sequenced,
 } from '../ingest/job.js';
 import type { Logger } from '../observability/logger.js';
@@ -55,44 +58,87 @@ export interface JobProcessorOptions {
 export type JobProcessor = (job: Job, token?: string) => Promise<number>;
 
 export function makeJobProcessor(opts: JobProcessorOptions): JobProcessor {
-  return (job, token) =>
-    job.name === HISTORY_REMOVE_JOB_NAME ? processRemoval(opts, job, token) : processBatch(opts, job, token);
+  return (job, token) => {
+    if (job.name === HISTORY_REMOVE_JOB_NAME) return processRemoval(opts, job, token);
+    if (job.name === INGEST_BUNDLE_JOB_NAME) return processBundle(opts, job, token);
+    return processBatch(opts, job, token);
+  };
 }
 
-/** A publication batch: committed and fanned out with its group; put back when stopping, rejected when it can never commit. */
+/** One partition's batch of a job, and its place in its gateway's stream on that partition. */
+interface Part {
+  gatewayId: string;
+  partition: string;
+  pubs: NewPublication[];
+  order: JobOrder | undefined;
+}
+
+/** A publication batch: a job with one part, on its own queue. */
 async function processBatch(opts: JobProcessorOptions, job: Job, token: string | undefined): Promise<number> {
   const batch = parseIngestJob(job.data);
   if (!batch) throw new UnrecoverableError('malformed ingest job');
+  const part: Part = { gatewayId: batch.g, partition: partitionLabel(job.queueName), pubs: batch.p, order: orderOf(job.queueName, batch) };
+  return processParts(opts, job, token, [part]);
+}
+
+/** A bundle (src/ingest/job.ts): each part is committed as the job of its own partition would be. */
+async function processBundle(opts: JobProcessorOptions, job: Job, token: string | undefined): Promise<number> {
+  const bundle = parseIngestBundle(job.data);
+  if (!bundle) throw new UnrecoverableError('malformed ingest bundle');
+  const parts = bundle.b.map((part): Part => {
+    const queue = partitionQueueName(part.q);
+    return { gatewayId: bundle.g, partition: String(part.q), pubs: part.p, order: orderOf(queue, { g: bundle.g, ...part }) };
+  });
+  return processParts(opts, job, token, parts);
+}
+
+/**
+ * Every part is handed to the group commit at once (they usually share a round). The job is
+ * put back when stopping interrupted a part and nothing failed for good; a part that failed
+ * for good is rejected alone, and the job then moves to failed (it is never run again, so
+ * what its other unfinished parts hold is decided by their gateway's timeout, in PostgreSQL).
+ */
+async function processParts(opts: JobProcessorOptions, job: Job, token: string | undefined, parts: Part[]): Promise<number> {
   const started = performance.now();
-  // One pass: a job carries up to TIDINGS_BATCH_MAX publications.
+  const results = await Promise.allSettled(parts.map((part) => commitPart(opts, part)));
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ part: parts[i]!, err: r.reason as unknown }] : []));
+  if (failures.length === 0) {
+    metrics.bullmqJobBatches.observe(parts.length);
+    const seconds = (performance.now() - started) / 1000;
+    for (const part of parts) metrics.jobDuration.observe({ partition: part.partition }, seconds);
+    return parts.reduce((n, part) => n + part.pubs.length, 0);
+  }
+  const final = failures.filter((f) => !(f.err instanceof ShuttingDown));
+  if (final.length === 0) return putBack(opts.log, job, token);
+  for (const { part, err } of final) {
+    // An error reply means never committed (guarantee 1): once the batch is committed, its
+    // publishers are answered by their gateway's timeout, which finds the commit.
+    if (err instanceof NotFannedOut) opts.log.error({ err: rootCause(err), publications: part.pubs.length }, 'committed batch could not be fanned out');
+    else await rejectBatch(opts, part, err);
+  }
+  const { err } = final[0]!;
+  throw new UnrecoverableError(`publication batch ${err instanceof NotFannedOut ? 'not fanned out' : 'rejected'}: ${(err as Error).message}`);
+}
+
+/** A part through the group commit; what PostgreSQL could never store is refused alone, before it. */
+async function commitPart(opts: JobProcessorOptions, part: Part): Promise<void> {
+  // One pass: a part carries up to TIDINGS_BATCH_MAX publications.
   const storable: NewPublication[] = [];
   const refused: string[] = [];
-  for (const pub of batch.p) {
+  for (const pub of part.pubs) {
     if (isStorable(pub)) storable.push(pub);
     else refused.push(pub.id);
   }
-  try {
-    const outcome = await opts.group.submit({ batch: storable, refused, order: orderOf(job, batch), gatewayId: batch.g });
-    countRejections(outcome.rejected);
-    metrics.jobDuration.observe({ partition: job.queueName.slice('ingest-'.length) }, (performance.now() - started) / 1000);
-    metrics.jobPublications.observe(batch.p.length);
-    return batch.p.length;
-  } catch (err) {
-    if (err instanceof ShuttingDown) return putBack(opts.log, job, token);
-    // An error reply means never committed (guarantee 1): once the batch is committed, its
-    // publishers are answered by their gateway's timeout, which finds the commit.
-    const committed = err instanceof NotFannedOut;
-    if (committed) opts.log.error({ err: rootCause(err), publications: batch.p.length }, 'committed batch could not be fanned out');
-    else await rejectBatch(opts, batch, err);
-    throw new UnrecoverableError(`publication batch ${committed ? 'not fanned out' : 'rejected'}: ${(err as Error).message}`);
-  }
+  const outcome = await opts.group.submit({ batch: storable, refused, order: part.order, gatewayId: part.gatewayId });
+  countRejections(outcome.rejected);
+  metrics.jobPublications.observe(part.pubs.length);
 }
 
 /** API history_remove, in queue order: delete the stored publications, then the cache, then ack. */
 async function processRemoval(opts: JobProcessorOptions, job: Job, token: string | undefined): Promise<number> {
   const removal = parseHistoryRemoveJob(job.data);
   if (!removal) throw new UnrecoverableError('malformed history_remove job');
-  const order = orderOf(job, removal);
+  const order = orderOf(job.queueName, removal);
   const retry = retryOptions(opts);
   try {
     const position = await retryInPlace(
@@ -121,10 +167,10 @@ async function putBack(log: Logger, job: Job, token: string | undefined): Promis
 }
 
 /** A permanent failure: tell the gateway now rather than letting its clients time out. */
-async function rejectBatch(opts: JobProcessorOptions, batch: IngestJob, err: unknown): Promise<void> {
-  opts.log.error({ err: rootCause(err), publications: batch.p.length }, 'batch can never be committed; moving it to failed');
-  const ids = batch.p.map((p) => p.id);
-  await rejectPublications(opts.redis, opts.keys, batch.g, ids, Errors.internal.code).catch(() => {});
+async function rejectBatch(opts: JobProcessorOptions, part: Part, err: unknown): Promise<void> {
+  opts.log.error({ err: rootCause(err), publications: part.pubs.length }, 'batch can never be committed; moving it to failed');
+  const ids = part.pubs.map((p) => p.id);
+  await rejectPublications(opts.redis, opts.keys, part.gatewayId, ids, Errors.internal.code).catch(() => {});
 }
 
 async function rejectRemoval(opts: JobProcessorOptions, removal: HistoryRemoveJob, err: unknown): Promise<void> {
@@ -137,8 +183,12 @@ function retryOptions(opts: JobProcessorOptions): { log: Logger; signal: AbortSi
 }
 
 /** The job's place in its gateway's stream of jobs on this partition (absent from old gateways). */
-function orderOf(job: Job, data: Sequenced & { g: string }): JobOrder | undefined {
-  return data.s === undefined ? undefined : { stream: jobStream(data.g, job.queueName), seq: data.s, skipGap: data.x === true };
+function orderOf(queueName: string, data: Sequenced & { g: string }): JobOrder | undefined {
+  return data.s === undefined ? undefined : { stream: jobStream(data.g, queueName), seq: data.s, skipGap: data.x === true };
+}
+
+function partitionLabel(queueName: string): string {
+  return queueName.slice('ingest-'.length);
 }
 
 function countRejections(rejected: { why: string }[]): void {

@@ -19,7 +19,7 @@ import type { PubSub } from '../../src/bus/pubsub.js';
 import { encodeAcks, type Ack } from '../../src/ingest/acks.js';
 import { IngestClient, type Committed, type IngestSettings } from '../../src/ingest/client.js';
 import type { Abandoned, Claim, Found, JobOutcomes } from '../../src/ingest/outcomes.js';
-import type { IngestJob, HistoryRemoveJob } from '../../src/ingest/job.js';
+import type { IngestBundle, IngestJob, HistoryRemoveJob } from '../../src/ingest/job.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 type Call = { kind: 'concurrency' } | { kind: 'add'; name: string; data: unknown };
@@ -116,7 +116,8 @@ class FakeOutcomes implements JobOutcomes {
   }
 }
 
-async function start(overrides: Partial<IngestSettings> = {}) {
+/** `owners`: what the gateway reads as each partition's lease holder (null: no lease). */
+async function start(overrides: Partial<IngestSettings> = {}, owners?: (string | null)[]) {
   fake.queues.length = 0;
   let onAcks: ((message: string) => void) | undefined;
   let reconnected: (() => void) | undefined;
@@ -139,7 +140,8 @@ async function start(overrides: Partial<IngestSettings> = {}) {
     backlogMax: 1000,
     ...overrides,
   };
-  const client = new IngestClient({} as never, pubsub, keys, settings, log, pg);
+  const redis = owners ? { mget: async () => owners } : {};
+  const client = new IngestClient(redis as never, pubsub, keys, settings, log, pg);
   clients.push(client);
   await client.start();
   const ack = (acks: Ack[]) => onAcks!(encodeAcks(acks));
@@ -450,6 +452,90 @@ describe('ingest client job order', () => {
     expect((queue.jobs[2]!.data as HistoryRemoveJob).channel).toBe('chat');
     expect(queue.jobs.map((j) => (j.data as { s: number }).s)).toEqual([1, 2, 3, 4]);
     await expect(removed).resolves.toEqual({ offset: 7, epoch: 'epoch' });
+  });
+});
+
+describe('ingest client bundles', () => {
+  /** A channel name on each of `n` partitions, by partition. */
+  const channelsOn = (n: number) =>
+    Array.from({ length: n }, (_, p) => {
+      for (let i = 0; ; i++) if (partitionOf(`room:${i}`, n) === p) return `room:${i}`;
+    });
+  const bundlesOn = (queue: FakeQueue) => queue.jobs.filter((j) => j.name === 'publish-bundle').map((j) => j.data as IngestBundle);
+  const parts = (bundle: IngestBundle) => bundle.b.map((part) => [part.q, part.s, part.p.map((p) => p.data)]);
+
+  it("sends one job for the batches of one owner's partitions freed together, each batch in its own stream", async () => {
+    const channels = channelsOn(4);
+    const { client, queues, ack } = await start({ partitions: 4 }, ['w1', 'w1', 'w2', 'w2']);
+    const outcomes = channels.map((channel, p) => publish(client, `first-${p}`, channel).outcome);
+    for (const [p, channel] of channels.entries()) for (const n of [1, 2]) outcomes.push(publish(client, `${p}.${n}`, channel).outcome);
+    await settle();
+    // The first publication of each partition went out alone: each partition was idle.
+    expect(queues.map((q) => batches(q))).toEqual(channels.map((_, p) => [[`first-${p}`]]));
+
+    // One ack message answers all four (one group-commit round): the freed partitions send together, one job per owner.
+    ack(queues.flatMap((q) => ingestJobs(q)).flatMap((job) => job.p.map((p, i): Ack => [p.id, i + 1, 'epoch'])));
+    await settle();
+    expect(bundlesOn(queues[0]!).map(parts)).toEqual([
+      [
+        [0, 2, ['0.1', '0.2']],
+        [1, 2, ['1.1', '1.2']],
+      ],
+    ]);
+    expect(bundlesOn(queues[2]!).map(parts)).toEqual([
+      [
+        [2, 2, ['2.1', '2.2']],
+        [3, 2, ['3.1', '3.2']],
+      ],
+    ]);
+    expect(bundlesOn(queues[1]!).concat(bundlesOn(queues[3]!)), 'a bundle rides on the queue of its first partition').toEqual([]);
+
+    // Each publication of a bundle is answered by its own ack, and frees its own partition.
+    const bundles = [...bundlesOn(queues[0]!), ...bundlesOn(queues[2]!)];
+    ack(bundles.flatMap((b) => b.b.flatMap((part) => part.p.map((p, i): Ack => [p.id, 10 + i, 'epoch']))));
+    const results = await Promise.all(outcomes);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(client.pending).toBe(0);
+  });
+
+  it('keeps the partitions of an unknown owner apart, and a bundle within 4 MiB', async () => {
+    const channels = channelsOn(3);
+    const { client, queues, ack } = await start({ partitions: 3 }, ['w1', 'w1', null]);
+    const big = 'x'.repeat(2.5 * 1024 * 1024);
+    for (const [p, channel] of channels.entries()) publish(client, `first-${p}`, channel);
+    for (const [p, channel] of channels.entries()) publish(client, `${p}${big}`, channel);
+    await settle();
+    ack(queues.flatMap((q) => ingestJobs(q)).flatMap((job) => job.p.map((p, i): Ack => [p.id, i + 1, 'epoch'])));
+    await settle();
+    const sent = queues.map((q) => q.jobs.slice(1).map((j) => [j.name, j.name === 'publish' ? (j.data as IngestJob).p.length : 0]));
+    expect(sent, 'two 2.5 MiB batches of one owner do not fit one job; no owner, no bundle').toEqual([
+      [['publish', 1]],
+      [['publish', 1]],
+      [['publish', 1]],
+    ]);
+  });
+
+  it('marks every partition of a bundle whose add failed, and decides each of its lost batches', async () => {
+    const channels = channelsOn(2);
+    const { client, queues, ack, pg } = await start({ partitions: 2 }, ['w1', 'w1']);
+    for (const [p, channel] of channels.entries()) publish(client, `first-${p}`, channel);
+    const lost = channels.map((channel, p) => publish(client, `lost-${p}`, channel));
+    await settle();
+    queues[0]!.failures = 1;
+    ack(queues.flatMap((q) => ingestJobs(q)).flatMap((job) => job.p.map((p, i): Ack => [p.id, i + 1, 'epoch'])));
+    await settle();
+    for (const pub of lost) expect(await pub.outcome, 'the failed add was decided in PostgreSQL: cancelled').toEqual({ ok: false, code: 100 });
+    expect(pg.abandoned.map((a) => [a.stream.split('/')[1], a.seq]).sort()).toEqual([
+      ['ingest-0', 2],
+      ['ingest-1', 2],
+    ]);
+    for (const [p, channel] of channels.entries()) publish(client, `next-${p}`, channel);
+    await settle();
+    const next = queues.flatMap((q) => q.jobs.slice(-1)).map((j) => j.data as IngestJob);
+    expect(next.map((job) => [job.p[0]!.data, job.s, job.x])).toEqual([
+      ['next-0', 3, true],
+      ['next-1', 3, true],
+    ]);
   });
 });
 
