@@ -8,9 +8,11 @@
  * Jobs of one partition are added strictly one after another, so the queue order is the
  * order in which this gateway accepted the publications (guarantee 3).
  *
- * Partitions owned by one worker (./owners.ts) that send at the same moment share one BullMQ
- * job, a bundle (./job.ts): each batch keeps its own slot, stream and seq, so everything
- * below holds per partition as before, while BullMQ's cost is paid once per bundle.
+ * Partitions owned by one worker (./owners.ts) share one BullMQ job, a bundle (./job.ts): each
+ * batch keeps its own slot, stream and seq, so everything below holds per partition as
+ * before, while BullMQ's cost is paid once per bundle. A known owner also has `inflightJobs`
+ * slots of its own, so its partitions gather what arrives while its jobs are out and send it
+ * together.
  *
  * Every reply is definitive (guarantee 1, issue 12): success means committed, an error means
  * never committed. A publication not acknowledged within `publishTimeoutMs` is answered
@@ -118,6 +120,8 @@ export class IngestClient {
   private readonly decider: Decider<Entry>;
   private readonly ackTopic: string;
   private readonly owners: PartitionOwners;
+  /** Jobs out per known owner (a bundle, or a batch alone), each until all its batches are answered. */
+  private readonly ownerInflight = new Map<string, number>();
   private pumpScheduled = false;
   private closed = false;
 
@@ -270,11 +274,16 @@ export class IngestClient {
    * Every partition with publications waiting and a free slot sends its next batch. The
    * batches of partitions with one owner go in one bundle, as long as it stays within
    * BATCH_MAX_BYTES; a history removal always goes alone.
+   *
+   * A known owner has slots of its own too (`inflightJobs` bundles from this gateway): while
+   * they are taken, its partitions gather what arrives, and all of it leaves in the next
+   * bundle once one is answered. Without them, partitions freed at different moments keep
+   * going out in small bundles of their own, and the per-job cost stays.
    */
   private pump(): void {
     if (this.closed) return;
     for (;;) {
-      const ready = this.partitions.filter((p) => p.waiting.length > 0 && p.inflight < this.settings.inflightJobs);
+      const ready = this.partitions.filter((p) => this.canSend(p));
       if (ready.length === 0) return;
       const bundles = new Map<string, Bundle>();
       for (const partition of ready) {
@@ -290,12 +299,18 @@ export class IngestClient {
           bundle.parts.push({ partition, batch });
           bundle.bytes += bytes;
         } else {
-          if (bundle) this.send(bundle.parts);
+          if (bundle) this.send(bundle.parts, owner);
           bundles.set(owner, { parts: [{ partition, batch }], bytes });
         }
       }
-      for (const bundle of bundles.values()) this.send(bundle.parts);
+      for (const [owner, bundle] of bundles) this.send(bundle.parts, owner);
     }
+  }
+
+  private canSend(partition: Partition): boolean {
+    if (partition.waiting.length === 0 || partition.inflight >= this.settings.inflightJobs) return false;
+    const owner = this.owners.ownerOf(partition.index);
+    return owner === undefined || (this.ownerInflight.get(owner) ?? 0) < this.settings.inflightJobs;
   }
 
   private takeBatch(partition: Partition): Entry[] {
@@ -314,9 +329,23 @@ export class IngestClient {
     return partition.waiting.splice(0, count);
   }
 
-  /** Sends one job: a partition's batch, or a bundle of several partitions' batches. */
-  private send(parts: BundlePartToSend[]): void {
-    const sent = parts.map(({ partition, batch }) => ({ partition, batch, job: this.open(partition, batch) }));
+  /**
+   * Sends one job: a partition's batch, or a bundle of several partitions' batches. With
+   * `owner`, the job holds one of the owner's slots until every batch in it is answered.
+   */
+  private send(parts: BundlePartToSend[], owner?: string): void {
+    let release: (() => void) | undefined;
+    if (owner !== undefined) {
+      this.ownerInflight.set(owner, (this.ownerInflight.get(owner) ?? 0) + 1);
+      let open = parts.length;
+      release = () => {
+        if (--open > 0) return;
+        const left = (this.ownerInflight.get(owner) ?? 1) - 1;
+        if (left > 0) this.ownerInflight.set(owner, left);
+        else this.ownerInflight.delete(owner);
+      };
+    }
+    const sent = parts.map(({ partition, batch }) => ({ partition, batch, job: this.open(partition, batch, release) }));
     // Each partition's adds stay strictly one after another (queue order = accept order).
     const added = Promise.all(parts.map((p) => p.partition.tail)).then(() => this.addJob(sent));
     for (const { partition, job } of sent) {
@@ -331,7 +360,7 @@ export class IngestClient {
   }
 
   /** Takes a slot of the partition for the batch, until the last of its publications is answered. */
-  private open(partition: Partition, batch: Entry[]): SentJob<Entry> {
+  private open(partition: Partition, batch: Entry[], onDone?: () => void): SentJob<Entry> {
     partition.inflight++;
     const job: SentJob<Entry> = { stream: partition.stream, seq: partition.nextSeq++, entries: batch, deciding: false };
     for (const entry of batch) entry.job = job;
@@ -343,6 +372,7 @@ export class IngestClient {
       if (--unsettled > 0) return;
       partition.inflight--;
       partition.open.splice(partition.open.indexOf(job), 1);
+      onDone?.();
       this.schedulePump();
     };
     for (const entry of batch) {

@@ -463,29 +463,40 @@ describe('ingest client bundles', () => {
     });
   const bundlesOn = (queue: FakeQueue) => queue.jobs.filter((j) => j.name === 'publish-bundle').map((j) => j.data as IngestBundle);
   const parts = (bundle: IngestBundle) => bundle.b.map((part) => [part.q, part.s, part.p.map((p) => p.data)]);
+  /** Acks every publication of every job so far (bundles too) as committed, as one ack message. */
+  const ackAll = (ack: (acks: Ack[]) => void, queues: FakeQueue[]) =>
+    ack(
+      queues.flatMap((q) =>
+        q.jobs.flatMap((j) => {
+          const batches = j.name === 'publish-bundle' ? (j.data as IngestBundle).b : j.name === 'publish' ? [j.data as IngestJob] : [];
+          return batches.flatMap((batch) => batch.p.map((p, i): Ack => [p.id, i + 1, 'epoch']));
+        }),
+      ),
+    );
 
-  it("sends one job for the batches of one owner's partitions freed together, each batch in its own stream", async () => {
+  it("keeps one job out per owner: its partitions gather meanwhile, then leave together, each batch in its own stream", async () => {
     const channels = channelsOn(4);
     const { client, queues, ack } = await start({ partitions: 4 }, ['w1', 'w1', 'w2', 'w2']);
     const outcomes = channels.map((channel, p) => publish(client, `first-${p}`, channel).outcome);
     for (const [p, channel] of channels.entries()) for (const n of [1, 2]) outcomes.push(publish(client, `${p}.${n}`, channel).outcome);
     await settle();
-    // The first publication of each partition went out alone: each partition was idle.
-    expect(queues.map((q) => batches(q))).toEqual(channels.map((_, p) => [[`first-${p}`]]));
+    expect(
+      queues.map((q) => batches(q)),
+      "the first publication of each owner goes at once; the owner's other partitions wait for its slot",
+    ).toEqual([[['first-0']], [], [['first-2']], []]);
 
-    // One ack message answers all four (one group-commit round): the freed partitions send together, one job per owner.
-    ack(queues.flatMap((q) => ingestJobs(q)).flatMap((job) => job.p.map((p, i): Ack => [p.id, i + 1, 'epoch'])));
+    ackAll(ack, queues);
     await settle();
     expect(bundlesOn(queues[0]!).map(parts)).toEqual([
       [
         [0, 2, ['0.1', '0.2']],
-        [1, 2, ['1.1', '1.2']],
+        [1, 1, ['first-1', '1.1', '1.2']],
       ],
     ]);
     expect(bundlesOn(queues[2]!).map(parts)).toEqual([
       [
         [2, 2, ['2.1', '2.2']],
-        [3, 2, ['3.1', '3.2']],
+        [3, 1, ['first-3', '3.1', '3.2']],
       ],
     ]);
     expect(bundlesOn(queues[1]!).concat(bundlesOn(queues[3]!)), 'a bundle rides on the queue of its first partition').toEqual([]);
@@ -496,6 +507,11 @@ describe('ingest client bundles', () => {
     const results = await Promise.all(outcomes);
     expect(results.every((r) => r.ok)).toBe(true);
     expect(client.pending).toBe(0);
+
+    // The owner's slot is free again once all its bundle's batches are answered: a publish goes at once.
+    publish(client, 'later', channels[1]!);
+    await settle();
+    expect(batches(queues[1]!)).toEqual([['later']]);
   });
 
   it('keeps the partitions of an unknown owner apart, and a bundle within 4 MiB', async () => {
@@ -503,39 +519,47 @@ describe('ingest client bundles', () => {
     const { client, queues, ack } = await start({ partitions: 3 }, ['w1', 'w1', null]);
     const big = 'x'.repeat(2.5 * 1024 * 1024);
     for (const [p, channel] of channels.entries()) publish(client, `first-${p}`, channel);
+    await settle();
+    expect(queues.map((q) => batches(q)), 'no owner, no owner slot: partition 2 went at once').toEqual([[['first-0']], [], [['first-2']]]);
     for (const [p, channel] of channels.entries()) publish(client, `${p}${big}`, channel);
+    ackAll(ack, queues);
     await settle();
-    ack(queues.flatMap((q) => ingestJobs(q)).flatMap((job) => job.p.map((p, i): Ack => [p.id, i + 1, 'epoch'])));
-    await settle();
-    const sent = queues.map((q) => q.jobs.slice(1).map((j) => [j.name, j.name === 'publish' ? (j.data as IngestJob).p.length : 0]));
-    expect(sent, 'two 2.5 MiB batches of one owner do not fit one job; no owner, no bundle').toEqual([
-      [['publish', 1]],
-      [['publish', 1]],
-      [['publish', 1]],
+    const sent = queues.map((q) => q.jobs.map((j) => [j.name, j.name === 'publish' ? (j.data as IngestJob).p.length : 0]));
+    expect(sent, "two batches of one owner over 4 MiB together go as two jobs; the owner's slots do not hold the second").toEqual([
+      [
+        ['publish', 1],
+        ['publish', 1],
+      ],
+      [['publish', 2]],
+      [
+        ['publish', 1],
+        ['publish', 1],
+      ],
     ]);
   });
 
   it('marks every partition of a bundle whose add failed, and decides each of its lost batches', async () => {
     const channels = channelsOn(2);
     const { client, queues, ack, pg } = await start({ partitions: 2 }, ['w1', 'w1']);
-    for (const [p, channel] of channels.entries()) publish(client, `first-${p}`, channel);
+    publish(client, 'first-0', channels[0]!);
     const lost = channels.map((channel, p) => publish(client, `lost-${p}`, channel));
     await settle();
     queues[0]!.failures = 1;
-    ack(queues.flatMap((q) => ingestJobs(q)).flatMap((job) => job.p.map((p, i): Ack => [p.id, i + 1, 'epoch'])));
+    ackAll(ack, queues);
     await settle();
     for (const pub of lost) expect(await pub.outcome, 'the failed add was decided in PostgreSQL: cancelled').toEqual({ ok: false, code: 100 });
     expect(pg.abandoned.map((a) => [a.stream.split('/')[1], a.seq]).sort()).toEqual([
       ['ingest-0', 2],
-      ['ingest-1', 2],
+      ['ingest-1', 1],
     ]);
     for (const [p, channel] of channels.entries()) publish(client, `next-${p}`, channel);
     await settle();
-    const next = queues.flatMap((q) => q.jobs.slice(-1)).map((j) => j.data as IngestJob);
-    expect(next.map((job) => [job.p[0]!.data, job.s, job.x])).toEqual([
-      ['next-0', 3, true],
-      ['next-1', 3, true],
-    ]);
+    const next0 = ingestJobs(queues[0]!).at(-1)!;
+    expect([next0.p[0]!.data, next0.s, next0.x]).toEqual(['next-0', 3, true]);
+    commit(ack, next0);
+    await settle();
+    const next1 = ingestJobs(queues[1]!).at(-1)!;
+    expect([next1.p[0]!.data, next1.s, next1.x]).toEqual(['next-1', 2, true]);
   });
 });
 
