@@ -35,8 +35,8 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
-  const { keys, database, redis, queueRedis, pubsubRedis, pubsub } = openStores(config, log);
-  const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS);
+  const { keys, database, readDatabase, redis, queueRedis, pubsubRedis, pubsub } = openStores(config, log);
+  const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS, readDatabase?.db);
   // A client reply (history, a recovery's first chunk) or recovery chunk carries at most
   // TIDINGS_REPLY_MAX_BYTES, and never more than the connection's queue bound: a client that
   // cannot hold one reply within its bound could never be paced (issue 9). The API keeps the
@@ -85,20 +85,23 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ['close http server', () => http.close()],
     ['stop ingest', () => ingest.close()],
     ['close redis', () => Promise.all([closeRedis(redis), closeRedis(queueRedis), closeRedis(pubsubRedis)])],
-    ['close database', () => database.close()],
+    ['close database', () => Promise.all([database.close(), readDatabase?.close()])],
   ], Math.max(STEP_LIMIT_MS, config.shutdownGraceMs + 5000));
   return { port, nodeName: config.nodeName, ws, ingest, close };
 }
 
-/** The stores a gateway talks to: PostgreSQL, and Redis for commands, queues and pub/sub. */
+/** The stores a gateway talks to: PostgreSQL (and a read replica, if any), and Redis for commands, queues and pub/sub. */
 function openStores(config: GatewayConfig, log: Logger) {
   const keys = makeKeys(config.ingest.queuePrefix);
   const database = openDatabase(config.databaseUrl, { applicationName: `tidings-gateway-${config.nodeName}` });
+  const readDatabase = config.databaseReadUrl
+    ? openDatabase(config.databaseReadUrl, { applicationName: `tidings-gateway-${config.nodeName}-reads` })
+    : undefined;
   const redis = connectRedis(config.redisUrl, 'commands', log, 'gateway-commands');
   const queueRedis = connectRedis(config.redisUrl, 'queue', log, 'gateway-queue');
   const pubsubRedis = connectRedis(config.redisUrl, 'pubsub', log, 'gateway-pubsub');
   const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }));
-  return { keys, database, redis, queueRedis, pubsubRedis, pubsub };
+  return { keys, database, readDatabase, redis, queueRedis, pubsubRedis, pubsub };
 }
 
 /** A connection's settings: the client section as it is, plus what other sections decide. */

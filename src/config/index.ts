@@ -61,6 +61,7 @@ export function secretProblem(value: string, minimum = 32, unit: 'bytes' | 'char
 /** Environment variable name → its schema. Names here are the documented contract. */
 const schema = {
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_READ_URL: url(['postgres:', 'postgresql:']).optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   PORT: int(0, 65535).default(8000),
   HOST: z.string().min(1).optional(),
@@ -124,6 +125,8 @@ type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
 export interface Config {
   role: Role;
   databaseUrl: string | undefined;
+  /** A read replica for history and recovery reads (gateways); the primary answers what it cannot. */
+  databaseReadUrl: string | undefined;
   redisUrl: string | undefined;
   port: number;
   host: string;
@@ -257,6 +260,7 @@ function buildConfig(e: Env, role: Role): Config {
   return {
     role,
     databaseUrl: e.DATABASE_URL,
+    databaseReadUrl: e.DATABASE_READ_URL,
     redisUrl: e.REDIS_URL,
     port: e.PORT,
     host,

@@ -8,7 +8,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { rename, rm, rmdir } from 'node:fs/promises';
+import { chown, mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,6 +24,8 @@ const TEMPLATE_FORMAT = 1;
 export interface PgInstall {
   readonly postgres: string;
   readonly initdb: string;
+  /** For standbys (tests of read replicas). */
+  readonly basebackup: string;
   /** "15.20" */
   readonly version: string;
 }
@@ -34,9 +36,11 @@ export function findPostgres(): PgInstall {
   // realpath: PATH may hold a symlink (/usr/local/bin/postgres → /usr/lib/postgresql/15/bin/postgres).
   const sibling = join(dirname(realpathSync(postgres)), 'initdb');
   const initdb = existsSync(sibling) ? sibling : findBinary('initdb');
+  const backupSibling = join(dirname(realpathSync(postgres)), 'pg_basebackup');
+  const basebackup = existsSync(backupSibling) ? backupSibling : 'pg_basebackup';
   const output = execFileSync(postgres, ['--version'], { encoding: 'utf8' });
   const version = /\(PostgreSQL\)\s+(\d+(?:\.\d+)?)/.exec(output)?.[1] ?? 'unknown';
-  return { postgres, initdb, version };
+  return { postgres, initdb, basebackup, version };
 }
 
 /** Makes `pgdata` a cluster, unless it already is one. */
@@ -56,6 +60,31 @@ export async function ensureCluster(
   await run('cp', ['-a', template, partial]);
   await rename(partial, pgdata);
   log?.debug({ template, pgdata, ms: Date.now() - began }, 'copied PostgreSQL template cluster');
+}
+
+/**
+ * Makes `pgdata` a streaming replica of the server on 127.0.0.1:`primaryPort`, unless it
+ * already is a cluster: pg_basebackup -R copies the primary and writes the standby signal and
+ * the connection it replicates from (trust auth, as initdb set it up for replication too).
+ */
+export async function ensureStandby(pg: PgInstall, pgdata: string, user: OsUser | undefined, primaryPort: number): Promise<void> {
+  if (isCluster(pgdata)) return;
+  await removeEmptyDir(pgdata);
+  const partial = `${pgdata}.partial-${process.pid}`;
+  await rm(partial, { recursive: true, force: true });
+  // Made here and handed over: the server's user may not create entries in the parent.
+  await mkdir(partial, { mode: 0o700 });
+  if (user) await chown(partial, user.uid, user.gid);
+  const args = ['-D', partial, '-R', '-X', 'stream', '-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres', '--no-sync', '--checkpoint=fast'];
+  const cmd = asUser(user, pg.basebackup, args);
+  try {
+    await run(cmd.file, cmd.args, { cwd: tmpdir(), maxBuffer: 4 * 1024 * 1024 });
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
+    throw new Error(`pg_basebackup failed: ${stderr.split('\n').pop() || (err as Error).message}`);
+  }
+  await rename(partial, pgdata);
 }
 
 function isCluster(dir: string): boolean {

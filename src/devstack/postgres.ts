@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { asUser, ensureReachable, postgresRunAs, type OsUser } from './os-user.js';
-import { ensureCluster, findPostgres, type PgInstall } from './pg-cluster.js';
+import { ensureCluster, ensureStandby, findPostgres, type PgInstall } from './pg-cluster.js';
 import { launch, type ServerHandle, type ServerSpec } from './server.js';
 
 export interface PostgresOptions {
@@ -20,6 +20,12 @@ export interface PostgresOptions {
   /** Created when missing. Default 'tidings'. */
   database?: string;
   logger?: Logger;
+  /**
+   * A streaming replica (hot standby) of the private server on this port, made with
+   * pg_basebackup when `dir` holds no cluster yet: for read-replica tests, which can make its
+   * lag deterministic with pg_wal_replay_pause(). Its database comes from the primary.
+   */
+  standbyOf?: { port: number };
 }
 
 const SUPERUSER = 'postgres';
@@ -55,10 +61,11 @@ function postgresSpec(
     strays: { cwd: pgdata, comm: 'postgres' },
     stopSignal: 'SIGINT', // "fast" shutdown: SIGTERM ("smart") would wait for every client to leave
     logger,
-    prepare: () => preparePostgres(install, user, dir, sockDir, logger),
+    prepare: () => preparePostgres(install, user, dir, sockDir, logger, opts.standbyOf),
     command: () => ({ ...asUser(user, install.postgres, serverArgs(pgdata, sockDir, port)), cwd: dir }),
     ready: () => answers(port, pgdata),
-    afterReady: () => ensureDatabase(port, database),
+    // A standby is read-only: its databases are the primary's.
+    afterReady: () => (opts.standbyOf ? Promise.resolve() : ensureDatabase(port, database)),
     // Every process of the server is gone, so the lock file is stale. PostgreSQL would drop it itself unless
     // its PID now belongs to some other process, which happens after restarts in containers.
     afterExit: async () => rmSync(join(pgdata, 'postmaster.pid'), { force: true }),
@@ -71,13 +78,15 @@ async function preparePostgres(
   dir: string,
   sockDir: string,
   logger: Logger | undefined,
+  standbyOf: { port: number } | undefined,
 ): Promise<void> {
   mkdirSync(sockDir, { recursive: true, mode: 0o700 });
   if (user) {
     ensureReachable(user, dir);
     chownSync(sockDir, user.uid, user.gid);
   }
-  await ensureCluster(install, join(dir, 'pgdata'), user, logger);
+  if (standbyOf) await ensureStandby(install, join(dir, 'pgdata'), user, standbyOf.port);
+  else await ensureCluster(install, join(dir, 'pgdata'), user, logger);
 }
 
 function serverArgs(pgdata: string, sockDir: string, port: number): string[] {

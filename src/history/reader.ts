@@ -19,7 +19,8 @@ import type { BusPublication } from '../bus/topic.js';
 import type { Keys } from '../bus/keys.js';
 import { publicationJson } from '../protocol/publication.js';
 import type { Db } from '../db/client.js';
-import { readBefore, readPosition, readRange, type ChannelPosition } from '../db/repos/publications.js';
+import { readBefore, readPosition, readRange, type ChannelPosition, type PublicationRow } from '../db/repos/publications.js';
+import { metrics } from '../observability/metrics.js';
 import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
 import { readWithin, ReplyBudget } from './budget.js';
 import { Permits } from './permits.js';
@@ -53,11 +54,16 @@ export class HistoryReader implements GapSource {
   /** Identical Redis reads in flight at once share one round trip (see SharedReads). */
   private readonly shared = new SharedReads();
 
+  /**
+   * `replica` (DATABASE_READ_URL): where publications are read first. Positions always come
+   * from `db`, the primary, which also answers every read the replica cannot answer in full.
+   */
   constructor(
     redis: Redis,
     private readonly db: Db,
     private readonly keys: Keys,
     private readonly cacheTtlS: number,
+    private readonly replica?: Db,
   ) {
     this.redis = withScripts(redis);
   }
@@ -151,7 +157,11 @@ export class HistoryReader implements GapSource {
   private async backward(channel: string, pos: ChannelPosition, before: number, budget: ReplyBudget): Promise<BusPublication[]> {
     // readWithin moves its cursor to the last offset read, which going backwards is the next `before`.
     return readWithin(budget, before, async (cursor, n) => {
-      const rows = await readBefore(this.db, channel, cursor, n);
+      // Complete when it starts at the newest one asked for: a lagging replica lacks the newest.
+      const rows = await this.fromReplicaFirst(
+        (db) => readBefore(db, channel, cursor, n),
+        (got) => got[0]?.offset === cursor - 1,
+      );
       return rows.map((r) => ({ offset: r.offset, json: publicationJson(r, pos.epoch) }));
     });
   }
@@ -170,8 +180,36 @@ export class HistoryReader implements GapSource {
   }
 
   private async storedRange(channel: string, epoch: string, after: number, upTo: number, limit = upTo - after): Promise<BusPublication[]> {
-    const rows = await readRange(this.db, channel, after, upTo, limit);
+    // Complete when the page is full or reaches upTo: a lagging replica lacks the newest.
+    const rows = await this.fromReplicaFirst(
+      (db) => readRange(db, channel, after, upTo, limit),
+      (got) => got.length === limit || got.at(-1)?.offset === upTo,
+    );
     return rows.map((r) => ({ offset: r.offset, json: publicationJson(r, epoch) }));
+  }
+
+  /**
+   * A read of publications from the replica when there is one, and from the primary when the
+   * replica's answer is not `complete` or it fails. A replica applies commits in order, and a
+   * channel's offsets are assigned in commit order, so what it holds of a channel is a prefix:
+   * a lagging one comes back short at the newest end, which `complete` checks. (It may still
+   * return publications deleted on the primary moments ago, by retention or history_remove:
+   * stale, never out of order or missing.)
+   */
+  private async fromReplicaFirst(read: (db: Db) => Promise<PublicationRow[]>, complete: (rows: PublicationRow[]) => boolean) {
+    if (this.replica) {
+      try {
+        const rows = await read(this.replica);
+        if (complete(rows)) {
+          metrics.replicaReads.inc({ outcome: 'served' });
+          return rows;
+        }
+        metrics.replicaReads.inc({ outcome: 'behind' });
+      } catch {
+        metrics.replicaReads.inc({ outcome: 'failed' });
+      }
+    }
+    return read(this.db);
   }
 }
 

@@ -128,6 +128,12 @@ export const metrics = {
     labelNames: ['outcome'] as const,
     registers: [registry],
   }),
+  replicaReads: new Counter({
+    name: 'tidings_history_replica_reads_total',
+    help: 'History and recovery reads sent to DATABASE_READ_URL, by outcome (served; behind or failed: read again from the primary)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
   queueDepth: new Gauge({
     name: 'tidings_queue_waiting_jobs',
     help: 'Jobs waiting in each partition queue',
