@@ -10,9 +10,11 @@
 -- channel in job order, and after its publications one 'top' row per channel it touched,
 -- with the channel's top after that job.
 --
--- Rows are locked with FOR UPDATE after inserting what is missing (ON CONFLICT DO NOTHING),
--- in the order every writer uses (stream rows by name, then channel rows by name), instead of
--- 0004's ON CONFLICT DO UPDATE, which wrote a new version of every row only to lock it.
+-- Rows are created and locked as in 0004 (ON CONFLICT DO UPDATE, stream rows by name, then
+-- channel rows by name, the order every writer uses), but once per group instead of once
+-- more per job. (Locking with SELECT ... FOR UPDATE after an INSERT ... ON CONFLICT DO
+-- NOTHING writes fewer row versions, and cost the same for a group of jobs but a quarter
+-- more for a group of one: two statements more.)
 CREATE OR REPLACE FUNCTION tidings_commit_many(
   p_streams text[], p_seqs bigint[], p_skips boolean[], p_counts int[],
   p_channel text[], p_id uuid[], p_data text[], p_user text[], p_client text[],
@@ -36,27 +38,41 @@ DECLARE
   o_offset bigint[] := '{}'; o_epoch text[] := '{}';
   v_from int := 1; v_to int; s int; c int; k int; v_earlier bigint; v_kind text;
 BEGIN
-  INSERT INTO ingest_streams (stream)
+  -- Creates what is missing and locks every row in one statement each (an ON CONFLICT DO
+  -- UPDATE locks the conflicting rows, in the statement's order: by name).
+  WITH locked AS (
+    INSERT INTO ingest_streams AS st (stream)
     SELECT DISTINCT t.stream FROM unnest(p_streams) AS t(stream) WHERE t.stream IS NOT NULL ORDER BY 1
-    ON CONFLICT (stream) DO NOTHING;
+    ON CONFLICT (stream) DO UPDATE SET stream = excluded.stream
+    RETURNING st.stream, st.last_seq
+  )
   SELECT coalesce(array_agg(l.stream ORDER BY l.stream), '{}'), coalesce(array_agg(l.last_seq ORDER BY l.stream), '{}')
-    INTO v_streams, v_last
-    FROM (SELECT st.stream, st.last_seq FROM ingest_streams st WHERE st.stream = ANY (p_streams) ORDER BY st.stream FOR UPDATE) l;
+    INTO v_streams, v_last FROM locked l;
   v_last_before := v_last;
 
-  INSERT INTO channels (name, epoch)
+  WITH locked AS (
+    INSERT INTO channels AS ch (name, epoch)
     SELECT DISTINCT ON (t.name) t.name, t.epoch FROM unnest(p_channel, p_new_epoch) AS t(name, epoch)
     ORDER BY t.name
-    ON CONFLICT (name) DO NOTHING;
+    ON CONFLICT (name) DO UPDATE SET name = excluded.name
+    RETURNING ch.name, ch.epoch, ch.top_offset
+  )
   SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}'), coalesce(array_agg(l.epoch ORDER BY l.name), '{}'),
          coalesce(array_agg(l.top_offset ORDER BY l.name), '{}')
-    INTO v_names, v_epochs, v_tops
-    FROM (SELECT ch.name, ch.epoch, ch.top_offset FROM channels ch WHERE ch.name = ANY (p_channel) ORDER BY ch.name FOR UPDATE) l;
+    INTO v_names, v_epochs, v_tops FROM locked l;
   v_before := v_tops;
   v_mark := array_fill(0, ARRAY[greatest(array_length(v_names, 1), 1)]);
-  SELECT coalesce(array_agg(nm.idx ORDER BY pc.ord), '{}') INTO v_cidx
-    FROM unnest(p_channel) WITH ORDINALITY AS pc(name, ord)
-    JOIN unnest(v_names) WITH ORDINALITY AS nm(name, idx) ON nm.name = pc.name;
+  IF array_length(p_channel, 1) <= 32 THEN
+    -- Few publications: finding each one's channel in the sorted names is cheaper than a join.
+    v_cidx := '{}';
+    FOR i IN 1 .. coalesce(array_length(p_channel, 1), 0) LOOP
+      v_cidx := v_cidx || array_position(v_names, p_channel[i]);
+    END LOOP;
+  ELSE
+    SELECT coalesce(array_agg(nm.idx ORDER BY pc.ord), '{}') INTO v_cidx
+      FROM unnest(p_channel) WITH ORDINALITY AS pc(name, ord)
+      JOIN unnest(v_names) WITH ORDINALITY AS nm(name, idx) ON nm.name = pc.name;
+  END IF;
 
   -- Each job's turn, in the order given (a stream's jobs come in seq order).
   FOR j IN 1 .. m LOOP
@@ -89,7 +105,7 @@ BEGIN
     ) x;
   END IF;
 
-  IF EXISTS (SELECT 1 FROM unnest(p_key) AS u(key) WHERE u.key IS NOT NULL) THEN
+  IF cardinality(array_remove(p_key, NULL)) > 0 THEN
     SELECT coalesce(array_agg(x.pair), '{}'), coalesce(array_agg(x.off), '{}') INTO v_keys, v_key_offsets FROM (
       SELECT p.channel || E'\n' || p.idempotency_key AS pair, p."offset" AS off
         FROM publications p JOIN unnest(p_channel, p_key) AS w(channel, key)
