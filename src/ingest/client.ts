@@ -123,6 +123,7 @@ export class IngestClient {
   /** Jobs out per known owner (a bundle, or a batch alone), each until all its batches are answered. */
   private readonly ownerInflight = new Map<string, number>();
   private pumpScheduled = false;
+  private bundlesSent = 0;
   private closed = false;
 
   constructor(
@@ -396,8 +397,10 @@ export class IngestClient {
       partition.lostAdd = false;
       return order;
     };
-    const { queue } = sent[0]!.partition;
     if (sent.length > 1) {
+      // Any of its partitions' queues will do (the owner consumes them all); taking them in
+      // turn spreads many gateways' bundles over the owner's queues and their active-job bounds.
+      const { queue } = sent[this.bundlesSent++ % sent.length]!.partition;
       const parts: BundlePart[] = sent.map(({ partition, batch, job }) => ({
         q: partition.index,
         p: batch.map((e) => e.pub),
@@ -406,6 +409,7 @@ export class IngestClient {
       return queue.add(INGEST_BUNDLE_JOB_NAME, { g: this.gatewayId, b: parts } satisfies IngestBundle);
     }
     const { partition, batch, job } = sent[0]!;
+    const { queue } = partition;
     const order = orderOf(partition, job.seq);
     const first = batch[0]!;
     if (first.remove) {
