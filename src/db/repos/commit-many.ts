@@ -1,5 +1,5 @@
 /**
- * Group commit: several ingest jobs in one call of `tidings_commit_many` (migrations/0004),
+ * Group commit: several ingest jobs in one call of `tidings_commit_many` (migrations/0004, decided in one pass since 0005),
  * one transaction and one WAL flush for all of them. Each job is decided exactly as
  * `persistBatch` decides one (its turn in its stream, ids and keys seen before, contiguous
  * offsets per channel), so a job's outcome does not depend on which jobs shared its call.
