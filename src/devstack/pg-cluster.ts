@@ -76,14 +76,7 @@ export async function ensureStandby(pg: PgInstall, pgdata: string, user: OsUser 
   await mkdir(partial, { mode: 0o700 });
   if (user) await chown(partial, user.uid, user.gid);
   const args = ['-D', partial, '-R', '-X', 'stream', '-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres', '--no-sync', '--checkpoint=fast'];
-  const cmd = asUser(user, pg.basebackup, args);
-  try {
-    await run(cmd.file, cmd.args, { cwd: tmpdir(), maxBuffer: 4 * 1024 * 1024 });
-  } catch (err) {
-    await rm(partial, { recursive: true, force: true });
-    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-    throw new Error(`pg_basebackup failed: ${stderr.split('\n').pop() || (err as Error).message}`);
-  }
+  await runMaking(partial, 'pg_basebackup', asUser(user, pg.basebackup, args));
   await rename(partial, pgdata);
 }
 
@@ -135,13 +128,20 @@ async function initdb(pg: PgInstall, dir: string, user: OsUser | undefined): Pro
   // trust: only 127.0.0.1 and our own socket can reach it. C locale: present everywhere and
   // fast. --no-sync: a template only ever lives in the temp dir; copies are what servers use.
   const args = ['-D', dir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync'];
-  const cmd = asUser(user, pg.initdb, args);
+  await runMaking(dir, 'initdb', asUser(user, pg.initdb, args));
+}
+
+/**
+ * Runs a command that fills `dir`; on failure removes what it left and throws with the last
+ * line it printed. cwd: the tools resolve paths against it, and our own cwd may be closed to
+ * the postgres user.
+ */
+async function runMaking(dir: string, what: string, cmd: { file: string; args: string[] }): Promise<void> {
   try {
-    // cwd: initdb resolves paths against it, and our own cwd may be closed to the postgres user.
     await run(cmd.file, cmd.args, { cwd: tmpdir(), maxBuffer: 4 * 1024 * 1024 });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-    throw new Error(`initdb failed: ${stderr.split('\n').pop() || (err as Error).message}`);
+    throw new Error(`${what} failed: ${stderr.split('\n').pop() || (err as Error).message}`);
   }
 }

@@ -39,6 +39,8 @@ describe('configuration', () => {
     ['PORT', 'eighty', 'PORT: must be a number'],
     ['PORT', '70000', 'PORT: must be at most 65535'],
     ['DATABASE_URL', 'mysql://x', 'DATABASE_URL: must be a URL starting with postgres:// or postgresql://'],
+    ['DATABASE_READ_URL', 'mysql://x', 'DATABASE_READ_URL: must be a URL starting with postgres:// or postgresql://'],
+    ['DATABASE_READ_URL', 'not a url', 'DATABASE_READ_URL: must be a URL starting with postgres:// or postgresql://'],
     ['REDIS_URL', 'not a url', 'REDIS_URL: must be a URL starting with redis:// or rediss://'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent'],
     ['TIDINGS_TOKEN_SECRET', 'short', 'TIDINGS_TOKEN_SECRET: must be at least 32 bytes, e.g. openssl rand -base64 32'],
