@@ -111,10 +111,18 @@ export class PartitionLeases {
     return live;
   }
 
+  /** One round trip for every lease held, every ttl/4 (one each made the idle cost grow with the partition count). */
   private async renew(): Promise<void> {
     const { redis, keys, workerId, ttlMs } = this.opts;
-    for (const partition of [...this.ownedPartitions, ...this.draining]) {
-      if ((await redis.tidingsLeaseClaim(keys.lease(partition), workerId, ttlMs)) === 1) continue;
+    const held = [...this.ownedPartitions, ...this.draining];
+    if (held.length === 0) return;
+    const pipeline = redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
+    for (const partition of held) pipeline.tidingsLeaseClaim(keys.lease(partition), workerId, ttlMs);
+    const replies = (await pipeline.exec()) ?? [];
+    for (const [i, partition] of held.entries()) {
+      const [err, claimed] = replies[i] ?? [new Error('no reply to a lease renewal'), 0];
+      if (err) throw err;
+      if (claimed === 1) continue;
       // Someone else holds it: this process froze past its lease. Stop taking its jobs now.
       if (!this.owned.delete(partition)) continue;
       this.opts.log.warn({ partition }, 'lost a partition lease');
