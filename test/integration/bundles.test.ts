@@ -14,10 +14,17 @@ import { openDatabase, type Database } from '../../src/db/client.js';
 import { decodeAcks, type Ack } from '../../src/ingest/acks.js';
 import { INGEST_BUNDLE_JOB_NAME, INGEST_JOB_NAME, type IngestBundle, type IngestJob } from '../../src/ingest/job.js';
 import type { NewPublication } from '../../src/protocol/publication.js';
+import { metrics } from '../../src/observability/metrics.js';
 import { TestStack, uniqueChannel } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PARTITIONS = 4;
+
+async function bundledBatches(): Promise<{ count: number; sum: number }> {
+  const { values } = await metrics.bullmqJobBatches.get();
+  const of = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+  return { count: of('tidings_worker_bullmq_job_batches_count'), sum: of('tidings_worker_bullmq_job_batches_sum') };
+}
 
 function pub(channel: string, data: string, extra: Partial<NewPublication> = {}): NewPublication {
   return { id: randomUUID(), channel, data, ...extra };
@@ -71,12 +78,16 @@ describe('bundles', () => {
     const parts = channels.map((channel, q) => ({ q, s: 1, p: [pub(channel, '"a"'), pub(channel, '"b"')] }));
     const poison = pub(channels[2]!, '"poison"', { idempotencyKey: 'a\u0000b' });
     parts[2]!.p.splice(1, 0, poison);
+    const batchesBefore = await bundledBatches();
     await queues[0]!.add(INGEST_BUNDLE_JOB_NAME, { g: gatewayId, b: parts } satisfies IngestBundle);
     const ids = parts.flatMap((part) => part.p.map((p) => p.id));
     await waitFor('an ack for every publication of the bundle', () => ids.every((id) => ackOf(id)), { timeoutMs: 10_000 });
     expect(ackOf(poison.id)?.[3]).toBe(107);
     for (const channel of channels) expect(await stored(channel)).toEqual(['"a"', '"b"']);
     for (const part of parts) expect(part.p.filter((p) => p !== poison).map((p) => ackOf(p.id)?.[1])).toEqual([1, 2]);
+    // tidings_worker_bullmq_job_batches: one BullMQ job that carried four batches (the workers run in this process).
+    await waitFor('the bundle to be counted', async () => (await bundledBatches()).count === batchesBefore.count + 1);
+    expect((await bundledBatches()).sum - batchesBefore.sum).toBe(4);
 
     // Job 3 of partition 1's stream, on its own queue, before the bundle holding its job 2
     // (on partition 3's queue, perhaps another worker's): it waits, and commits after.
