@@ -16,7 +16,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 /** Lowest first. Folders on one line are one layer: they may import each other, without cycles. */
 export const LAYERS: string[][] = [
   ['protocol', 'config', 'observability'],
-  ['auth', 'db', 'devstack'],
+  ['auth', 'db', 'devstack', 'proxy'],
   ['bus'],
   ['history', 'channels', 'presence'],
   ['ingest', 'persist'],

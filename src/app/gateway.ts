@@ -24,6 +24,7 @@ import { metricsRoute } from '../http/metrics.js';
 import { closeRedis, connectRedis } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps, STEP_LIMIT_MS } from './shutdown.js';
+import { ProxyClient } from '../proxy/client.js';
 
 export interface RunningGateway {
   port: number;
@@ -60,6 +61,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       ingest,
       flow: new IngestFlow(ingest, config.ingest),
       scheduler: new FlushScheduler(),
+      proxy: new ProxyClient(config.proxy, log.child({ component: 'proxy' })),
       log: log.child({ component: 'connection' }),
     },
     config.client.maxMessageBytes,

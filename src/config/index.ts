@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { PROXY_KINDS, type ProxyKind, type ProxySettings } from './proxy.js';
 import { loadNamespaces, type Namespaces } from './namespaces.js';
 
 export type Role = 'gateway' | 'worker' | 'dev' | 'migrate' | 'token';
@@ -120,6 +121,21 @@ const schema = {
   // Unset: on for `tidings dev` only; tokens also only on a loopback HOST (see demoSettings).
   TIDINGS_DEMO: z.stringbool({ error: 'must be true or false' }).optional(),
   TIDINGS_DEMO_TOKENS: z.stringbool({ error: 'must be true or false' }).optional(),
+  // Issue 14: Centrifugo's HTTP proxies (src/proxy/client.ts), each off unless its URL is set.
+  TIDINGS_PROXY_CONNECT_URL: url(['http:', 'https:']).optional(),
+  TIDINGS_PROXY_RPC_URL: url(['http:', 'https:']).optional(),
+  TIDINGS_PROXY_SUBSCRIBE_URL: url(['http:', 'https:']).optional(),
+  TIDINGS_PROXY_PUBLISH_URL: url(['http:', 'https:']).optional(),
+  TIDINGS_PROXY_TIMEOUT_MS: int(10, 60_000).default(1000),
+  TIDINGS_PROXY_CONNECT_TIMEOUT_MS: int(10, 60_000).optional(),
+  TIDINGS_PROXY_RPC_TIMEOUT_MS: int(10, 60_000).optional(),
+  TIDINGS_PROXY_SUBSCRIBE_TIMEOUT_MS: int(10, 60_000).optional(),
+  TIDINGS_PROXY_PUBLISH_TIMEOUT_MS: int(10, 60_000).optional(),
+  TIDINGS_PROXY_HTTP_HEADERS: z
+    .string()
+    .regex(/^\s*[A-Za-z0-9-]+(\s*,\s*[A-Za-z0-9-]+)*\s*$/, { error: 'must be header names separated by commas' })
+    .optional(),
+  TIDINGS_PROXY_MAX_RESPONSE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
 } as const;
 
 type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
@@ -181,6 +197,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Workers: serve /metrics and /health on this port (gateways serve them on PORT). */
   metricsPort: number | undefined;
+  /** Centrifugo-compatible HTTP proxies to the app's backend (issue 14). */
+  proxy: ProxySettings;
   client: {
     pingIntervalS: number;
     pongTimeoutS: number;
@@ -254,8 +272,39 @@ export function loadConfig<R extends Role>(role: R, env: NodeJS.ProcessEnv = pro
   if (e.TIDINGS_PONG_TIMEOUT_S > 0 && e.TIDINGS_PING_INTERVAL_S > 0 && e.TIDINGS_PONG_TIMEOUT_S >= e.TIDINGS_PING_INTERVAL_S) {
     throw new ConfigError('TIDINGS_PONG_TIMEOUT_S', 'must be smaller than TIDINGS_PING_INTERVAL_S');
   }
+  const config = buildConfig(e, role);
+  if (role === 'gateway' || role === 'dev') checkNamespaceProxies(config.namespaces, config.proxy);
   // The loop above refused the role's missing REQUIRED variables, which is all ConfigFor adds.
-  return Object.freeze(buildConfig(e, role)) as Readonly<ConfigFor<R>>;
+  return Object.freeze(config) as Readonly<ConfigFor<R>>;
+}
+
+const PROXY_ENV = {
+  connect: ['TIDINGS_PROXY_CONNECT_URL', 'TIDINGS_PROXY_CONNECT_TIMEOUT_MS'],
+  rpc: ['TIDINGS_PROXY_RPC_URL', 'TIDINGS_PROXY_RPC_TIMEOUT_MS'],
+  subscribe: ['TIDINGS_PROXY_SUBSCRIBE_URL', 'TIDINGS_PROXY_SUBSCRIBE_TIMEOUT_MS'],
+  publish: ['TIDINGS_PROXY_PUBLISH_URL', 'TIDINGS_PROXY_PUBLISH_TIMEOUT_MS'],
+} as const satisfies Record<ProxyKind, readonly [keyof Env, keyof Env]>;
+
+function proxySettings(e: Env): ProxySettings {
+  const endpoints: ProxySettings['endpoints'] = {};
+  for (const kind of PROXY_KINDS) {
+    const [urlVar, timeoutVar] = PROXY_ENV[kind];
+    const target = e[urlVar];
+    if (target !== undefined) endpoints[kind] = { url: target, timeoutMs: e[timeoutVar] ?? e.TIDINGS_PROXY_TIMEOUT_MS };
+  }
+  const headers = (e.TIDINGS_PROXY_HTTP_HEADERS ?? '').split(',').map((h) => h.trim().toLowerCase());
+  return { endpoints, headers: headers.filter((h) => h !== ''), maxResponseBytes: e.TIDINGS_PROXY_MAX_RESPONSE_BYTES };
+}
+
+/** A namespace that asks for a proxy that has no URL would silently let everything through: refused at boot. */
+function checkNamespaceProxies(namespaces: Namespaces, proxy: ProxySettings): void {
+  for (const ns of namespaces.all()) {
+    for (const kind of ['subscribe', 'publish'] as const) {
+      if (ns[`proxy_${kind}`] && !proxy.endpoints[kind]) {
+        throw new ConfigError(PROXY_ENV[kind][0], `required: namespace "${ns.name || 'default'}" sets proxy_${kind}`);
+      }
+    }
+  }
 }
 
 function buildConfig(e: Env, role: Role): Config {
@@ -304,6 +353,7 @@ function buildConfig(e: Env, role: Role): Config {
       maxConnectionsPerIp: e.TIDINGS_MAX_CONNECTIONS_PER_IP,
       connectRatePerIp: e.TIDINGS_CONNECT_RATE_PER_IP,
     },
+    proxy: proxySettings(e),
     positionCheckS: e.TIDINGS_POSITION_CHECK_S,
     shutdownGraceMs: e.TIDINGS_SHUTDOWN_GRACE_MS,
     metricsPort: e.TIDINGS_METRICS_PORT,

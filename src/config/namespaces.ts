@@ -38,6 +38,10 @@ const optionsSchema = z
     private: z.boolean(),
     /** Days PostgreSQL keeps publications; null keeps them forever. */
     retention_days: z.number().int().min(1).nullable(),
+    /** Subscriptions without a token are decided by the subscribe proxy (TIDINGS_PROXY_SUBSCRIBE_URL). */
+    proxy_subscribe: z.boolean(),
+    /** Client publishes are checked, and their data may be replaced, by the publish proxy first. */
+    proxy_publish: z.boolean(),
   })
   .strict();
 
@@ -73,6 +77,8 @@ function builtInDefaults(d: NamespaceDefaults): z.output<typeof optionsSchema> {
     allow_anonymous: false,
     private: false,
     retention_days: null,
+    proxy_subscribe: false,
+    proxy_publish: false,
   };
 }
 

@@ -75,6 +75,7 @@ type DecodedOk = Extract<DecodedCommand, { ok: true }>;
 export class Connection implements Session {
   private current: ConnectionState = 'connecting';
   private id = '';
+  readonly reservedClientId = randomUUID();
   private identity: Identity = ANONYMOUS;
   private readonly subs = new Map<string, Subscription>();
   private readonly outbox: Outbox;
@@ -96,6 +97,7 @@ export class Connection implements Session {
     readonly deps: GatewayDeps,
     private readonly commands: Commands,
     private readonly onClosed: (conn: Connection) => void,
+    readonly proxyHeaders: Readonly<Record<string, string>> = {},
   ) {
     const { settings } = deps;
     this.log = deps.log;
@@ -318,7 +320,7 @@ export class Connection implements Session {
 
   authenticate(identity: Identity): boolean {
     if (!this.setState('connected')) return false;
-    this.id = randomUUID();
+    this.id = this.reservedClientId;
     this.identity = { ...identity };
     clearTimeout(this.staleTimer);
     this.heartbeat.start();

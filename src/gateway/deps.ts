@@ -10,6 +10,7 @@ import type { HistoryReader } from '../history/reader.js';
 import type { IngestClient } from '../ingest/client.js';
 import type { IngestFlow } from '../ingest/flow.js';
 import type { Logger } from '../observability/logger.js';
+import type { ProxyClient } from '../proxy/client.js';
 import type { PresenceStore } from '../presence/store.js';
 import type { FlushScheduler } from './outbox.js';
 
@@ -45,5 +46,7 @@ export interface GatewayDeps {
   /** When a client publish may be queued (issue 12: it waits rather than be refused). */
   flow: Pick<IngestFlow, 'room'>;
   scheduler: FlushScheduler;
+  /** The app backend's proxies (issue 14); `has(kind)` is false for those not configured. */
+  proxy: ProxyClient;
   log: Logger;
 }

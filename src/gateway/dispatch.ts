@@ -14,6 +14,7 @@ import {
   presenceStats,
   publish,
   refresh,
+  rpc,
   send,
   subRefresh,
   unsubscribe,
@@ -32,9 +33,8 @@ const handlers: Readonly<Record<Method, CommandHandler>> = {
   sub_refresh: subRefresh,
   presence,
   presence_stats: presenceStats,
-  // 108 for both: Tidings has no RPC handler, and v2 clients ping with an empty frame
-  // (PROTOCOL.md A.4), not with this command.
-  rpc: notAvailable,
+  rpc,
+  // 108: v2 clients ping with an empty frame (PROTOCOL.md A.4), not with this command.
   ping: notAvailable,
   send,
 };

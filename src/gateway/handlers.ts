@@ -18,14 +18,14 @@ import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/
 import { checkHistory, checkPresence, checkPublish, checkSubscriptionToken, tokenChecks } from './access.js';
 import { ttlOf } from './expiry.js';
 import { claimedChannels, subscribeServerSide } from './server-subs.js';
-import type { CommandHandler, Identity } from './session.js';
+import { connectByProxy, publishByProxy, rpcByProxy, type ProxiedConnect } from './proxied.js';
+import type { CommandHandler, Identity, Session } from './session.js';
 import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optionalToken, requestObject } from './validate.js';
 
 export const connect: CommandHandler = async (session, request, id) => {
   const req = requestObject(request);
   const token = optionalToken(req);
-  if (token === undefined) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
-  const creds = await verifyConnectionToken(token, session.deps.settings.tokenSecret, tokenChecks(session));
+  const creds = token !== undefined ? await verifyConnectionToken(token, session.deps.settings.tokenSecret, tokenChecks(session)) : await withoutToken(session, req);
   const channels = claimedChannels(session, creds.channels);
   if (!session.authenticate(identityOf(creds))) return undefined;
   const subs = await subscribeServerSide(session, channels, req.subs);
@@ -37,13 +37,20 @@ export const connect: CommandHandler = async (session, request, id) => {
     version,
     ttl: ttlOf(creds.expiresAt),
     ping: pingIntervalS > 0 ? pingIntervalS : undefined,
+    dataJson: 'dataJson' in creds ? creds.dataJson : undefined,
   };
   session.reply(id, 'connect', encodeConnectResult(result, subs.results));
   subs.goLive();
   return undefined;
 };
 
-function identityOf(creds: ConnectionCredentials): Identity {
+/** No token: the connect proxy decides, when there is one (issue 14). */
+async function withoutToken(session: Session, req: Record<string, unknown>): Promise<ProxiedConnect> {
+  if (!session.deps.proxy.has('connect')) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
+  return connectByProxy(session, req);
+}
+
+function identityOf(creds: Omit<ConnectionCredentials, 'claims'>): Identity {
   const connInfo = creds.info === undefined || creds.info === null ? undefined : JSON.stringify(creds.info);
   return { user: creds.user, connInfo, expiresAt: creds.expiresAt };
 }
@@ -77,8 +84,16 @@ export const publish: CommandHandler = async (session, request, id) => {
   const channel = channelOf(request);
   const req = request as Record<string, unknown>;
   if (req.data === undefined) throw new ProtocolError(Errors.badRequest, 'publish without data');
-  checkPublish(session, channel);
-  const data = JSON.stringify(req.data);
+  const ns = checkPublish(session, channel);
+  let payload: unknown = req.data;
+  if (ns.proxy_publish) {
+    // Awaited in command order, so the backend sees a connection's publishes as they are
+    // queued (guarantee 3).
+    payload = await publishByProxy(session, channel, req.data);
+    if (session.closed) return undefined;
+    checkPublish(session, channel);
+  }
+  const data = JSON.stringify(payload);
   // Flow control (issue 12): while the partition is congested the publish waits, and the
   // commands behind it with it, so the connection stops being read; never a 111. Past the
   // wait's bound it was not queued: error 100, definitively not committed.
@@ -145,6 +160,9 @@ export const presenceStats: CommandHandler = async (session, request) => {
   checkPresence(session, channel);
   return encodePresenceStatsResult(await session.deps.presence.stats(channel));
 };
+
+/** `rpc`: answered by the app backend's RPC proxy (issue 14); 108 without one. */
+export const rpc: CommandHandler = async (session, request) => rpcByProxy(session, request);
 
 export const notAvailable: CommandHandler = async () => {
   throw new ProtocolError(Errors.notAvailable);

@@ -52,16 +52,23 @@ export class WebSocketGateway {
       socket.end(`HTTP/1.1 ${verdict.status} ${verdict.reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return true;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, verdict.ip));
+    const proxyHeaders = this.deps.proxy.forwardable(req.headers);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, verdict.ip, proxyHeaders));
     return true;
   }
 
-  private accept(ws: WebSocket, ip: string): void {
+  private accept(ws: WebSocket, ip: string, proxyHeaders: Record<string, string>): void {
     this.admission.opened(ip);
-    const conn = new Connection(ws, this.deps, commands, (c) => {
-      this.connections.delete(c);
-      this.admission.closed(ip);
-    });
+    const conn = new Connection(
+      ws,
+      this.deps,
+      commands,
+      (c) => {
+        this.connections.delete(c);
+        this.admission.closed(ip);
+      },
+      proxyHeaders,
+    );
     this.connections.add(conn);
   }
 

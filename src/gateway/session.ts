@@ -42,6 +42,10 @@ export interface Session {
   readonly closed: boolean;
   /** '' until connected. */
   readonly clientId: string;
+  /** The id `authenticate` will give the connection: the connect proxy names the client by it. */
+  readonly reservedClientId: string;
+  /** The client's upgrade request headers that may go to the app backend's proxies (TIDINGS_PROXY_HTTP_HEADERS). */
+  readonly proxyHeaders: Readonly<Record<string, string>>;
   readonly user: string;
   readonly connInfo: string | undefined;
   readonly subscriptions: ReadonlyMap<string, Subscription>;

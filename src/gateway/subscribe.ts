@@ -31,6 +31,7 @@ import { encodeSubscribeResult } from '../protocol/codec.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
 import { checkSubscribe, checkSubscriptionToken } from './access.js';
 import { ttlOf } from './expiry.js';
+import { subscribeByProxy, type ProxiedGrant } from './proxied.js';
 import type { CommandHandler, Session } from './session.js';
 import type { Subscription, SubscriptionOptions } from './subscription.js';
 import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optionalToken } from './validate.js';
@@ -87,17 +88,31 @@ export function recoveryRequestOf(req: unknown): RecoveryRequest {
   };
 }
 
+/**
+ * What entitles the subscription beyond the namespace's rules: a subscription token, which is
+ * always verified when given; or, without one in a `proxy_subscribe` namespace, the
+ * subscribe proxy's yes (issue 14), which it must give (its no, or a failed call, refuses).
+ */
+async function grantOf(session: Session, req: ClientRequest, request: unknown): Promise<Partial<ProxiedGrant> | undefined> {
+  if (req.token !== undefined) return checkSubscriptionToken(session, req.channel, req.token);
+  const ns = session.deps.namespaces.of(req.channel);
+  if (!ns?.proxy_subscribe) return undefined;
+  const data = isObject(request) ? request.data : undefined;
+  return subscribeByProxy(session, req.channel, data);
+}
+
 /** The `subscribe` command. */
 export const subscribe: CommandHandler = async (session, request, id) => {
   const req = checkRequest(session, request);
   // A given token is verified whatever the channel (Centrifugo does the same), and only the
   // verified grant entitles the connection to a private one: never the field's presence.
-  const grant = req.token === undefined ? undefined : await checkSubscriptionToken(session, req.channel, req.token);
+  const grant = await grantOf(session, req, request);
   const ns = checkSubscribe(session, req.channel, grant === undefined ? 'none' : 'token');
   const opened = await openSubscription(session, req.channel, ns, req, {
     chanInfo: grant?.info,
     expiresAt: grant?.expiresAt,
     joinLeave: req.joinLeave && ns.join_leave,
+    dataJson: grant?.dataJson,
   });
   if (!opened) return undefined;
   if (req.recover && !opened.recovered && req.rejectUnrecovered) {
@@ -151,7 +166,7 @@ async function attachAndRead(
   const pubs = position.recover && ns.recovery ? await recover(session, channel, ns, position, pos, opts) : undefined;
   if (ns.presence) await session.deps.presence.add(channel, session.clientId, sub.infoJson);
   const startAt = replyPosition(position, pos, pubs);
-  return { sub, pos, startAt, recovered: pubs !== undefined, result: resultOf(ns, position, pos, pubs, opts.expiresAt) };
+  return { sub, pos, startAt, recovered: pubs !== undefined, result: resultOf(ns, position, pos, pubs, opts) };
 }
 
 /**
@@ -196,15 +211,16 @@ function resultOf(
   req: RecoveryRequest,
   pos: ChannelPosition,
   recovered: BusPublication[] | undefined,
-  expiresAt: number | undefined,
+  opts: SubscriptionOptions,
 ): string {
   return encodeSubscribeResult({
     recoverable: ns.recovery,
-    ttl: ttlOf(expiresAt),
+    ttl: ttlOf(opts.expiresAt),
     epoch: pos.epoch,
     offset: recovered ? req.offset : pos.top,
     wasRecovering: req.recover,
     recovered: recovered !== undefined,
     publications: recovered,
+    dataJson: opts.dataJson,
   });
 }

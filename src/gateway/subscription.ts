@@ -30,6 +30,8 @@ export interface SubscriptionOptions {
   joinLeave?: boolean;
   /** Server-side subscriptions (token `channels` claim, API subscribe) recover through connect. */
   serverSide?: boolean;
+  /** The subscribe proxy's `data` for the subscribe reply, as JSON text. */
+  dataJson?: string | undefined;
 }
 
 /** What a subscription needs from the connection that owns it. */

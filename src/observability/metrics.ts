@@ -79,6 +79,19 @@ export const metrics = {
     labelNames: ['code'] as const,
     registers: [registry],
   }),
+  proxyCalls: new Counter({
+    name: 'tidings_proxy_requests_total',
+    help: 'Calls to the app backend proxies by kind and outcome (ok, error, disconnect: the backend said so; failed: no usable answer)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [registry],
+  }),
+  proxyDuration: new Histogram({
+    name: 'tidings_proxy_duration_seconds',
+    help: 'Time of a call to an app backend proxy, by kind',
+    labelNames: ['kind'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  }),
   publishToCommit: new Histogram({
     name: 'tidings_ingest_publish_to_commit_seconds',
     help: 'From a publish accepted by a gateway to its commit acknowledgement',

@@ -321,6 +321,8 @@ export interface ConnectResultFields {
   ttl?: number | undefined;
   /** Seconds between server pings; the client answers each (`pong`). Undefined: no pings. */
   ping?: number | undefined;
+  /** The connect proxy's `data` for the client, as JSON text. */
+  dataJson?: string | undefined;
 }
 
 /**
@@ -331,6 +333,7 @@ export function encodeConnectResult(result: ConnectResultFields, subsJson?: stri
   let out = `{"client":${JSON.stringify(result.client)},"version":${JSON.stringify(result.version)}`;
   out += expiryPart(result.ttl);
   if (result.ping !== undefined) out += `,"ping":${result.ping},"pong":true`;
+  if (result.dataJson !== undefined) out += `,"data":${result.dataJson}`;
   if (subsJson !== undefined) out += `,"subs":${subsJson}`;
   return `${out}}`;
 }
@@ -356,6 +359,8 @@ export interface SubscribeResultFields {
   recovered: boolean;
   /** A recovery's first chunk, ascending by offset. */
   publications?: readonly PublicationText[] | undefined;
+  /** The subscribe proxy's `data` for the client, as JSON text. */
+  dataJson?: string | undefined;
 }
 
 /**
@@ -369,6 +374,7 @@ export function encodeSubscribeResult(result: SubscribeResultFields): string {
   if (result.wasRecovering) out += ',"was_recovering":true';
   if (result.recovered) out += ',"recovered":true';
   if (result.publications?.length) out += `,"publications":[${joinPublications(result.publications)}]`;
+  if (result.dataJson !== undefined) out += `,"data":${result.dataJson}`;
   return `${out}}`;
 }
 

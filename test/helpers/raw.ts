@@ -46,8 +46,8 @@ export class RawClient {
     ws.on('error', () => {}); // a close follows; tests look at closeEvent
   }
 
-  static async open(url: string, timeoutMs = 5000): Promise<RawClient> {
-    const ws = new WebSocket(url);
+  static async open(url: string, timeoutMs = 5000, headers: Record<string, string> = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, { headers });
     const client = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 
@@ -46,6 +49,12 @@ describe('configuration', () => {
     ['TIDINGS_TOKEN_SECRET', 'short', 'TIDINGS_TOKEN_SECRET: must be at least 32 bytes, e.g. openssl rand -base64 32'],
     ['TIDINGS_PARTITIONS', '0', 'TIDINGS_PARTITIONS: must be at least 1'],
     ['TIDINGS_QUEUE_PREFIX', 'a:b', 'TIDINGS_QUEUE_PREFIX: must be 1-64 letters, digits, _ or -'],
+    ['TIDINGS_PG_PARTITION_DAYS', '0', 'TIDINGS_PG_PARTITION_DAYS: must be at least 1'],
+    ['TIDINGS_PROXY_CONNECT_URL', 'ftp://backend/connect', 'TIDINGS_PROXY_CONNECT_URL: must be a URL starting with http:// or https://'],
+    ['TIDINGS_PROXY_RPC_URL', 'backend/rpc', 'TIDINGS_PROXY_RPC_URL: must be a URL starting with http:// or https://'],
+    ['TIDINGS_PROXY_TIMEOUT_MS', '0', 'TIDINGS_PROXY_TIMEOUT_MS: must be at least 10'],
+    ['TIDINGS_PROXY_HTTP_HEADERS', 'Cookie,,X', 'TIDINGS_PROXY_HTTP_HEADERS: must be header names separated by commas'],
+    ['TIDINGS_PROXY_HTTP_HEADERS', 'Cookie: x', 'TIDINGS_PROXY_HTTP_HEADERS: must be header names separated by commas'],
   ])('%s=%s is one clear line', (name, value, message) => {
     const err = errorOf(() => loadConfig('gateway', { ...base, [name]: value }));
     expect(err.message).toBe(message);
@@ -80,6 +89,28 @@ describe('configuration', () => {
     it('refuses a weak secret for the token command too', () => {
       expect(errorOf(() => loadConfig('token', { TIDINGS_TOKEN_SECRET: 'short' })).variable).toBe('TIDINGS_TOKEN_SECRET');
     });
+  });
+
+  it('reads the proxies: per-proxy timeouts over the common one, header names in lower case', () => {
+    const config = loadConfig('gateway', {
+      ...base,
+      TIDINGS_PROXY_CONNECT_URL: 'http://app/connect',
+      TIDINGS_PROXY_RPC_URL: 'https://app/rpc',
+      TIDINGS_PROXY_RPC_TIMEOUT_MS: '5000',
+      TIDINGS_PROXY_HTTP_HEADERS: ' Cookie , Authorization',
+    });
+    expect(config.proxy.endpoints).toEqual({
+      connect: { url: 'http://app/connect', timeoutMs: 1000 },
+      rpc: { url: 'https://app/rpc', timeoutMs: 5000 },
+    });
+    expect(config.proxy.headers).toEqual(['cookie', 'authorization']);
+  });
+
+  it('refuses a namespace that asks for a proxy without its URL', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tidings-config-')), 'tidings.json');
+    writeFileSync(file, JSON.stringify({ namespaces: { mod: { proxy_publish: true } } }));
+    const err = errorOf(() => loadConfig('gateway', { ...base, TIDINGS_CONFIG: file }));
+    expect(err.message).toBe('TIDINGS_PROXY_PUBLISH_URL: required: namespace "mod" sets proxy_publish');
   });
 
   it('treats an empty variable as unset', () => {
