@@ -123,11 +123,15 @@ const schema = {
   TIDINGS_DEMO_TOKENS: z.stringbool({ error: 'must be true or false' }).optional(),
   // Issue 14: Centrifugo's HTTP proxies (src/proxy/client.ts), each off unless its URL is set.
   TIDINGS_PROXY_CONNECT_URL: url(['http:', 'https:']).optional(),
+  TIDINGS_PROXY_REFRESH_URL: url(['http:', 'https:']).optional(),
+  TIDINGS_PROXY_SUB_REFRESH_URL: url(['http:', 'https:']).optional(),
   TIDINGS_PROXY_RPC_URL: url(['http:', 'https:']).optional(),
   TIDINGS_PROXY_SUBSCRIBE_URL: url(['http:', 'https:']).optional(),
   TIDINGS_PROXY_PUBLISH_URL: url(['http:', 'https:']).optional(),
   TIDINGS_PROXY_TIMEOUT_MS: int(10, 60_000).default(1000),
   TIDINGS_PROXY_CONNECT_TIMEOUT_MS: int(10, 60_000).optional(),
+  TIDINGS_PROXY_REFRESH_TIMEOUT_MS: int(10, 60_000).optional(),
+  TIDINGS_PROXY_SUB_REFRESH_TIMEOUT_MS: int(10, 60_000).optional(),
   TIDINGS_PROXY_RPC_TIMEOUT_MS: int(10, 60_000).optional(),
   TIDINGS_PROXY_SUBSCRIBE_TIMEOUT_MS: int(10, 60_000).optional(),
   TIDINGS_PROXY_PUBLISH_TIMEOUT_MS: int(10, 60_000).optional(),
@@ -280,6 +284,8 @@ export function loadConfig<R extends Role>(role: R, env: NodeJS.ProcessEnv = pro
 
 const PROXY_ENV = {
   connect: ['TIDINGS_PROXY_CONNECT_URL', 'TIDINGS_PROXY_CONNECT_TIMEOUT_MS'],
+  refresh: ['TIDINGS_PROXY_REFRESH_URL', 'TIDINGS_PROXY_REFRESH_TIMEOUT_MS'],
+  sub_refresh: ['TIDINGS_PROXY_SUB_REFRESH_URL', 'TIDINGS_PROXY_SUB_REFRESH_TIMEOUT_MS'],
   rpc: ['TIDINGS_PROXY_RPC_URL', 'TIDINGS_PROXY_RPC_TIMEOUT_MS'],
   subscribe: ['TIDINGS_PROXY_SUBSCRIBE_URL', 'TIDINGS_PROXY_SUBSCRIBE_TIMEOUT_MS'],
   publish: ['TIDINGS_PROXY_PUBLISH_URL', 'TIDINGS_PROXY_PUBLISH_TIMEOUT_MS'],
@@ -299,7 +305,7 @@ function proxySettings(e: Env): ProxySettings {
 /** A namespace that asks for a proxy that has no URL would silently let everything through: refused at boot. */
 function checkNamespaceProxies(namespaces: Namespaces, proxy: ProxySettings): void {
   for (const ns of namespaces.all()) {
-    for (const kind of ['subscribe', 'publish'] as const) {
+    for (const kind of ['subscribe', 'publish', 'sub_refresh'] as const) {
       if (ns[`proxy_${kind}`] && !proxy.endpoints[kind]) {
         throw new ConfigError(PROXY_ENV[kind][0], `required: namespace "${ns.name || 'default'}" sets proxy_${kind}`);
       }

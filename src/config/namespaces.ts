@@ -42,6 +42,8 @@ const optionsSchema = z
     proxy_subscribe: z.boolean(),
     /** Client publishes are checked, and their data may be replaced, by the publish proxy first. */
     proxy_publish: z.boolean(),
+    /** Expiring subscriptions are renewed by the sub_refresh proxy, not by the client. */
+    proxy_sub_refresh: z.boolean(),
   })
   .strict();
 
@@ -79,6 +81,7 @@ function builtInDefaults(d: NamespaceDefaults): z.output<typeof optionsSchema> {
     retention_days: null,
     proxy_subscribe: false,
     proxy_publish: false,
+    proxy_sub_refresh: false,
   };
 }
 

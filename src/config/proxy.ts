@@ -4,7 +4,7 @@
  */
 
 /** The proxies of Centrifugo's HTTP proxy protocol that Tidings calls. */
-export const PROXY_KINDS = ['connect', 'rpc', 'subscribe', 'publish'] as const;
+export const PROXY_KINDS = ['connect', 'refresh', 'rpc', 'subscribe', 'publish', 'sub_refresh'] as const;
 export type ProxyKind = (typeof PROXY_KINDS)[number];
 
 export interface ProxyEndpoint {

@@ -52,10 +52,11 @@ import { clientInfoJson } from '../protocol/publication.js';
 import type { Command, Method } from '../protocol/types.js';
 import { Backlog } from './backlog.js';
 import type { GatewayDeps } from './deps.js';
-import { lapseTimer } from './expiry.js';
+import { dueTimer, lapseTimer } from './expiry.js';
 import { Heartbeat } from './heartbeat.js';
 import { TokenBucket } from './limiter.js';
 import { Outbox } from './outbox.js';
+import { refreshByProxy, subRefreshByProxy } from './proxied.js';
 import type { Commands, ConnectionState, Identity, Session } from './session.js';
 import { Subscription, type SubscriptionOptions, type SubscriptionOwner } from './subscription.js';
 
@@ -65,6 +66,9 @@ const NEXT: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
   connected: ['closed'],
   closed: [],
 };
+
+/** How soon a refresh that the backend failed to answer is asked again. */
+const PROXY_RETRY_MS = 5000;
 
 const ANONYMOUS: Identity = { user: '', connInfo: undefined, expiresAt: undefined };
 
@@ -115,6 +119,7 @@ export class Connection implements Session {
       writable: () => this.outbox.writable(),
       lostPosition: (sub) => this.lostPosition(sub),
       expired: (sub) => this.subscriptionExpired(sub),
+      due: (sub) => void this.renewSubscription(sub),
     };
     // Binary frames are read as JSON text too (the Go server does the same); we only ever
     // *send* text frames.
@@ -334,11 +339,49 @@ export class Connection implements Session {
     this.scheduleExpiry();
   }
 
-  /** Without a refresh before the grace after the token's expiry runs out, the client is closed (3005). */
+  /**
+   * Without a refresh before the grace after the token's expiry runs out, the client is closed
+   * (3005). With a refresh proxy the server renews the connection itself at its expiry.
+   */
   private scheduleExpiry(): void {
     clearTimeout(this.expiryTimer);
     const { expiresAt } = this.identity;
-    this.expiryTimer = expiresAt === undefined ? undefined : lapseTimer(expiresAt, () => this.close(Disconnect.Expired));
+    if (expiresAt === undefined) this.expiryTimer = undefined;
+    else if (this.deps.proxy.has('refresh')) this.expiryTimer = dueTimer(expiresAt, () => void this.renew());
+    else this.expiryTimer = lapseTimer(expiresAt, () => this.close(Disconnect.Expired));
+  }
+
+  /**
+   * The refresh proxy's answer: lapse (3005), live on, or its disconnect. A failed call keeps
+   * the connection and asks again shortly, as Centrifugo does: a backend that is down must
+   * not disconnect everyone whose session came due meanwhile.
+   */
+  private async renew(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const renewal = await refreshByProxy(this);
+      if (this.closed) return;
+      if (renewal.expired) return this.close(Disconnect.Expired, 'refresh proxy: expired');
+      this.identity = { ...this.identity, expiresAt: renewal.expiresAt, connInfo: renewal.info ?? this.identity.connInfo };
+      this.scheduleExpiry();
+    } catch (err) {
+      if (err instanceof DisconnectError) return this.close(err.disconnect, err.detail);
+      if (!this.closed) this.expiryTimer = setTimeout(() => void this.renew(), PROXY_RETRY_MS).unref();
+    }
+  }
+
+  /** The same for a subscription of a `proxy_sub_refresh` namespace: lapsing sends 2501, and the client resubscribes. */
+  private async renewSubscription(sub: Subscription): Promise<void> {
+    if (this.closed || this.subs.get(sub.channel) !== sub) return;
+    try {
+      const renewal = await subRefreshByProxy(this, sub.channel);
+      if (this.subs.get(sub.channel) !== sub) return;
+      if (renewal.expired) this.subscriptionExpired(sub);
+      else sub.expireAt(renewal.expiresAt);
+    } catch (err) {
+      if (err instanceof DisconnectError) return this.close(err.disconnect, err.detail);
+      if (this.subs.get(sub.channel) === sub) setTimeout(() => void this.renewSubscription(sub), PROXY_RETRY_MS).unref();
+    }
   }
 
   private closeIfStale(): void {

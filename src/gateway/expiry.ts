@@ -16,6 +16,11 @@ export function ttlOf(expiresAt: number | undefined): number | undefined {
   return expiresAt === undefined ? undefined : Math.max(1, expiresAt - Math.floor(Date.now() / 1000));
 }
 
+/** A timer that calls `onDue` at `expiresAt` (a server-side refresh, which needs no grace); it does not keep the process up. */
+export function dueTimer(expiresAt: number, onDue: () => void): NodeJS.Timeout {
+  return setTimeout(onDue, Math.max(0, Math.min(expiresAt * 1000 - Date.now(), MAX_TIMER_MS))).unref();
+}
+
 /** A timer that calls `onLapse` once the grace after `expiresAt` has run out; it does not keep the process up. */
 export function lapseTimer(expiresAt: number, onLapse: () => void): NodeJS.Timeout {
   const ms = expiresAt * 1000 - Date.now() + EXPIRY_GRACE_MS;

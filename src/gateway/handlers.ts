@@ -35,7 +35,8 @@ export const connect: CommandHandler = async (session, request, id) => {
   const result = {
     client: session.clientId,
     version,
-    ttl: ttlOf(creds.expiresAt),
+    // With a refresh proxy the server renews the connection: the client is not told to.
+    ttl: session.deps.proxy.has('refresh') ? undefined : ttlOf(creds.expiresAt),
     ping: pingIntervalS > 0 ? pingIntervalS : undefined,
     dataJson: 'dataJson' in creds ? creds.dataJson : undefined,
   };

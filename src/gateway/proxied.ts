@@ -96,3 +96,28 @@ export async function subscribeByProxy(session: Session, channel: string, data: 
     dataJson: result.data === undefined ? undefined : JSON.stringify(result.data),
   };
 }
+
+/** What the refresh and sub_refresh proxies answer: the session lapses, or lives on until `expiresAt`. */
+export type Renewal = { expired: true } | { expired: false; expiresAt: number | undefined; info: string | undefined };
+
+function renewalOf(kind: string, result: Record<string, unknown>): Renewal {
+  if (result.expired === true) return { expired: true };
+  if (result.expired !== undefined && result.expired !== false) throw invalid(kind, 'expired is not a boolean');
+  return {
+    expired: false,
+    expiresAt: expiryOf(kind, result.expire_at),
+    info: result.info === undefined || result.info === null ? undefined : JSON.stringify(result.info),
+  };
+}
+
+/** An expiring connection, renewed by the server when there is a refresh proxy (the client is not asked). */
+export async function refreshByProxy(session: Session): Promise<Renewal> {
+  const result = await session.deps.proxy.call('refresh', { ...base(session), user: session.user }, { headers: session.proxyHeaders });
+  return renewalOf('refresh', result);
+}
+
+/** An expiring subscription of a `proxy_sub_refresh` namespace, renewed by the server. */
+export async function subRefreshByProxy(session: Session, channel: string): Promise<Renewal> {
+  const body = { ...base(session), user: session.user, channel };
+  return renewalOf('sub_refresh', await session.deps.proxy.call('sub_refresh', body, { headers: session.proxyHeaders }));
+}

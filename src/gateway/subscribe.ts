@@ -113,6 +113,7 @@ export const subscribe: CommandHandler = async (session, request, id) => {
     expiresAt: grant?.expiresAt,
     joinLeave: req.joinLeave && ns.join_leave,
     dataJson: grant?.dataJson,
+    refreshedByServer: ns.proxy_sub_refresh,
   });
   if (!opened) return undefined;
   if (req.recover && !opened.recovered && req.rejectUnrecovered) {
@@ -215,7 +216,7 @@ function resultOf(
 ): string {
   return encodeSubscribeResult({
     recoverable: ns.recovery,
-    ttl: ttlOf(opts.expiresAt),
+    ttl: opts.refreshedByServer ? undefined : ttlOf(opts.expiresAt),
     epoch: pos.epoch,
     offset: recovered ? req.offset : pos.top,
     wasRecovering: req.recover,

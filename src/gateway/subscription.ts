@@ -11,7 +11,7 @@
  */
 import type { Subscriber } from '../channels/hub.js';
 import type { NamespaceOptions } from '../config/namespaces.js';
-import { lapseTimer } from './expiry.js';
+import { dueTimer, lapseTimer } from './expiry.js';
 
 export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed';
 
@@ -32,6 +32,8 @@ export interface SubscriptionOptions {
   serverSide?: boolean;
   /** The subscribe proxy's `data` for the subscribe reply, as JSON text. */
   dataJson?: string | undefined;
+  /** The sub_refresh proxy renews it at its expiry (the client is not asked to). */
+  refreshedByServer?: boolean;
 }
 
 /** What a subscription needs from the connection that owns it. */
@@ -43,6 +45,8 @@ export interface SubscriptionOwner {
   lostPosition(sub: Subscription): void;
   /** The subscription token expired and no sub_refresh came within the grace. */
   expired(sub: Subscription): void;
+  /** A subscription renewed by the server is due: its owner asks the sub_refresh proxy. */
+  due(sub: Subscription): void;
 }
 
 export class Subscription implements Subscriber {
@@ -51,6 +55,8 @@ export class Subscription implements Subscriber {
   readonly chanInfo: string | undefined;
   readonly joinLeave: boolean;
   readonly serverSide: boolean;
+  /** Renewed at its expiry by the sub_refresh proxy (issue 14), not by the client. */
+  readonly refreshedByServer: boolean;
   readonly recoveryMax: number;
 
   constructor(
@@ -65,6 +71,7 @@ export class Subscription implements Subscriber {
     this.joinLeave = opts.joinLeave ?? false;
     this.serverSide = opts.serverSide ?? false;
     this.recoveryMax = namespace.recovery_max;
+    this.refreshedByServer = opts.refreshedByServer ?? false;
     this.expireAt(opts.expiresAt);
   }
 
@@ -88,7 +95,9 @@ export class Subscription implements Subscriber {
     clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     if (expiresAt === undefined || this.current === 'unsubscribed') return;
-    this.expiryTimer = lapseTimer(expiresAt, () => this.owner.expired(this));
+    this.expiryTimer = this.refreshedByServer
+      ? dueTimer(expiresAt, () => this.owner.due(this))
+      : lapseTimer(expiresAt, () => this.owner.expired(this));
   }
 
   // The hub's side (Subscriber).

@@ -75,13 +75,22 @@ describe('proxies to the app backend', () => {
 
   beforeAll(async () => {
     await backend.start();
-    const config = await namespacesFile({ namespaces: { moderated: { proxy_publish: true }, gated: { proxy_subscribe: true }, news: {} } });
+    const config = await namespacesFile({
+      namespaces: {
+        moderated: { proxy_publish: true },
+        gated: { proxy_subscribe: true },
+        renewed: { proxy_subscribe: true, proxy_sub_refresh: true },
+        news: {},
+      },
+    });
     const env = {
       TIDINGS_CONFIG: config,
       TIDINGS_PROXY_CONNECT_URL: `${backend.url}/connect`,
       TIDINGS_PROXY_RPC_URL: `${backend.url}/rpc`,
       TIDINGS_PROXY_PUBLISH_URL: `${backend.url}/publish`,
       TIDINGS_PROXY_SUBSCRIBE_URL: `${backend.url}/subscribe`,
+      TIDINGS_PROXY_REFRESH_URL: `${backend.url}/refresh`,
+      TIDINGS_PROXY_SUB_REFRESH_URL: `${backend.url}/sub_refresh`,
       TIDINGS_PROXY_HTTP_HEADERS: 'Cookie, Authorization',
       TIDINGS_PROXY_TIMEOUT_MS: '300',
       TIDINGS_PROXY_MAX_RESPONSE_BYTES: '4096',
@@ -220,4 +229,38 @@ describe('proxies to the app backend', () => {
     expect(await refused).toMatchObject({ code: 1403, reason: 'not for you' });
     client.disconnect();
   });
+
+  it('refresh proxy: the server renews an expiring connection itself, keeps it while the backend fails, and closes it (3005) when told it expired', async () => {
+    const soon = () => Math.floor(Date.now() / 1000) + 2;
+    backend.answers.set('/connect', () => ({ result: { user: 'erin', expire_at: soon() } }));
+    const answers: Answer[] = [() => ({ result: { expire_at: soon() } }), () => ({ status: 500, body: '{}' }), () => ({ result: { expired: true } })];
+    backend.answers.set('/refresh', (req) => (answers.shift() ?? (() => ({ result: { expired: true } })))(req));
+    const raw = await RawClient.open(url);
+    const reply = await raw.call('connect', {});
+    // The client is not asked to refresh: no `expires` in the reply.
+    expect(reply.connect).not.toHaveProperty('expires');
+    expect(await raw.closed(20_000)).toEqual({ code: 3005, reason: 'connection expired' });
+    const calls = backend.seen.filter((s) => s.path === '/refresh');
+    expect(calls).toHaveLength(3);
+    expect(calls[0]!.body).toMatchObject({ user: 'erin', client: (reply.connect as { client: string }).client });
+  }, 30_000);
+
+  it('sub_refresh proxy: the server renews an expiring subscription, and when told it expired the client resubscribes (2501)', async () => {
+    const soon = () => Math.floor(Date.now() / 1000) + 2;
+    backend.answers.set('/subscribe', () => ({ result: { expire_at: soon() } }));
+    const answers: Answer[] = [() => ({ result: { expire_at: soon() } }), () => ({ result: { expired: true } })];
+    backend.answers.set('/sub_refresh', (req) => (answers.shift() ?? (() => ({ result: { expire_at: soon() + 60 } })))(req));
+    const client = await connected(url, await token('fay'));
+    const channel = `renewed:${Date.now()}`;
+    const sub = client.newSubscription(channel);
+    let subscribedTimes = 0;
+    sub.on('subscribed', () => (subscribedTimes += 1));
+    sub.subscribe();
+    await waitFor('a second subscribe after the subscription expired', () => subscribedTimes === 2, { timeoutMs: 15_000 });
+    const refreshes = backend.seen.filter((s) => s.path === '/sub_refresh');
+    expect(refreshes.length).toBeGreaterThanOrEqual(2);
+    expect(refreshes[0]!.body).toMatchObject({ user: 'fay', channel });
+    expect(backend.seen.filter((s) => s.path === '/subscribe' && s.body.channel === channel)).toHaveLength(2);
+    client.disconnect();
+  }, 30_000);
 });

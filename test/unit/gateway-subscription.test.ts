@@ -14,7 +14,7 @@ function owner(): SubscriptionOwner & {
   expired: ReturnType<typeof vi.fn>;
   lostPosition: ReturnType<typeof vi.fn>;
 } {
-  return { send: vi.fn(), writable: async () => {}, lostPosition: vi.fn(), expired: vi.fn() };
+  return { send: vi.fn(), writable: async () => {}, lostPosition: vi.fn(), expired: vi.fn(), due: vi.fn() };
 }
 
 afterEach(() => {
