@@ -12,6 +12,7 @@ import type { IngestClient } from '../ingest/client.js';
 import type { Logger } from '../observability/logger.js';
 import type { PresenceStore } from '../presence/store.js';
 import type { Params } from './params.js';
+import type { ProxyClient } from '../proxy/client.js';
 
 export interface ApiContext {
   namespaces: Namespaces;
@@ -20,6 +21,8 @@ export interface ApiContext {
   presence: PresenceStore;
   registry: NodeRegistry;
   control: ControlBus;
+  /** The app backend's proxies: API `rpc` goes to the RPC proxy. */
+  proxy: ProxyClient;
   /** Cap on publications per history call (`limit: -1` means this many). */
   historyMaxPerCall: number;
   /** Cap on the bytes of publications in one history result (TIDINGS_REPLY_MAX_BYTES). */

@@ -12,6 +12,7 @@ import { channels, info } from './nodes.js';
 import type { Params } from './params.js';
 import { presence, presenceStats } from './presence.js';
 import { broadcast, publish } from './publish.js';
+import { rpc } from './rpc.js';
 import { disconnect, subscribe, unsubscribe } from './users.js';
 
 export type { Outcome };
@@ -26,6 +27,7 @@ const METHODS: Record<string, ApiMethod> = {
   presence_stats: presenceStats,
   history,
   history_remove: historyRemove,
+  rpc,
   channels,
   info,
 };

@@ -27,6 +27,7 @@ import { API_METHOD_NAMES, ApiDispatcher } from './dispatch.js';
 import { methodEndpoint, type Guard } from './handler.js';
 import { legacyEndpoint } from './legacy.js';
 import { RequestLimiter } from './limit.js';
+import type { ProxyClient } from '../proxy/client.js';
 
 export interface ApiServices {
   config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
@@ -40,6 +41,7 @@ export interface ApiServices {
   history: HistoryReader;
   ingest: IngestClient;
   presence: PresenceStore;
+  proxy: ProxyClient;
   log: Logger;
 }
 
@@ -69,6 +71,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     presence: s.presence,
     registry,
     control,
+    proxy: s.proxy,
     historyMaxPerCall: s.config.history.maxPerCall,
     replyMaxBytes: s.config.history.replyMaxBytes,
     log,

@@ -50,6 +50,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   await ingest.start();
   const presence = new PresenceStore(redis, keys, config.client.presenceTtlS * 1000);
 
+  const proxy = new ProxyClient(config.proxy, log.child({ component: 'proxy' }));
   const ws = new WebSocketGateway(
     {
       settings: gatewaySettings(config, clientReplyBytes),
@@ -61,7 +62,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       ingest,
       flow: new IngestFlow(ingest, config.ingest),
       scheduler: new FlushScheduler(),
-      proxy: new ProxyClient(config.proxy, log.child({ component: 'proxy' })),
+      proxy,
       log: log.child({ component: 'connection' }),
     },
     config.client.maxMessageBytes,
@@ -69,7 +70,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
-  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, log });
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, log });
   http.route('GET /metrics', metricsRoute);
   const stopScrape = onScrape(() => scrapeGauges(ws, hub, ingest));
   const port = await http.listen(config.port, config.host);

@@ -7,6 +7,9 @@
 export const PROXY_KINDS = ['connect', 'refresh', 'rpc', 'subscribe', 'publish', 'sub_refresh'] as const;
 export type ProxyKind = (typeof PROXY_KINDS)[number];
 
+/** RPC methods Tidings answers itself (CONTRACT: `tidings.read`, …); never forwarded to the RPC proxy. */
+export const OWN_RPC_PREFIX = 'tidings.';
+
 export interface ProxyEndpoint {
   url: string;
   timeoutMs: number;

@@ -6,13 +6,12 @@
  * from (a user that is not a string, an expiry in the past) is a failed call, error 100.
  */
 import type { ConnectionCredentials } from '../auth/jwt.js';
+import { OWN_RPC_PREFIX } from '../config/proxy.js';
 import { Errors, ProtocolError } from '../protocol/codes.js';
 import { MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 import type { Session } from './session.js';
 import { isObject, optionalString } from './validate.js';
 
-/** Method names Tidings answers itself (issue 15); never forwarded to the RPC proxy. */
-const OWN_RPC_PREFIX = 'tidings.';
 
 /** The fields Centrifugo puts in every proxy request. */
 function base(session: Session): Record<string, unknown> {

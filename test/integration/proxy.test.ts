@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { namespacesFile } from '../helpers/api.js';
+import { API_KEY, call, callError, namespacesFile } from '../helpers/api.js';
 import { connected, newClient, record } from '../helpers/client.js';
 import { RawClient } from '../helpers/raw.js';
 import { TestStack, token, wsUrl } from '../helpers/stack.js';
@@ -72,6 +72,7 @@ describe('proxies to the app backend', () => {
   const backend = new Backend();
   const stack = new TestStack();
   let url = '';
+  let port = 0;
 
   beforeAll(async () => {
     await backend.start();
@@ -95,7 +96,8 @@ describe('proxies to the app backend', () => {
       TIDINGS_PROXY_TIMEOUT_MS: '300',
       TIDINGS_PROXY_MAX_RESPONSE_BYTES: '4096',
     };
-    url = wsUrl((await stack.gateway(env)).port);
+    port = (await stack.gateway({ ...env, TIDINGS_API_KEY: API_KEY })).port;
+    url = wsUrl(port);
     await stack.worker({ TIDINGS_CONFIG: config });
   });
   afterAll(async () => {
@@ -182,6 +184,12 @@ describe('proxies to the app backend', () => {
     await expect(client.rpc('tidings.read', {})).rejects.toMatchObject({ code: 108 });
     expect(backend.seen.length).toBe(before);
     client.disconnect();
+
+    // The server API's rpc reaches the same backend, without a connection.
+    expect(await call(port, 'rpc', { method: 'getItem', params: { id: 9 } })).toEqual({ data: { id: 9, by: '' } });
+    expect(backend.last('/rpc')!.body).not.toHaveProperty('client');
+    expect(await callError(port, 'rpc', { method: 'fail' })).toEqual({ code: 1403, message: 'forbidden' });
+    expect((await callError(port, 'rpc', { method: 'tidings.unread' })).code).toBe(108);
   });
 
   it('publish proxy: the backend rejects or rewrites each publish, in the order sent; the reply still comes after the commit', async () => {
