@@ -13,7 +13,7 @@ import type { Params } from './params.js';
 import { presence, presenceStats } from './presence.js';
 import { broadcast, publish } from './publish.js';
 import { rpc } from './rpc.js';
-import { disconnect, subscribe, unsubscribe } from './users.js';
+import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
 
 export type { Outcome };
 
@@ -28,6 +28,7 @@ const METHODS: Record<string, ApiMethod> = {
   history,
   history_remove: historyRemove,
   rpc,
+  refresh,
   channels,
   info,
 };

@@ -10,9 +10,8 @@
  *
  * Auth, 405, 413 and 503 as the per-method endpoints (one slot for the whole request). An
  * empty body, or a line that is not a command object, is 400 for the whole request, as in
- * Centrifugo. Differences: a method Tidings does not serve (rpc, refresh, …) or does not
- * know is a 104 for that command (Go answers 400 for the whole request when a string method
- * is unknown), and a command with no `method` is a 104 rather than Go's zero value, publish.
+ * Centrifugo. Differences: a method Tidings does not know is a 104 for that command (Go
+ * answers 400 for the whole request when a string method is unknown), and a command with no `method` is a 104 rather than Go's zero value, publish.
  */
 import type { RouteHandler } from '../http/server.js';
 import { nestingExceeds } from '../protocol/codec.js';

@@ -22,6 +22,7 @@ import {
   rejectUnsupported,
   type Params,
 } from './params.js';
+import type { ServerSubscribeOptions } from '../gateway/session.js';
 
 /**
  * A `user` or `client` field: undefined when missing or null, else an id a connection could
@@ -81,13 +82,68 @@ export const disconnect: ApiMethod = async (ctx, params) => {
 };
 
 /**
- * Server-side subscription of the user's live connections: each gets a `subscribe` push,
- * then the channel's publications. Options that would change what the subscription is
- * (info, data, recover_since, expire_at, override) are not implemented: 108 when set.
+ * Server-side subscription of the user's live connections: each gets a `subscribe` push
+ * (carrying `data`), then the channel's publications, from `recover_since` when given. `info`
+ * becomes the subscription's chan_info; `expire_at` (unix seconds) ends it; `override`
+ * switches presence and join/leave for it, or forces recovery on. The binary variants
+ * (b64info, b64data) are 108: Tidings speaks JSON.
  */
 export const subscribe: ApiMethod = async (ctx, params) => {
   const channel = knownChannel(ctx, params);
-  rejectUnsupported(params, ['info', 'b64info', 'data', 'b64data', 'recover_since', 'expire_at', 'override']);
-  await ctx.control.send({ op: 'subscribe', channel, ...target(params) });
+  rejectUnsupported(params, ['b64info', 'b64data']);
+  await ctx.control.send({ op: 'subscribe', channel, ...target(params), options: subscribeOptions(params) });
+  return {};
+};
+
+function subscribeOptions(params: Params): ServerSubscribeOptions {
+  const since = params.recover_since;
+  if (since !== undefined && since !== null && !isObject(since)) throw new ApiError(ApiErrors.badRequest, 'recover_since must be an object');
+  const override = overrideOf(params.override);
+  return {
+    infoJson: jsonOf(params.info),
+    dataJson: jsonOf(params.data),
+    recoverSince: isObject(since) ? { offset: optionalInt(since, 'offset') ?? 0, epoch: optionalString(since, 'epoch') ?? '' } : undefined,
+    expiresAt: expireAtOf(params),
+    ...override,
+  };
+}
+
+/** JSON text of a field, undefined when absent or null. */
+function jsonOf(value: unknown): string | undefined {
+  return value === undefined || value === null ? undefined : JSON.stringify(value);
+}
+
+/** `expire_at`: unix seconds in the future; 0 or absent: never. */
+function expireAtOf(params: Params): number | undefined {
+  const value = optionalInt(params, 'expire_at');
+  if (value === undefined || value === 0) return undefined;
+  if (value < 0 || value <= Date.now() / 1000) throw new ApiError(ApiErrors.badRequest, 'expire_at must be in the future');
+  return value;
+}
+
+/** Centrifugo's override: `{presence: {value: bool}, join_leave: {value: bool}, force_recovery: {value: bool}}`. */
+function overrideOf(value: unknown): Pick<ServerSubscribeOptions, 'presence' | 'joinLeave' | 'forceRecovery'> {
+  if (value === undefined || value === null) return {};
+  if (!isObject(value)) throw new ApiError(ApiErrors.badRequest, 'override must be an object');
+  const flag = (name: string): boolean | undefined => {
+    const field = value[name];
+    if (field === undefined || field === null) return undefined;
+    if (!isObject(field) || typeof field.value !== 'boolean') throw new ApiError(ApiErrors.badRequest, `override.${name} must be {"value": true|false}`);
+    return field.value;
+  };
+  rejectUnsupported(value, ['force_positioning', 'force_push_join_leave']);
+  return { presence: flag('presence'), joinLeave: flag('join_leave'), forceRecovery: flag('force_recovery') };
+}
+
+/**
+ * API `refresh`: the backend renews the matching connections (`expire_at`, unix seconds;
+ * absent or 0: they no longer expire; `info`: their conn_info from now on) or ends them
+ * (`expired: true`: closed with 3005, and the SDK reconnects).
+ */
+export const refresh: ApiMethod = async (ctx, params) => {
+  const expired = params.expired === true;
+  if (params.expired !== undefined && typeof params.expired !== 'boolean') throw new ApiError(ApiErrors.badRequest, 'expired must be a boolean');
+  rejectUnsupported(params, ['session']);
+  await ctx.control.send({ op: 'refresh', ...target(params), expired, expiresAt: expired ? undefined : expireAtOf(params), infoJson: jsonOf(params.info) });
   return {};
 };

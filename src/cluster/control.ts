@@ -1,5 +1,5 @@
 /**
- * Cluster commands: the API's `unsubscribe`, `disconnect` and `subscribe` must reach a
+ * Cluster commands: the API's `unsubscribe`, `disconnect`, `subscribe` and `refresh` must reach a
  * user's connections on whichever gateway holds them, and no gateway knows where they are.
  * So every gateway listens to one control topic on Redis pub/sub, and `send` does two things:
  *
@@ -30,7 +30,32 @@ const commandSchema = z.discriminatedUnion('op', [
     code: z.number().int(),
     reason: z.string(),
   }),
-  z.object({ op: z.literal('subscribe'), channel: z.string().min(1), user: z.string(), client: optionalClient }),
+  z.object({
+    op: z.literal('subscribe'),
+    channel: z.string().min(1),
+    user: z.string(),
+    client: optionalClient,
+    /** API subscribe's options (src/api/users.ts checked them); JSON text where they are JSON. */
+    options: z
+      .object({
+        infoJson: z.string().optional(),
+        dataJson: z.string().optional(),
+        recoverSince: z.object({ offset: z.number().int().min(0), epoch: z.string() }).optional(),
+        expiresAt: z.number().int().optional(),
+        presence: z.boolean().optional(),
+        joinLeave: z.boolean().optional(),
+        forceRecovery: z.boolean().optional(),
+      })
+      .optional(),
+  }),
+  z.object({
+    op: z.literal('refresh'),
+    user: z.string(),
+    client: optionalClient,
+    expired: z.boolean(),
+    expiresAt: z.number().int().optional(),
+    infoJson: z.string().optional(),
+  }),
 ]);
 
 /** A command for the connections of `user` (only the one with id `client`, when set). */

@@ -6,7 +6,8 @@ import type { Hub } from '../channels/hub.js';
 import type { Connection } from '../gateway/connection.js';
 import type { WebSocketGateway } from '../gateway/server.js';
 import type { Logger } from '../observability/logger.js';
-import { DisconnectError, makeDisconnect } from '../protocol/codes.js';
+import { Disconnect, DisconnectError, makeDisconnect } from '../protocol/codes.js';
+import type { ServerSubscribeOptions } from '../gateway/session.js';
 import type { ControlCommand } from './control.js';
 import type { LocalNode } from './registry.js';
 
@@ -55,14 +56,20 @@ export async function applyLocally(ws: WebSocketGateway, cmd: ControlCommand, lo
       return;
     }
     case 'subscribe':
-      await Promise.all(conns.map((conn) => subscribeOne(conn, cmd.channel, log)));
+      await Promise.all(conns.map((conn) => subscribeOne(conn, cmd.channel, cmd.options ?? {}, log)));
+      return;
+    case 'refresh':
+      for (const conn of conns) {
+        if (cmd.expired) conn.close(Disconnect.Expired, 'server API refresh: expired');
+        else conn.serverRefresh(cmd.expiresAt, cmd.infoJson);
+      }
       return;
   }
 }
 
-async function subscribeOne(conn: Connection, channel: string, log: Logger): Promise<void> {
+async function subscribeOne(conn: Connection, channel: string, options: ServerSubscribeOptions, log: Logger): Promise<void> {
   try {
-    await conn.serverSubscribe(channel);
+    await conn.serverSubscribe(channel, options);
   } catch (err) {
     if (err instanceof DisconnectError) conn.close(err.disconnect, err.detail);
     else log.warn({ err, channel, client: conn.clientId }, 'server-side subscribe failed');

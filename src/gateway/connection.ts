@@ -57,7 +57,7 @@ import { Heartbeat } from './heartbeat.js';
 import { TokenBucket } from './limiter.js';
 import { Outbox } from './outbox.js';
 import { refreshByProxy, subRefreshByProxy } from './proxied.js';
-import type { Commands, ConnectionState, Identity, Session } from './session.js';
+import type { Commands, ConnectionState, Identity, ServerSubscribeOptions, Session } from './session.js';
 import { Subscription, type SubscriptionOptions, type SubscriptionOwner } from './subscription.js';
 
 /** The moves the state machine has (./session.ts draws it). */
@@ -441,8 +441,18 @@ export class Connection implements Session {
   }
 
   /** API `subscribe`: a server-side subscription added while connected. */
-  serverSubscribe(channel: string): Promise<boolean> {
-    return this.commands.serverSubscribe(this, channel);
+  serverSubscribe(channel: string, options: ServerSubscribeOptions = {}): Promise<boolean> {
+    return this.commands.serverSubscribe(this, channel, options);
+  }
+
+  /**
+   * API `refresh`: the backend sets the connection's expiry (none: it no longer expires) and,
+   * when given, its conn_info for what it does from now on.
+   */
+  serverRefresh(expiresAt: number | undefined, connInfo: string | undefined): void {
+    if (this.closed) return;
+    this.identity = { ...this.identity, connInfo: connInfo ?? this.identity.connInfo };
+    this.refreshExpiry(expiresAt);
   }
 
   /**

@@ -8,7 +8,8 @@ import { isValidChannelName } from '../channels/names.js';
 import { encodeSubscribePush, encodeSubscribeResults } from '../protocol/codec.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 import { checkSubscribe } from './access.js';
-import type { Session } from './session.js';
+import type { ServerSubscribeOptions, Session } from './session.js';
+import type { NamespaceOptions } from '../config/namespaces.js';
 import { goLive, openSubscription, recoveryRequestOf, type Opened } from './subscribe.js';
 import { isObject } from './validate.js';
 
@@ -93,7 +94,7 @@ async function openClaimed(session: Session, channel: string, position: unknown)
  * API is the backend itself, so no permission check applies here (as in Centrifugo); the
  * read rule of access.ts still applies to what the connection does with the channel.
  */
-export async function serverSubscribe(session: Session, channel: string): Promise<boolean> {
+export async function serverSubscribe(session: Session, channel: string, options: ServerSubscribeOptions = {}): Promise<boolean> {
   if (session.state !== 'connected') return false;
   if (session.subscriptions.has(channel)) return true;
   if (session.subscriptions.size >= session.deps.settings.channelsPerConnection) {
@@ -101,9 +102,31 @@ export async function serverSubscribe(session: Session, channel: string): Promis
   }
   const ns = session.deps.namespaces.of(channel);
   if (!ns) throw new ProtocolError(Errors.unknownChannel, channel);
-  const opened = await openSubscription(session, channel, ns, { recover: false, offset: 0, epoch: '' }, { serverSide: true });
+  const since = options.recoverSince;
+  const position = since ? { recover: true, offset: since.offset, epoch: since.epoch } : { recover: false, offset: 0, epoch: '' };
+  const opened = await openSubscription(session, channel, overridden(ns, options), position, {
+    serverSide: true,
+    chanInfo: options.infoJson,
+    dataJson: options.dataJson,
+    expiresAt: options.expiresAt,
+  });
   if (!opened) return false;
   session.send(encodeSubscribePush(channel, opened.result));
   goLive(session, opened);
   return true;
+}
+
+/**
+ * The namespace as API subscribe's `override` changes it for this one subscription
+ * (Centrifugo's presence, join_leave and force_recovery overrides); the namespace itself
+ * is left alone.
+ */
+function overridden(ns: NamespaceOptions, options: ServerSubscribeOptions): NamespaceOptions {
+  if (options.presence === undefined && options.joinLeave === undefined && !options.forceRecovery) return ns;
+  return {
+    ...ns,
+    presence: options.presence ?? ns.presence,
+    join_leave: options.joinLeave ?? ns.join_leave,
+    recovery: options.forceRecovery ? true : ns.recovery,
+  };
 }

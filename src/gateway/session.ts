@@ -34,6 +34,21 @@ export interface Identity {
   expiresAt: number | undefined;
 }
 
+/** What API subscribe may set on the subscriptions it makes (src/api/users.ts checks it). */
+export interface ServerSubscribeOptions {
+  /** chan_info and the subscribe push's `data`, as JSON text. */
+  infoJson?: string | undefined;
+  dataJson?: string | undefined;
+  /** Recover from this position, as a client's resubscribe would. */
+  recoverSince?: { offset: number; epoch: string } | undefined;
+  /** Unix seconds; the subscription lapses then. */
+  expiresAt?: number | undefined;
+  /** Centrifugo's `override`: this subscription's presence and join/leave, and recovery forced on. */
+  presence?: boolean | undefined;
+  joinLeave?: boolean | undefined;
+  forceRecovery?: boolean | undefined;
+}
+
 export interface Session {
   readonly deps: GatewayDeps;
   readonly log: Logger;
@@ -86,5 +101,5 @@ export type CommandHandler = (session: Session, request: unknown, id: number) =>
 export interface Commands {
   readonly handlers: Readonly<Record<Method, CommandHandler>>;
   /** API `subscribe`: a server-side subscription added while connected. */
-  serverSubscribe(session: Session, channel: string): Promise<boolean>;
+  serverSubscribe(session: Session, channel: string, options: ServerSubscribeOptions): Promise<boolean>;
 }

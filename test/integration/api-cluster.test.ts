@@ -141,9 +141,57 @@ describe('server API: across gateways', () => {
     await waitFor('both connections to receive the publication', () => got.every((g) => g.data.length === 1));
     expect(got.map((g) => g.data)).toEqual([[{ hi: 1 }], [{ hi: 1 }]]);
 
-    expect((await callError(portA, 'subscribe', { channel, user: 'u-ss', info: { a: 1 } })).code).toBe(108);
+    expect((await callError(portA, 'subscribe', { channel, user: 'u-ss', b64info: 'AQ==' })).code).toBe(108);
     expect((await callError(portA, 'subscribe', { channel: 'nosuchns:x', user: 'u-ss' })).code).toBe(102);
     for (const c of clients) c.disconnect();
+  });
+
+  it('subscribe options: data in the push, info as chan_info, recovery from recover_since, override of presence', async () => {
+    const channel = uniqueChannel('serversubopts');
+    for (const n of [1, 2, 3]) await call(portA, 'publish', { channel, data: { n } });
+    const { epoch } = await call<{ epoch: string }>(portA, 'history', { channel, limit: 0 });
+    const client = await connected(wsUrl(portB), await token('u-so'));
+    const subscribed = new Promise<{ data?: unknown }>((resolve) => client.on('subscribed', resolve));
+    const got: number[] = [];
+    client.on('publication', (ctx) => got.push(Number(ctx.offset)));
+    const params = {
+      channel,
+      user: 'u-so',
+      info: { seat: 7 },
+      data: { welcome: true },
+      recover_since: { offset: 1, epoch },
+      override: { presence: { value: false } },
+    };
+    expect(await call(portA, 'subscribe', params)).toEqual({});
+    expect((await subscribed).data).toEqual({ welcome: true });
+    await waitFor('the publications after offset 1', () => got.length === 2);
+    expect(got).toEqual([2, 3]);
+    expect(await call(portA, 'presence', { channel })).toEqual({ presence: {} });
+
+    for (const [bad, code] of [
+      [{ recover_since: 5 }, 107],
+      [{ expire_at: 1 }, 107],
+      [{ override: { presence: true } }, 107],
+      [{ override: { force_push_join_leave: { value: true } } }, 108],
+    ] as const) {
+      expect((await callError(portA, 'subscribe', { channel, user: 'u-so', ...bad })).code, JSON.stringify(bad)).toBe(code);
+    }
+    client.disconnect();
+  });
+
+  it('refresh: sets the expiry of a user\'s connections on any gateway, or ends them (3005)', async () => {
+    const client = await connected(wsUrl(portB), await token('u-rf'));
+    const disconnected = new Promise<{ code: number }>((resolve) => client.on('disconnected', resolve));
+    const connecting = new Promise<{ code: number }>((resolve) => client.on('connecting', resolve));
+    expect(await call(portA, 'refresh', { user: 'u-rf', expire_at: Math.floor(Date.now() / 1000) + 600 })).toEqual({});
+    expect(await call(portA, 'refresh', { user: 'u-rf', expired: true })).toEqual({});
+    // 3005 makes the SDK reconnect (its token is still good), so it passes through connecting.
+    expect((await connecting).code).toBe(3005);
+    client.disconnect();
+    await disconnected;
+    expect((await callError(portA, 'refresh', { user: 'u-rf', expired: 'yes' })).code).toBe(107);
+    expect((await callError(portA, 'refresh', { user: 'u-rf', expire_at: 1 })).code).toBe(107);
+    expect((await callError(portA, 'refresh', {})).code).toBe(107);
   });
 
   it('channels: subscriber counts summed over every gateway, filtered by a glob', async () => {
