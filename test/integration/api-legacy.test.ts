@@ -56,7 +56,7 @@ describe('server API: legacy endpoint (gocent v3)', () => {
       { method: 'PUBLISH', params: { channel, data: 'x' }, id: 1 },
       { method: 6, params: { channel, limit: 1 }, id: 2 }, // HISTORY
       { method: 'publish', params: { channel: '', data: 'x' }, id: 3 },
-      { method: 10, params: { method: 'anything' }, id: 4 }, // RPC: not served
+      { method: 10, params: { method: 'anything' }, id: 4 }, // RPC: served, but this gateway has no RPC proxy
       { method: 'no_such_method', params: {}, id: 5 },
       { params: {}, id: 6 },
       { method: 'BROADCAST', params: { channels: [channel], data: 'y' } },
@@ -67,7 +67,7 @@ describe('server API: legacy endpoint (gocent v3)', () => {
       { id: 1, result: { offset: 1, epoch: expect.any(String) } },
       { id: 2, result: { publications: [{ data: 'x', offset: 1, epoch: expect.any(String) }], epoch: expect.any(String), offset: 1 } },
       { id: 3, error: { code: 107, message: 'bad request' } },
-      { id: 4, error: { code: 104, message: 'not found' } },
+      { id: 4, error: { code: 108, message: 'not available' } },
       { id: 5, error: { code: 104, message: 'not found' } },
       { id: 6, error: { code: 104, message: 'not found' } },
       { result: { responses: [{ result: { offset: 2, epoch: expect.any(String) } }] } },
