@@ -7,7 +7,6 @@
  * REDIS_URL listing every node as a seed.
  */
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeKeys, partitionOf } from '../../src/bus/keys.js';
 import { slotOf } from '../../src/bus/slots.js';
