@@ -8,7 +8,10 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeRedis, connectRedis } from '../../src/app/redis.js';
 import { makeKeys, partitionOf } from '../../src/bus/keys.js';
+import { PubSub } from '../../src/bus/pubsub.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { slotOf } from '../../src/bus/slots.js';
 import { API_KEY, call } from '../helpers/api.js';
 import { auditFailures, auditRun, NO_FAILURES, printAudit, Publisher, settle, storedPublications } from '../helpers/audit.js';
@@ -136,6 +139,31 @@ describe('Redis Cluster mode', () => {
     sub.client.disconnect();
   });
 
+  it.each(['failover', 'reshard'] as const)('hears a topic again after a %s of its slot, and reports a reconnect (the gateway then checks positions)', async (fault) => {
+    const config = stack.config('gateway');
+    const log = createLogger('silent');
+    const subscriber = connectRedis(config, 'pubsub', log, 'test-pubsub');
+    const publisher = connectRedis(config, 'commands', log, 'test-publisher');
+    const pubsub = new PubSub(subscriber, log, true);
+    let reconnects = 0;
+    pubsub.onReconnect(() => reconnects++);
+    const topic = keys.topic(uniqueChannel(fault));
+    const heard = new Set<string>();
+    await pubsub.listen(topic, (message) => heard.add(message));
+    /** SPUBLISHes until heard: the report comes when ioredis resubscribes, maybe just before Redis confirms it. */
+    const reaches = (message: string) =>
+      waitFor(`"${message}" to reach the subscriber`, async () => (await publisher.spublish(topic, message), heard.has(message)), { timeoutMs: 20_000 });
+    try {
+      await reaches('before');
+      const base = reconnects;
+      await (fault === 'failover' ? failOver(slotOf(topic)) : moveSlot(slotOf(topic)));
+      await waitFor('a reconnect report after the topology change', () => reconnects > base, { timeoutMs: 20_000 });
+      await reaches('after');
+    } finally {
+      await Promise.all([closeRedis(subscriber), closeRedis(publisher)]);
+    }
+  }, 60_000);
+
   describe('faults while publishing', () => {
     /** Runs 2 publishers and 4 subscribers on a channel while `fault` runs, then audits. */
     async function underTraffic(name: string, channel: string, fault: () => Promise<void>) {
@@ -179,13 +207,7 @@ describe('Redis Cluster mode', () => {
       const channel = uniqueChannel('failover');
       const slot = slotOf(keys.topic(channel));
       const audit = await underTraffic('failover', channel, async () => {
-        const nodes = await clusterNodes(cluster.nodes[0]!.port);
-        const master = ownerOf(nodes, slot);
-        const replica = nodes.find((n) => !n.master && n.masterId === master.id)!;
-        const admin = new Redis(replica.port, '127.0.0.1');
-        await admin.call('CLUSTER', 'FAILOVER');
-        await waitFor('the replica to become master', async () => ownerOf(await clusterNodes(replica.port), slot).id === replica.id, { timeoutMs: 20_000 });
-        admin.disconnect();
+        await failOver(slot);
       });
       expect(audit.acknowledged).toBeGreaterThan(100);
       expect(auditFailures(audit)).toEqual(NO_FAILURES);
@@ -203,6 +225,23 @@ describe('Redis Cluster mode', () => {
       expect(ownerOf(await clusterNodes(cluster.nodes[0]!.port), slot).id).not.toBe(before);
     }, 180_000);
   });
+
+  /** A manual failover (CLUSTER FAILOVER on the replica) of the master that owns the slot. */
+  async function failOver(slot: number): Promise<void> {
+    const nodes = await clusterNodes(cluster.nodes[0]!.port);
+    const master = ownerOf(nodes, slot);
+    const replica = nodes.find((n) => !n.master && n.masterId === master.id)!;
+    const admin = new Redis(replica.port, '127.0.0.1');
+    try {
+      await admin.call('CLUSTER', 'FAILOVER');
+    } finally {
+      admin.disconnect();
+    }
+    await waitFor('every node to see the replica as the slot’s master', async () => {
+      for (const node of cluster.nodes) if (ownerOf(await clusterNodes(node.port), slot).id !== replica.id) return false;
+      return true;
+    }, { timeoutMs: 20_000 });
+  }
 
   /** The resharding steps of the cluster spec: IMPORTING, MIGRATING, MIGRATE every key, SETSLOT NODE everywhere. */
   async function moveSlot(slot: number): Promise<void> {
