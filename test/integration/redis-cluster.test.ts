@@ -139,6 +139,12 @@ describe('Redis Cluster mode', () => {
     sub.client.disconnect();
   });
 
+  it('carries an API disconnect to a user on the other gateway (the control topic)', async () => {
+    const elsewhere = await connected(wsUrl(ports[1]!), await token('kicked'));
+    expect(await call(ports[0]!, 'disconnect', { user: 'kicked' })).toEqual({});
+    await waitFor('the user on the other gateway to be disconnected', () => elsewhere.state === 'disconnected');
+  });
+
   it.each(['failover', 'reshard'] as const)('hears a topic again after a %s of its slot, and reports a reconnect (the gateway then checks positions)', async (fault) => {
     const config = stack.config('gateway');
     const log = createLogger('silent');
