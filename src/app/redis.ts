@@ -2,6 +2,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisClient } from '../bus/client.js';
 import { makeKeys, type Keys } from '../bus/keys.js';
+import { redisSeeds } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 
@@ -51,7 +52,7 @@ function singleOf(url: string, use: RedisUse, name: string): Redis {
  * one set of them.
  */
 function clusterOf(urls: string, use: RedisUse, name: string): Cluster {
-  const seeds = urls.split(',').map((entry) => new URL(entry.trim()));
+  const seeds = redisSeeds(urls).map((entry) => new URL(entry));
   const first = seeds[0]!;
   const redisOptions: RedisOptions = {
     connectionName: name,
