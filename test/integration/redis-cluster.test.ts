@@ -136,6 +136,11 @@ describe('Redis Cluster mode', () => {
     expect(Object.values(presence.presence).map((c) => c.user)).toEqual(['watcher']);
     const info = await call<{ nodes: unknown[] }>(apiPort, 'info', {});
     expect(info.nodes).toHaveLength(2);
+    // history_remove: its ack comes back over the channel's partition's ack topic.
+    expect(await call(apiPort, 'history_remove', { channel })).toEqual({});
+    const emptied = await call<{ publications: unknown[]; offset: number }>(apiPort, 'history', { channel, limit: -1 });
+    expect(emptied).toMatchObject({ publications: [], offset: 5 });
+    expect(await call(apiPort, 'publish', { channel, data: { i: 6 } })).toMatchObject({ offset: 6 });
     sub.client.disconnect();
   });
 
