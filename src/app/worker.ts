@@ -30,7 +30,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   });
   await worker.ready();
   const http = config.metricsPort === undefined ? undefined : await serveWorkerMetrics(config.metricsPort, config.host, log);
-  const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), config.ingest.retentionIntervalS);
+  const { retentionIntervalS, partitionDays } = config.ingest;
+  const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), retentionIntervalS, partitionDays);
   const close = shutdownSteps(log, [
     ['stop retention', stopRetention],
     ['close metrics endpoint', () => http?.close()],

@@ -119,6 +119,8 @@ const schema = {
   TIDINGS_CHANNELS_PER_CONNECTION: int(1, 100_000).default(128),
   TIDINGS_PRESENCE_TTL_S: int(5, 3600).default(60),
   TIDINGS_RETENTION_INTERVAL_S: int(1, 7 * 86400).default(3600),
+  // Width of a publications partition (src/persist/partitions.ts): retention drops whole ones.
+  TIDINGS_PG_PARTITION_DAYS: int(1, 366).default(1),
   TIDINGS_CLIENT_RATE: int(1, 1_000_000).default(1000),
   TIDINGS_CLIENT_BURST: int(1, 1_000_000).default(2000),
   TIDINGS_POSITION_CHECK_S: int(0, 3600).default(40),
@@ -182,6 +184,8 @@ export interface Config {
     queuePrefix: string;
     workerLockMs: number;
     retentionIntervalS: number;
+    /** Days of publications per PostgreSQL partition. */
+    partitionDays: number;
     /**
      * Publications a gateway lets wait per partition before an API publish is answered 111;
      * client publishes wait for room below it instead (src/ingest/flow.ts).
@@ -318,6 +322,7 @@ function buildConfig(e: Env, role: Role): Config {
       queuePrefix: e.TIDINGS_QUEUE_PREFIX,
       workerLockMs: e.TIDINGS_WORKER_LOCK_MS,
       retentionIntervalS: e.TIDINGS_RETENTION_INTERVAL_S,
+      partitionDays: e.TIDINGS_PG_PARTITION_DAYS,
       backlogMax: e.TIDINGS_INGEST_BACKLOG_MAX,
     },
     api: {

@@ -1,5 +1,6 @@
 /** Every table, for drizzle-kit and the repositories (the only importers of tables). */
 export { channels } from './tables/channels.js';
+export { channelPeriods } from './tables/channel-periods.js';
 export { publications } from './tables/publications.js';
 export { ingestStreams } from './tables/ingest-streams.js';
 export { removedPublications } from './tables/removed-publications.js';

@@ -3,26 +3,15 @@
  * lock). Each test gets a fresh database on the shared private PostgreSQL.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runMigrations } from '../../src/db/migrate.js';
+import { freshDatabase } from '../helpers/database.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
-
-async function freshDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: inject('databaseUrl') });
-  await admin.connect();
-  const name = `mig_${randomBytes(4).toString('hex')}`;
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = `/${name}`;
-  return url.toString();
-}
 
 async function migrationCount(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });
@@ -34,7 +23,7 @@ async function migrationCount(url: string): Promise<number> {
 
 describe('migrations', () => {
   it('applies once; a second run is a no-op', async () => {
-    const url = await freshDatabase();
+    const url = await freshDatabase('mig');
     const first = await runMigrations(url);
     expect(first.applied).toBeGreaterThan(0);
     const second = await runMigrations(url);
@@ -42,7 +31,7 @@ describe('migrations', () => {
   });
 
   it('three `tidings migrate` processes at once apply it once, without error', async () => {
-    const url = await freshDatabase();
+    const url = await freshDatabase('mig');
     const cli = join(ROOT, 'src', 'cli.ts');
     const env = { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'info' };
     const results = await Promise.all(

@@ -45,7 +45,7 @@ describe('retention', () => {
       { default: { retention_days: 2 }, namespaces: { forever: { retention_days: null } } },
       { historySize: 10, historyTtlS: 10, recoveryMax: 10 },
     );
-    const deleted = await runRetention(database, namespaces, createLogger('silent'));
+    const deleted = await runRetention(database, namespaces, createLogger('silent'), { partitionDays: 1 });
     expect(deleted).toBeGreaterThanOrEqual(2);
     const { rows } = await db.query('select "offset" from publications where channel = $1 order by 1', [old]);
     expect(rows.map((r) => Number(r.offset))).toEqual([3]);
@@ -74,7 +74,7 @@ describe('retention', () => {
       const fresh = `fresh-${channel}`;
       await db.query(`insert into ingest_streams (stream, last_seq) values ($1, 4)`, [fresh]);
       const namespaces = new Namespaces({ default: { retention_days: 2 } }, { historySize: 10, historyTtlS: 10, recoveryMax: 10 });
-      await runRetention(database, namespaces, createLogger('silent'));
+      await runRetention(database, namespaces, createLogger('silent'), { partitionDays: 1 });
       expect((await db.query('select 1 from removed_publications where id = $1', [id])).rowCount).toBe(0);
       expect((await db.query('select stream from ingest_streams where stream = any($1)', [[stream, fresh]])).rows).toEqual([
         { stream: fresh },

@@ -12,7 +12,7 @@
  * offsets. One bad publication never stalls its partition.
  */
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, gt, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, lte, sql } from 'drizzle-orm';
 import type { NewPublication } from '../../protocol/publication.js';
 import type { Db } from '../client.js';
 import { channels } from '../tables/channels.js';
@@ -152,14 +152,15 @@ async function commitPublications(
   turn: Turn | undefined,
   order: JobOrder | undefined,
 ): Promise<PersistOutcome> {
-  const heads = await lockChannels(db, batch);
+  const { heads, periods } = await lockChannels(db, batch);
   // A job whose turn is fresh cannot have committed before: its ids are new, so the id
   // lookup (one index probe per publication) is only needed for re-runs and old jobs.
   const mayHaveRun = turn === undefined || turn.kind === 'decided' || turn.firstOfStream;
   const seenIds = mayHaveRun ? await findStoredIds(db, batch) : new Map<string, number>();
   const seenKeys = await findIdempotencyKeys(db, batch);
   const plan = assignOffsets(batch, heads, seenIds, seenKeys, turn?.kind !== 'decided');
-  await insertRowsAndTops(db, plan.inserts, plan.tops, heads, turn?.kind === 'next' ? order : undefined);
+  const stamp = plan.inserts.length > 0 ? await stampOf(db, plan.tops, heads, periods) : undefined;
+  await insertRowsAndTops(db, plan.inserts, stamp, plan.tops, heads, turn?.kind === 'next' ? order : undefined);
   return plan;
 }
 
@@ -168,16 +169,41 @@ async function commitPublications(
  * sorted so two transactions always lock in the same order and cannot deadlock. The no-op
  * update is what makes ON CONFLICT lock and return existing rows.
  */
-async function lockChannels(db: Db, batch: NewPublication[]): Promise<Map<string, ChannelPosition>> {
+async function lockChannels(
+  db: Db,
+  batch: NewPublication[],
+): Promise<{ heads: Map<string, ChannelPosition>; periods: Map<string, string | null> }> {
   const names = [...new Set(batch.map((p) => p.channel))].sort();
   const epochs = names.map(() => newEpoch());
-  const result = await db.execute<{ name: string; epoch: string; top_offset: number }>(sql`
+  const result = await db.execute<{ name: string; epoch: string; top_offset: number; period_start: string | null }>(sql`
     insert into channels (name, epoch)
     select * from unnest(${sql.param(names)}::text[], ${sql.param(epochs)}::text[])
     order by 1
     on conflict (name) do update set name = excluded.name
-    returning name, epoch, top_offset`);
-  return new Map(result.rows.map((r) => [r.name, { epoch: r.epoch, top: Number(r.top_offset) }]));
+    returning name, epoch, top_offset, period_start::text`);
+  return {
+    heads: new Map(result.rows.map((r) => [r.name, { epoch: r.epoch, top: Number(r.top_offset) }])),
+    periods: new Map(result.rows.map((r) => [r.name, r.period_start])),
+  };
+}
+
+/**
+ * The created_at of the rows this commit inserts, from `tidings_stamp` (migrations/0006),
+ * as the SQL commits get theirs, so reads may skip partitions whichever path committed.
+ * Its own statement: it may update the channel rows the insert's statement updates too.
+ */
+async function stampOf(
+  db: Db,
+  tops: Map<string, ChannelPosition>,
+  before: Map<string, ChannelPosition>,
+  periods: Map<string, string | null>,
+): Promise<string> {
+  const names = [...tops.keys()];
+  const result = await db.execute<{ at: string }>(sql`
+    select tidings_stamp(${sql.param(names)}::text[], ${sql.param(names.map((n) => tops.get(n)!.top))}::bigint[],
+      ${sql.param(names.map((n) => before.get(n)!.top))}::bigint[],
+      ${sql.param(names.map((n) => periods.get(n) ?? null))}::timestamptz[])::text as at`);
+  return result.rows[0]!.at;
 }
 
 /** Ids of the batch committed before, removed since (history_remove) or not. */
@@ -264,6 +290,7 @@ export function assignOffsets(
 async function insertRowsAndTops(
   db: Db,
   rows: StoredPublication[],
+  stamp: string | undefined,
   tops: Map<string, ChannelPosition>,
   before: Map<string, ChannelPosition>,
   order: JobOrder | undefined,
@@ -278,10 +305,10 @@ async function insertRowsAndTops(
   await db.execute(sql`
     with inserted as (
       insert into publications
-        (channel, "offset", id, data, "user", client, conn_info, chan_info, tags, idempotency_key)
-      select * from unnest(${col('channel')}::text[], ${col('offset')}::bigint[], ${col('id')}::uuid[],
-        ${col('data')}::text[], ${col('user')}::text[], ${col('client')}::text[], ${col('connInfo')}::text[],
-        ${col('chanInfo')}::text[], ${col('tags')}::text[], ${col('idempotencyKey')}::text[])
+        (channel, "offset", id, data, "user", client, conn_info, chan_info, tags, idempotency_key, created_at)
+      select *, ${stamp ?? null}::timestamptz from unnest(${col('channel')}::text[], ${col('offset')}::bigint[],
+        ${col('id')}::uuid[], ${col('data')}::text[], ${col('user')}::text[], ${col('client')}::text[],
+        ${col('connInfo')}::text[], ${col('chanInfo')}::text[], ${col('tags')}::text[], ${col('idempotencyKey')}::text[])
     )${stream}
     update channels set top_offset = v.top
     from unnest(${sql.param(moved.map(([n]) => n))}::text[], ${sql.param(moved.map(([, p]) => p.top))}::bigint[])
@@ -301,6 +328,17 @@ export async function readPosition(db: Db, channel: string): Promise<ChannelPosi
 
 export type PublicationRow = typeof publications.$inferSelect;
 
+/**
+ * A lower bound on created_at of the channel's publications from `offset` on, as SQL: the
+ * newest channel_periods row that starts at or below it (src/db/tables/channel-periods.ts),
+ * else none. PostgreSQL evaluates it once, then skips every partition that ends before it.
+ */
+function stampedSince(channel: string, offset: number) {
+  return sql`coalesce((select cp.starts_at from channel_periods cp
+      where cp.channel = ${channel} and cp.first_offset <= ${offset}
+      order by cp.starts_at desc limit 1), '-infinity'::timestamptz)`;
+}
+
 /** Publications with offset in (after, upTo], oldest first, at most `limit`. */
 export async function readRange(
   db: Db,
@@ -312,25 +350,44 @@ export async function readRange(
   return db
     .select()
     .from(publications)
-    .where(and(eq(publications.channel, channel), gt(publications.offset, after), lte(publications.offset, upTo)))
+    .where(
+      and(
+        eq(publications.channel, channel),
+        gt(publications.offset, after),
+        lte(publications.offset, upTo),
+        gte(publications.createdAt, stampedSince(channel, after + 1)),
+      ),
+    )
     .orderBy(asc(publications.offset))
     .limit(limit);
 }
 
-/** Publications with offset < before, newest first, at most `limit`. */
+/**
+ * Publications with offset < before, newest first, at most `limit`. The page lies in
+ * [before - limit, before) unless the channel has holes there, and its only holes are a
+ * removed prefix (history_remove, retention: older rows go first), below which nothing is
+ * left either; so bounding created_at from `before - limit` loses nothing.
+ */
 export async function readBefore(db: Db, channel: string, before: number, limit: number): Promise<PublicationRow[]> {
   return db
     .select()
     .from(publications)
-    .where(and(eq(publications.channel, channel), lt(publications.offset, before)))
+    .where(
+      and(
+        eq(publications.channel, channel),
+        lt(publications.offset, before),
+        gte(publications.createdAt, stampedSince(channel, before - limit)),
+      ),
+    )
     .orderBy(desc(publications.offset))
     .limit(limit);
 }
 
 /**
- * Retention: deletes up to `batch` rows of `table` (publications, or what history_remove
- * left of them) for the channels matching `like` (a SQL LIKE pattern; `unlike` excludes)
- * committed before `before`. Returns how many went. The channels rows stay, so epochs and
+ * Retention: deletes up to `batch` rows of `table` (publications or one of its partitions,
+ * or what history_remove left of them) for the channels matching `like` (a SQL LIKE pattern; `unlike` excludes)
+ * committed before `before`. Returns how many went. Rows are named by (tableoid, ctid): a
+ * ctid alone names a row in every partition. The channels rows stay, so epochs and
  * top offsets survive (a client whose gap was deleted simply gets "not recovered").
  */
 export async function deleteExpired(
@@ -338,12 +395,12 @@ export async function deleteExpired(
   scope: { like: string; unlike?: string | undefined },
   before: Date,
   batch: number,
-  table: 'publications' | 'removed_publications' = 'publications',
+  table = 'publications',
 ): Promise<number> {
   const from = sql.identifier(table);
   const result = await db.execute(sql`
-    delete from ${from} where ctid in (
-      select ctid from ${from}
+    delete from ${from} where (tableoid, ctid) in (
+      select tableoid, ctid from ${from}
       where created_at < ${before.toISOString()}::timestamptz
         and channel like ${scope.like}
         and (${scope.unlike ?? null}::text is null or channel not like ${scope.unlike ?? null})

@@ -11,4 +11,9 @@ export const channels = pgTable('channels', {
   epoch: text('epoch').notNull(),
   topOffset: bigint('top_offset', { mode: 'number' }).notNull().default(0),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  /**
+   * Start of the UTC day of the channel's newest `channel_periods` row (null: none yet).
+   * Publications are stamped no earlier than this, so each channel's days only move forward.
+   */
+  periodStart: timestamp('period_start', { withTimezone: true }),
 });

@@ -1,14 +1,20 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 /**
  * Every committed publication: the truth that history and recovery fall back to.
  *
- * - (channel, offset) is the primary key, so a range "after offset N" and a newest-first
- *   page are both index scans of it.
- * - `id` is the publication's unique id, minted by the gateway before the publish is
- *   queued. A retried queue job meets it again and inserts nothing (guarantee 5).
- * - `idempotency_key` is unique per channel for as long as the row exists, so a repeated
+ * Partitioned by `created_at` (migrations/0006; src/persist/partitions.ts creates the
+ * partitions ahead and drops whole ones for retention). PostgreSQL wants the partition key
+ * in every unique index, so uniqueness is kept by the commit, not by an index:
+ *
+ * - (channel, offset) is unique because only the commit assigns offsets, from the
+ *   channel's `top_offset` under its row lock. The primary key (channel, offset,
+ *   created_at) makes a range "after offset N" and a newest-first page index scans of
+ *   each partition; `channel_periods` tells a read which partitions it can skip.
+ * - `id` is the publication's id, minted by the gateway before the publish is queued. A
+ *   re-run job finds it (index on id) and inserts nothing (guarantee 5).
+ * - `idempotency_key` is looked up per channel under the channel's lock, so a repeated
  *   API publish returns the first result instead of a second publication.
  * - `data`, `conn_info`, `chan_info` and `tags` keep the JSON text as the client sent it
  *   (validated on the way in): it is written once and replayed verbatim, and text skips
@@ -30,9 +36,9 @@ export const publications = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
-    primaryKey({ columns: [t.channel, t.offset] }),
-    uniqueIndex('publications_id_key').on(t.id),
-    uniqueIndex('publications_channel_idempotency_key')
+    primaryKey({ columns: [t.channel, t.offset, t.createdAt] }),
+    index('publications_id_idx').on(t.id),
+    index('publications_channel_idempotency_key_idx')
       .on(t.channel, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} is not null`),
     index('publications_created_at_idx').on(t.createdAt),
