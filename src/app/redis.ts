@@ -69,6 +69,9 @@ function clusterOf(urls: string, use: RedisUse, name: string): Cluster {
     // A master that failed over is noticed through MOVED or a refused connection; the
     // periodic refresh also catches a reshard on a connection that sends no commands.
     slotsRefreshInterval: 2000,
+    // With TLS, connect to the names the cluster announces, not to addresses resolved from
+    // them, so certificates match (ioredis README, "AWS ElastiCache Clusters with TLS").
+    ...(first.protocol === 'rediss:' ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
   };
   return new Cluster(
     seeds.map((seed) => ({ host: seed.hostname, port: Number(seed.port || 6379) })),
