@@ -20,7 +20,7 @@ import type { Logger } from '../observability/logger.js';
 import { PresenceStore } from '../presence/store.js';
 import { metrics, onScrape } from '../observability/metrics.js';
 import { metricsRoute } from '../http/metrics.js';
-import { closeRedis, connectRedis, keysOf } from './redis.js';
+import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps, STEP_LIMIT_MS } from './shutdown.js';
 
@@ -34,6 +34,7 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  await checkRedisMode(config);
   const { keys, database, readDatabase, redis, queueRedis, pubsubRedis, pubsub } = openStores(config, log);
   const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS, readDatabase?.db);
   // A client reply (history, a recovery's first chunk) or recovery chunk carries at most

@@ -2,7 +2,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisClient } from '../bus/client.js';
 import { makeKeys, type Keys } from '../bus/keys.js';
-import { redisSeeds } from '../config/index.js';
+import { ConfigError, redisSeeds } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 
@@ -76,6 +76,36 @@ function clusterOf(urls: string, use: RedisUse, name: string): Cluster {
   return new Cluster(
     seeds.map((seed) => ({ host: seed.hostname, port: Number(seed.port || 6379) })),
     options,
+  );
+}
+
+/**
+ * Refuses, in one line, a REDIS_URL whose server is not in the mode TIDINGS_REDIS_CLUSTER
+ * says: otherwise a cluster seed used as one Redis answers MOVED to most commands, and a
+ * single Redis used as a cluster makes ioredis retry its slot map forever. A server that does
+ * not answer within 2 s (or hides INFO) gives no verdict: the connections then retry as usual.
+ */
+export async function checkRedisMode(target: RedisTarget): Promise<void> {
+  const seed = new URL(redisSeeds(target.redisUrl)[0]!);
+  const probe = new Redis(seed.href, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000, commandTimeout: 2000 });
+  probe.on('error', () => {});
+  let info: string;
+  try {
+    await probe.connect();
+    info = await probe.info('cluster');
+  } catch {
+    return;
+  } finally {
+    probe.disconnect();
+  }
+  const enabled = /^cluster_enabled:1\r?$/m.test(info);
+  if (enabled === target.redisCluster) return;
+  const where = `${seed.hostname}:${seed.port || 6379}`;
+  throw new ConfigError(
+    'TIDINGS_REDIS_CLUSTER',
+    enabled
+      ? `unset, but ${where} is a Redis Cluster node: set TIDINGS_REDIS_CLUSTER=1 (REDIS_URL may list several seed nodes)`
+      : `is on, but ${where} is not a Redis Cluster node (cluster_enabled:0): unset it to use one Redis`,
   );
 }
 

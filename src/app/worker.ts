@@ -6,7 +6,7 @@ import { metricsRoute } from '../http/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
-import { closeRedis, connectRedis, keysOf } from './redis.js';
+import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
 
 export interface RunningWorker {
@@ -14,6 +14,7 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
+  await checkRedisMode(config);
   const database = openDatabase(config.databaseUrl, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
   const redis = connectRedis(config, 'queue', log, 'worker');
   const worker = startPersistWorker({

@@ -7,8 +7,8 @@
  * REDIS_URL listing every node as a seed.
  */
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeRedis, connectRedis } from '../../src/app/redis.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { checkRedisMode, closeRedis, connectRedis } from '../../src/app/redis.js';
 import { makeKeys, partitionOf } from '../../src/bus/keys.js';
 import { PubSub } from '../../src/bus/pubsub.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -76,6 +76,20 @@ describe('Redis Cluster mode', () => {
   afterAll(async () => {
     await stack?.close();
     await cluster?.close();
+  });
+
+  it('refuses, in one line, a REDIS_URL whose server is not in the configured mode', async () => {
+    const single = inject('redisUrl');
+    await expect(checkRedisMode({ redisUrl: cluster.url, redisCluster: true })).resolves.toBeUndefined();
+    await expect(checkRedisMode({ redisUrl: single, redisCluster: false })).resolves.toBeUndefined();
+    await expect(checkRedisMode({ redisUrl: cluster.nodes[1]!.url, redisCluster: false })).rejects.toThrow(
+      /^TIDINGS_REDIS_CLUSTER: unset, but 127\.0\.0\.1:\d+ is a Redis Cluster node: set TIDINGS_REDIS_CLUSTER=1/,
+    );
+    await expect(checkRedisMode({ redisUrl: single, redisCluster: true })).rejects.toThrow(
+      /^TIDINGS_REDIS_CLUSTER: is on, but 127\.0\.0\.1:\d+ is not a Redis Cluster node \(cluster_enabled:0\)/,
+    );
+    // Nothing listening: no verdict (the connections retry as they always have).
+    await expect(checkRedisMode({ redisUrl: 'redis://127.0.0.1:1', redisCluster: true })).resolves.toBeUndefined();
   });
 
   it('spreads the partitions over every master', async () => {
