@@ -288,8 +288,13 @@ describe('Redis Cluster mode', () => {
     } finally {
       admin.disconnect();
     }
-    await waitFor('every node to see the replica as the slot’s master', async () => {
-      for (const node of cluster.nodes) if (ownerOf(await clusterNodes(node.port), slot).id !== replica.id) return false;
+    // Settled once every node sees the replica owning the slot and the old master demoted: a
+    // later step that picks masters from any node's view must not pick the old one.
+    await waitFor('every node to see the replica as the slot’s master, and the old master as a replica', async () => {
+      for (const node of cluster.nodes) {
+        const view = await clusterNodes(node.port);
+        if (ownerOf(view, slot).id !== replica.id || view.find((n) => n.id === master.id)?.master) return false;
+      }
       return true;
     }, { timeoutMs: 20_000 });
   }
@@ -298,7 +303,7 @@ describe('Redis Cluster mode', () => {
   async function moveSlot(slot: number): Promise<void> {
     const nodes = await clusterNodes(cluster.nodes[0]!.port);
     const source = ownerOf(nodes, slot);
-    const target = nodes.find((n) => n.master && n.id !== source.id)!;
+    const target = nodes.find((n) => n.master && n.slots.length > 0 && n.id !== source.id)!;
     const [from, to] = [new Redis(source.port, '127.0.0.1'), new Redis(target.port, '127.0.0.1')];
     try {
       await to.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.id);
