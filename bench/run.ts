@@ -94,6 +94,7 @@ async function main(): Promise<number> {
     log(`load average ${loadAverage()} on ${cpus().length} cores before the run`);
     stack = await BenchStack.start({
       redisAppendonly: options.redisAof,
+      redisCluster: options.redisCluster,
       serverEnv: options.serverEnv,
       cpuProfDir: options.cpuProf ? join(ROOT, 'bench', 'results', 'prof') : undefined,
       log,

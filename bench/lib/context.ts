@@ -92,13 +92,7 @@ export function makeContext(
         { label: 'loadgen', read: () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 },
         ...gateways.map((g, i) => ({ label: `gateway${i + 1}`, read: () => cpuSeconds(g.pid) })),
         ...workers.map((w, i) => ({ label: `worker${i + 1}`, read: () => cpuSeconds(w.pid) })),
-        ...stack
-          .serverPids()
-          .flatMap(({ kind, pid }) =>
-            kind === 'redis'
-              ? [{ label: 'redis', read: () => cpuSeconds(pid) }]
-              : [{ label: 'postgres', read: cpuSecondsUnder('postgres', join(stack.root, 'postgres')) }],
-          ),
+        ...serverCpu(stack),
       ];
       return {
         prefix,
@@ -117,3 +111,12 @@ export function makeContext(
 
 /** What a scenario function returns; the runner adds the rest. */
 export type ScenarioOutcome = Omit<ScenarioResult, 'name' | 'round' | 'loadAverage1m' | 'elapsedS'>;
+
+/** PostgreSQL's processes, and every redis-server (one, or a cluster's nodes) as one `redis` figure. */
+function serverCpu(stack: BenchStack): CpuComponent[] {
+  const pids = stack.serverPids();
+  const redisPids = pids.filter((s) => s.kind === 'redis').map((s) => s.pid);
+  const components: CpuComponent[] = [{ label: 'redis', read: () => redisPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) }];
+  if (pids.some((s) => s.kind === 'postgres')) components.push({ label: 'postgres', read: cpuSecondsUnder('postgres', join(stack.root, 'postgres')) });
+  return components;
+}

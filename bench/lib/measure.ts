@@ -58,7 +58,8 @@ export interface Window {
 
 /** Opens a measured window now; `stop()` closes it. */
 export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Window> }> {
-  const redis = new Redis(dep.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  // Every node of a cluster (each URL of the seed list is one): commands are counted where they ran.
+  const redis = dep.redisUrl.split(',').map((url) => new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 }));
   const redisBefore = await commandCalls(redis);
   const jobsBefore = await jobTotals(dep);
   const meter = cpuMeter(dep.cpu);
@@ -67,7 +68,7 @@ export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Win
       const cpu = meter.usage();
       const after = await jobTotals(dep);
       const redisAfter = await commandCalls(redis);
-      redis.disconnect();
+      redis.forEach((r) => r.disconnect());
       const jobs = after.jobs - jobsBefore.jobs;
       const publications = after.publications - jobsBefore.publications;
       const commits = after.commits - jobsBefore.commits;
@@ -99,11 +100,12 @@ async function jobTotals(
   };
 }
 
-/** Calls per Redis command so far (INFO commandstats); empty when Redis does not answer. */
-async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+/** Calls per Redis command so far (INFO commandstats), summed over the nodes; empty when Redis does not answer. */
+async function commandCalls(nodes: Redis[]): Promise<Map<string, number>> {
   const calls = new Map<string, number>();
-  const info = await redis.info('commandstats').catch(() => '');
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  for (const info of await Promise.all(nodes.map((redis) => redis.info('commandstats').catch(() => '')))) {
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, (calls.get(match[1]!) ?? 0) + Number(match[2]));
+  }
   return calls;
 }
 

@@ -53,6 +53,8 @@ export interface BenchOptions {
   /** TIDINGS_* settings for every gateway and worker, from repeated --set KEY=VALUE. */
   serverEnv: Record<string, string>;
   redisAof: boolean;
+  /** Masters of a private Redis Cluster to run on (cluster mode, issue 13); 0: one Redis. */
+  redisCluster: number;
   cpuProf: boolean;
   out: string;
   /** Runs of the whole scenario list; the table shows each target's median. */
@@ -80,6 +82,7 @@ const SPEC = {
   'f1-rate': { type: 'string', default: '20' },
   set: { type: 'string', multiple: true },
   'redis-aof': { type: 'boolean', default: false },
+  'redis-cluster': { type: 'string', default: '0' },
   'cpu-prof': { type: 'boolean', default: false },
   out: { type: 'string', default: 'bench/results/latest.json' },
   repeat: { type: 'string', default: '1' },
@@ -112,6 +115,7 @@ runs the scenarios and writes bench/results/latest.json plus a table on stdout.
   --set KEY=VALUE           server setting for every gateway/worker, repeatable
                             (e.g. --set TIDINGS_PARTITIONS=8)
   --redis-aof               run Redis with its append-only file (fsync every second)
+  --redis-cluster N         run on a private Redis Cluster of N masters (3 or more) in cluster mode
   --cpu-prof                V8 CPU profiles of the children in bench/results/prof/
   --out FILE                JSON results (bench/results/latest.json)
   --repeat N                run the scenario list N times; the table shows medians (1)
@@ -174,6 +178,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     f1Rate: num('f1-rate', 1),
     serverEnv,
     redisAof: flag('redis-aof'),
+    redisCluster: clusterMasters(num('redis-cluster', 0)),
     cpuProf: flag('cpu-prof'),
     out: pick('out'),
     repeat: num('repeat', 1),
@@ -189,4 +194,9 @@ export function peerTopology(opts: BenchOptions): { gateways: number; workers: n
     gateways: opts.gateways ?? PEER_TOPOLOGY.gateways,
     workers: opts.workers ?? PEER_TOPOLOGY.workers,
   };
+}
+
+function clusterMasters(masters: number): number {
+  if (masters !== 0 && (masters < 3 || !Number.isInteger(masters))) throw new Error('--redis-cluster: a cluster needs 3 or more masters (0: one Redis)');
+  return masters;
 }

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { partitionQueueName } from '../../src/bus/keys.js';
+import { Cluster, Redis } from 'ioredis';
+import { makeKeys, partitionQueueName } from '../../src/bus/keys.js';
 import { runMigrations } from '../../src/db/migrate.js';
-import { freePort, startPostgres, startRedis, type ServerHandle } from '../../src/devstack/index.js';
+import { freePort, startPostgres, startRedis, startRedisCluster, type ServerHandle } from '../../src/devstack/index.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 // 32+ bytes: the config refuses shorter token secrets.
@@ -45,6 +45,8 @@ const START_TIMEOUT_MS = 30_000;
 
 export interface StackOptions {
   redisAppendonly: boolean;
+  /** Masters of a private Redis Cluster instead of one Redis (0: one Redis). */
+  redisCluster: number;
   /** Extra environment for every gateway and worker (TIDINGS_* tuning). */
   serverEnv: Record<string, string>;
   /** Write a V8 CPU profile of every child into this directory (on graceful stop). */
@@ -85,22 +87,31 @@ export class BenchStack {
     try {
       const [pg, redis] = await Promise.all([
         startPostgres({ dir: join(root, 'postgres') }).then((s) => (stack.servers.push(s), s)),
-        startRedis({ dir: join(root, 'redis'), appendonly: opts.redisAppendonly }).then(
-          (s) => (stack.servers.push(s), s),
-        ),
+        stack.startRedis(),
       ]);
       stack.databaseUrl = pg.url;
-      stack.redisUrl = redis.url;
+      stack.redisUrl = redis;
       await runMigrations(pg.url);
-      opts.log(
-        `postgres ${pg.url} (pid ${pg.pid}, fsync on), redis ${redis.url} (pid ${redis.pid}, ` +
-          `${opts.redisAppendonly ? 'append-only file, fsync every second' : 'no append-only file'}), data under ${root}`,
-      );
+      const aof = opts.redisAppendonly ? 'append-only file, fsync every second' : 'no append-only file';
+      const what = opts.redisCluster ? `redis cluster of ${opts.redisCluster} masters ${redis}` : `redis ${redis} (${aof})`;
+      opts.log(`postgres ${pg.url} (pid ${pg.pid}, fsync on), ${what}, data under ${root}`);
       return stack;
     } catch (err) {
       await stack.close();
       throw err;
     }
+  }
+
+  /** One Redis, or a cluster's nodes (the cluster's stop is each node's); resolves to REDIS_URL. */
+  private async startRedis(): Promise<string> {
+    if (this.opts.redisCluster > 0) {
+      const cluster = await startRedisCluster({ dir: join(this.root, 'redis-cluster'), masters: this.opts.redisCluster });
+      this.servers.push(...cluster.nodes);
+      return cluster.url;
+    }
+    const redis = await startRedis({ dir: join(this.root, 'redis'), appendonly: this.opts.redisAppendonly });
+    this.servers.push(redis);
+    return redis.url;
   }
 
   /** Pids of PostgreSQL's postmaster and redis-server, for CPU accounting. */
@@ -113,6 +124,7 @@ export class BenchStack {
       ...process.env,
       DATABASE_URL: this.databaseUrl,
       REDIS_URL: this.redisUrl,
+      TIDINGS_REDIS_CLUSTER: this.opts.redisCluster > 0 ? '1' : '0',
       TIDINGS_TOKEN_SECRET: SECRET,
       TIDINGS_API_KEY: API_KEY,
       TIDINGS_QUEUE_PREFIX: prefix,
@@ -192,6 +204,7 @@ export class BenchStack {
     count: number,
     workers: NodeProcess[],
   ): Promise<void> {
+    if (this.opts.redisCluster > 0) return this.waitLeases(prefix, partitions, workers);
     const redis = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
     const queues = Array.from(
       { length: partitions },
@@ -204,6 +217,24 @@ export class BenchStack {
       });
     } finally {
       await Promise.all(queues.map((q) => q.close().catch(() => {})));
+      redis.disconnect();
+    }
+  }
+
+  /**
+   * Cluster mode: once every partition's lease is held, some worker consumes it. (BullMQ's
+   * worker count reads CLIENT LIST of one node, while a worker's named connections are spread
+   * over the masters.)
+   */
+  private async waitLeases(prefix: string, partitions: number, workers: NodeProcess[]): Promise<void> {
+    const redis = benchCluster(this.redisUrl);
+    const keys = makeKeys(prefix, { partitions });
+    try {
+      await until(`every one of ${partitions} partitions to be owned by a worker`, workers, async () => {
+        const owners = await Promise.all(Array.from({ length: partitions }, (_, p) => redis.get(keys.lease(p))));
+        return owners.every((owner) => owner !== null);
+      });
+    } finally {
       redis.disconnect();
     }
   }
@@ -257,4 +288,10 @@ async function until(
     if (Date.now() > deadline) throw new Error(`timed out after ${START_TIMEOUT_MS} ms waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** A Cluster client of the comma-separated seed list (REDIS_URL in cluster mode). */
+export function benchCluster(seeds: string): Cluster {
+  const nodes = seeds.split(',').map((url) => new URL(url)).map((u) => ({ host: u.hostname, port: Number(u.port) }));
+  return new Cluster(nodes, { redisOptions: { maxRetriesPerRequest: null } });
 }

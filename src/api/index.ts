@@ -7,7 +7,7 @@
  * ingest client exist; close before Redis closes. Closing removes this node from the
  * registry at once and stops hearing control commands.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import type { Hub } from '../channels/hub.js';
 import type { Keys } from '../bus/keys.js';
 import type { PubSub } from '../bus/pubsub.js';
@@ -33,7 +33,7 @@ export interface ApiServices {
   config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
   version: string;
   /** The commands connection (registry reads and writes, control PUBLISH). */
-  redis: Redis;
+  redis: RedisClient;
   pubsub: PubSub;
   keys: Keys;
   hub: Hub;
@@ -60,7 +60,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     s.log.child({ component: 'registry' }),
   );
   s.hub.onChannelsChanged(() => registry.channelsChanged());
-  const control = new ControlBus(s.pubsub, s.redis, s.keys.control, registry.uid, (cmd) => applyLocally(s.ws, cmd, log), log);
+  const control = new ControlBus(s.pubsub, s.redis, s.keys.control, registry.uid, (cmd) => applyLocally(s.ws, cmd, log), log, s.keys.cluster);
   await control.start();
   await registry.start();
 

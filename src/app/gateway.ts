@@ -6,7 +6,6 @@ import type { GatewayConfig } from '../config/index.js';
 import { startApi } from '../api/index.js';
 import { ChannelEvents } from '../bus/events.js';
 import { Hub } from '../channels/hub.js';
-import { makeKeys } from '../bus/keys.js';
 import { PubSub } from '../bus/pubsub.js';
 import { openDatabase } from '../db/client.js';
 import { FlushScheduler } from '../gateway/outbox.js';
@@ -21,7 +20,7 @@ import type { Logger } from '../observability/logger.js';
 import { PresenceStore } from '../presence/store.js';
 import { metrics, onScrape } from '../observability/metrics.js';
 import { metricsRoute } from '../http/metrics.js';
-import { closeRedis, connectRedis } from './redis.js';
+import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps, STEP_LIMIT_MS } from './shutdown.js';
 import { ProxyClient } from '../proxy/client.js';
@@ -36,6 +35,7 @@ export interface RunningGateway {
 }
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  await checkRedisMode(config);
   const { keys, database, readDatabase, redis, queueRedis, pubsubRedis, pubsub } = openStores(config, log);
   const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS, readDatabase?.db);
   // A client reply (history, a recovery's first chunk) or recovery chunk carries at most
@@ -95,15 +95,15 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
 /** The stores a gateway talks to: PostgreSQL (and a read replica, if any), and Redis for commands, queues and pub/sub. */
 function openStores(config: GatewayConfig, log: Logger) {
-  const keys = makeKeys(config.ingest.queuePrefix);
+  const keys = keysOf(config);
   const database = openDatabase(config.databaseUrl, { applicationName: `tidings-gateway-${config.nodeName}` });
   const readDatabase = config.databaseReadUrl
     ? openDatabase(config.databaseReadUrl, { applicationName: `tidings-gateway-${config.nodeName}-reads` })
     : undefined;
-  const redis = connectRedis(config.redisUrl, 'commands', log, 'gateway-commands');
-  const queueRedis = connectRedis(config.redisUrl, 'queue', log, 'gateway-queue');
-  const pubsubRedis = connectRedis(config.redisUrl, 'pubsub', log, 'gateway-pubsub');
-  const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }));
+  const redis = connectRedis(config, 'commands', log, 'gateway-commands');
+  const queueRedis = connectRedis(config, 'queue', log, 'gateway-queue');
+  const pubsubRedis = connectRedis(config, 'pubsub', log, 'gateway-pubsub');
+  const pubsub = new PubSub(pubsubRedis, log.child({ component: 'pubsub' }), keys.cluster);
   return { keys, database, readDatabase, redis, queueRedis, pubsubRedis, pubsub };
 }
 

@@ -1,13 +1,12 @@
 /** Composition root of a persist worker. */
 import type { WorkerConfig } from '../config/index.js';
-import { makeKeys } from '../bus/keys.js';
 import { openDatabase } from '../db/client.js';
 import { HttpServer } from '../http/server.js';
 import { metricsRoute } from '../http/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
-import { closeRedis, connectRedis } from './redis.js';
+import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
 
 export interface RunningWorker {
@@ -15,12 +14,13 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
+  await checkRedisMode(config);
   const database = openDatabase(config.databaseUrl, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
-  const redis = connectRedis(config.redisUrl, 'queue', log, 'worker');
+  const redis = connectRedis(config, 'queue', log, 'worker');
   const worker = startPersistWorker({
     database,
     redis,
-    keys: makeKeys(config.ingest.queuePrefix),
+    keys: keysOf(config),
     partitions: config.ingest.partitions,
     cache: (channel) => {
       const ns = config.namespaces.of(channel) ?? config.namespaces.default;

@@ -6,7 +6,7 @@
  *   !j<ClientInfo JSON>   someone subscribed
  *   !l<ClientInfo JSON>   someone left
  */
-import type { Redis } from 'ioredis';
+import { publishTo, type RedisClient } from './client.js';
 import type { Keys } from './keys.js';
 
 export type ChannelEventKind = 'join' | 'leave';
@@ -27,12 +27,12 @@ export function isEvent(message: string): boolean {
 
 export class ChannelEvents {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
   /** Best effort: an event lost while Redis is away is not worth failing a subscribe for. */
   announce(channel: string, kind: ChannelEventKind, infoJson: string): void {
-    this.redis.publish(this.keys.topic(channel), encodeEvent(kind, infoJson)).catch(() => {});
+    publishTo(this.redis, this.keys.cluster, this.keys.topic(channel), encodeEvent(kind, infoJson)).catch(() => {});
   }
 }

@@ -5,7 +5,17 @@
  * Channel names are used verbatim inside keys: Redis keys are binary-safe, and nothing
  * here ever passes a key to a pattern command (KEYS, SCAN MATCH, PSUBSCRIBE), so a channel
  * name cannot widen what a command touches.
+ *
+ * Redis Cluster mode (issue 13, `makeKeys(prefix, { partitions })`): every key and topic
+ * carries a hash tag, so what one job or one script touches lives in one slot, on one master.
+ * A channel's keys and topic carry the tag of the channel's partition (`partitionOf`), so the
+ * fan-out of a partition's channels stays one script call; each partition's queue, lease and
+ * ack topics carry it too. The node registry, the worker list and the control topic, which
+ * belong to no partition, have tags of their own. Outside cluster mode the names are exactly
+ * those of earlier versions, so an upgrade finds its data where it left it.
  */
+import { partitionTags } from './slots.js';
+
 export interface Keys {
   /** ZSET of recent publications (score = offset, member = publication JSON). */
   history(channel: string): string;
@@ -31,11 +41,34 @@ export interface Keys {
   lease(partition: number): string;
   /** ZSET worker id → last heartbeat (ms): live workers, so each takes its fair share of partitions. */
   workers: string;
-  /** BullMQ prefix (queue keys become `${prefix}:ingest-N:…`). */
+  /** BullMQ prefix (queue keys become `${prefix}:ingest-N:…`); in cluster mode see `queuePrefixOf`. */
   queuePrefix: string;
+  /** Whether names carry hash tags (Redis Cluster mode): pub/sub is then sharded (SPUBLISH/SSUBSCRIBE). */
+  readonly cluster: boolean;
+  /** BullMQ prefix of one partition's queue: in cluster mode `${prefix}:{tag}`, so all its keys share a slot. */
+  queuePrefixOf(partition: number): string;
+  /**
+   * Where workers acknowledge one gateway's publications of one partition. In cluster mode one
+   * topic per partition, in the partition's slot, so the fan-out script SPUBLISHes the acks
+   * after the channels they follow; otherwise the gateway's one topic, `acks(gatewayId)`.
+   */
+  ackTopic(gatewayId: string, partition: number): string;
+  /** Every topic `ackTopic` gives for this gateway (one outside cluster mode). */
+  ackTopics(gatewayId: string): string[];
+  /** The partition whose slot a channel's keys live in (cluster mode; 0 otherwise). */
+  partitionOfChannel(channel: string): number;
 }
 
-export function makeKeys(prefix: string): Keys {
+export interface ClusterLayout {
+  /** TIDINGS_PARTITIONS: each partition gets a hash tag (src/bus/slots.ts). */
+  partitions: number;
+}
+
+export function makeKeys(prefix: string, cluster?: ClusterLayout): Keys {
+  return cluster ? clusterKeys(prefix, cluster.partitions) : singleKeys(prefix);
+}
+
+function singleKeys(prefix: string): Keys {
   return {
     history: (channel) => `${prefix}:h:${channel}`,
     meta: (channel) => `${prefix}:m:${channel}`,
@@ -50,6 +83,47 @@ export function makeKeys(prefix: string): Keys {
     lease: (partition) => `${prefix}:lease:${partition}`,
     workers: `${prefix}:workers`,
     queuePrefix: prefix,
+    cluster: false,
+    queuePrefixOf: () => prefix,
+    // Methods, not arrows: a copy with `acks` replaced ({ ...keys, acks }) routes these too.
+    ackTopic(gatewayId) {
+      return this.acks(gatewayId);
+    },
+    ackTopics(gatewayId) {
+      return [this.acks(gatewayId)];
+    },
+    partitionOfChannel: () => 0,
+  };
+}
+
+/** Cluster mode: `${prefix}:{tag}:…`, the tag first so a channel name's own braces never count. */
+function clusterKeys(prefix: string, partitions: number): Keys {
+  const tags = partitionTags(partitions);
+  const ofPartition = (p: number) => `${prefix}:{${tags[p]}}`;
+  const ofChannel = (channel: string) => ofPartition(partitionOf(channel, partitions));
+  const registry = `${prefix}:{${prefix}-registry}`;
+  const ackTopic = (gatewayId: string, p: number) => `${ofPartition(p)}:ack:${gatewayId}`;
+  return {
+    history: (channel) => `${ofChannel(channel)}:h:${channel}`,
+    meta: (channel) => `${ofChannel(channel)}:m:${channel}`,
+    topic: (channel) => `${ofChannel(channel)}:t:${channel}`,
+    presence: (channel) => `${ofChannel(channel)}:p:${channel}`,
+    presenceExpiry: (channel) => `${ofChannel(channel)}:pe:${channel}`,
+    // Without a partition: a history removal's ack (processor) goes here; see ackTopic.
+    acks: (gatewayId) => ackTopic(gatewayId, 0),
+    // One slot for the registry: its MULTI and MGET stay single commands.
+    nodes: `${registry}:nodes`,
+    node: (uid) => `${registry}:node:${uid}`,
+    nodeChannels: (uid) => `${registry}:nodech:${uid}`,
+    control: `${prefix}:{${prefix}-control}:control`,
+    lease: (p) => `${ofPartition(p)}:lease`,
+    workers: `${prefix}:{${prefix}-workers}:workers`,
+    queuePrefix: prefix,
+    cluster: true,
+    queuePrefixOf: ofPartition,
+    ackTopic,
+    ackTopics: (gatewayId) => tags.map((_, p) => ackTopic(gatewayId, p)),
+    partitionOfChannel: (channel) => partitionOf(channel, partitions),
   };
 }
 

@@ -6,7 +6,7 @@
  * `withScripts` registers them all on a connection once (ioredis sends EVALSHA and falls
  * back to EVAL after a SCRIPT FLUSH or a restart), and types the commands it adds.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client.js';
 
 /**
  * advancePosition — the cached channel position (a copy of the channels row) only moves
@@ -73,6 +73,14 @@ while a < #ARGV do
   a = a + 2
 end
 return 1`;
+
+/**
+ * fanoutSharded — fanout for Redis Cluster mode: the same, with SPUBLISH, since a script may
+ * only reach its own slot, and every topic and ack topic of one call carries the tag of the
+ * partition whose keys it touches (src/bus/keys.ts). The caller passes one more key after the
+ * channels' keys, in that slot, so a call that only acknowledges still goes to its node.
+ */
+const FANOUT_SHARDED = FANOUT.replaceAll("redis.call('PUBLISH'", "redis.call('SPUBLISH'");
 
 /**
  * presenceAdd — adds or refreshes one presence entry and its expiry.
@@ -154,6 +162,7 @@ const SCRIPTS = {
   tidingsAdvancePosition: { numberOfKeys: 1, lua: ADVANCE_POSITION },
   // KEYS vary with the channel count: the caller passes numkeys first.
   tidingsFanout: { lua: FANOUT },
+  tidingsFanoutSharded: { lua: FANOUT_SHARDED },
   tidingsPresenceAdd: { numberOfKeys: 2, lua: PRESENCE_ADD },
   tidingsPresenceRemove: { numberOfKeys: 2, lua: PRESENCE_REMOVE },
   tidingsPresenceRead: { numberOfKeys: 2, lua: PRESENCE_READ },
@@ -162,10 +171,11 @@ const SCRIPTS = {
   tidingsTakeOver: { numberOfKeys: 4, lua: TAKE_OVER },
 } as const;
 
-/** A connection with the scripts registered (also usable on its pipelines). */
-export interface ScriptedRedis extends Redis {
+/** The commands `withScripts` adds (also on pipelines). */
+export interface ScriptCommands {
   tidingsAdvancePosition(key: string, epoch: string, top: number, ttlS: number): Promise<number>;
   tidingsFanout(numberOfKeys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
+  tidingsFanoutSharded(numberOfKeys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
   tidingsPresenceAdd(h: string, z: string, id: string, info: string, expiresAt: number, ttlMs: number): Promise<number>;
   tidingsPresenceRemove(h: string, z: string, id: string): Promise<number>;
   tidingsPresenceRead(h: string, z: string, now: number): Promise<string[]>;
@@ -174,7 +184,10 @@ export interface ScriptedRedis extends Redis {
   tidingsTakeOver(active: string, stalled: string, stalledCheck: string, marker: string, jobKeyPrefix: string): Promise<number>;
 }
 
-export function withScripts(redis: Redis): ScriptedRedis {
+/** A connection with the scripts registered. */
+export type ScriptedRedis = RedisClient & ScriptCommands;
+
+export function withScripts(redis: RedisClient): ScriptedRedis {
   for (const [name, script] of Object.entries(SCRIPTS)) {
     if (!(name in redis)) redis.defineCommand(name, script);
   }

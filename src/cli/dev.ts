@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startGateway } from '../app/gateway.js';
 import { shutdownSteps, type ShutdownStep } from '../app/shutdown.js';
@@ -7,13 +7,16 @@ import { startWorker } from '../app/worker.js';
 import { signToken } from '../auth/jwt.js';
 import { isLoopbackHost, loadConfig, secretProblem, type Config, type GatewayConfig } from '../config/index.js';
 import { runMigrations } from '../db/migrate.js';
-import { MissingBinaryError, startPostgres, startRedis } from '../devstack/index.js';
+import { MissingBinaryError, startPostgres, startRedis, startRedisCluster } from '../devstack/index.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { FatalError, type Command } from './command.js';
+import { FatalError, UsageError, type Command } from './command.js';
 import { serveUntilSignal } from './serve.js';
 
-/** Where DATABASE_URL / REDIS_URL are unset, start private servers with data under devDir. */
-async function privateStack(config: Config, log: Logger, steps: ShutdownStep[]) {
+/**
+ * Where DATABASE_URL / REDIS_URL are unset, start private servers with data under devDir;
+ * `clusterMasters`: a private Redis Cluster of that many masters instead of one Redis.
+ */
+async function privateStack(config: Config, log: Logger, steps: ShutdownStep[], clusterMasters?: number) {
   const dir = resolve(config.devDir);
   let { databaseUrl, redisUrl } = config;
   try {
@@ -24,7 +27,9 @@ async function privateStack(config: Config, log: Logger, steps: ShutdownStep[]) 
       databaseUrl = pg.url;
       log.info({ url: pg.url, dataDir: pg.dataDir }, 'DATABASE_URL unset: started a private PostgreSQL');
     }
-    if (!redisUrl) {
+    if (!redisUrl && clusterMasters !== undefined) {
+      redisUrl = await privateCluster(dir, clusterMasters, log, steps);
+    } else if (!redisUrl) {
       const redis = await startRedis({ dir: join(dir, 'redis'), appendonly: true, logger: log });
       steps.push(['stop private Redis', () => redis.stop()]);
       redisUrl = redis.url;
@@ -36,7 +41,30 @@ async function privateStack(config: Config, log: Logger, steps: ShutdownStep[]) 
     if (err instanceof MissingBinaryError || err instanceof Error) throw new FatalError(err.message.split('\n')[0]!);
     throw err;
   }
-  return { databaseUrl, redisUrl };
+  return { databaseUrl, redisUrl, redisCluster: config.redisCluster || clusterMasters !== undefined };
+}
+
+/**
+ * A fresh cluster each time: its nodes are started on new free ports, which the nodes.conf
+ * of an earlier run would not match. Redis holds nothing PostgreSQL does not (guarantee 6),
+ * so clients recover what they need from PostgreSQL after a restart.
+ */
+async function privateCluster(dir: string, masters: number, log: Logger, steps: ShutdownStep[]): Promise<string> {
+  const clusterDir = join(dir, 'redis-cluster');
+  rmSync(clusterDir, { recursive: true, force: true });
+  const cluster = await startRedisCluster({ dir: clusterDir, masters, logger: log });
+  steps.push(['stop private Redis Cluster', () => cluster.stop()]);
+  log.info({ url: cluster.url, masters }, 'REDIS_URL unset: started a private Redis Cluster (cluster mode on)');
+  return cluster.url;
+}
+
+/** --redis-cluster N (or TIDINGS_REDIS_CLUSTER=1 without REDIS_URL: 3 masters); undefined for one Redis. */
+function clusterMastersOf(option: string | boolean | undefined, config: Config): number | undefined {
+  if (option === undefined) return config.redisCluster && !config.redisUrl ? 3 : undefined;
+  const masters = Number(option);
+  if (!Number.isInteger(masters) || masters < 3 || masters > 16) throw new UsageError('--redis-cluster takes a number of masters from 3 to 16');
+  if (config.redisUrl) throw new UsageError('--redis-cluster starts a private cluster, so REDIS_URL must be unset (or use TIDINGS_REDIS_CLUSTER=1 with it)');
+  return masters;
 }
 
 /**
@@ -94,20 +122,24 @@ async function banner(config: Config, port: number, secret: string, generated: b
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run everything in one process (private PostgreSQL/Redis when their URLs are unset)',
-  usage: `Usage: tidings dev
+  usage: `Usage: tidings dev [--redis-cluster MASTERS]
 
 Starts PostgreSQL and Redis from the binaries on this machine when DATABASE_URL / REDIS_URL are
 unset (data under ./.tidings/, or TIDINGS_DEV_DIR), applies migrations, then runs a gateway and a
 worker together. Prints the WebSocket URL, the demo page URL and a ready-to-use token.
-Binds 127.0.0.1 unless HOST is set.`,
-  options: {},
-  async run() {
+Binds 127.0.0.1 unless HOST is set.
+
+  --redis-cluster N   start a private Redis Cluster of N masters (3 or more) instead of one
+                      Redis, and run in cluster mode (TIDINGS_REDIS_CLUSTER=1)`,
+  options: { 'redis-cluster': { type: 'string' } },
+  async run(values) {
     const base = loadConfig('dev');
+    const clusterMasters = clusterMastersOf(values['redis-cluster'], base);
     const log = createLogger(base.logLevel, { node: base.nodeName, role: 'dev' });
     const steps: ShutdownStep[] = [];
     const close = shutdownSteps(log, steps);
     try {
-      const urls = await privateStack(base, log, steps);
+      const urls = await privateStack(base, log, steps, clusterMasters);
       const secret = devSecret(base);
       // The demo page and its token endpoint are on by default here (see loadConfig), the
       // endpoint only while the port is this machine's alone.

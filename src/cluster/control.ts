@@ -13,7 +13,7 @@
  * still connecting when it arrives is not matched. The reply means "sent to every gateway
  * that was listening", as in Centrifugo (its control messages go through the same broker).
  */
-import type { Redis } from 'ioredis';
+import { publishTo, type RedisClient } from '../bus/client.js';
 import { z } from 'zod';
 import type { PubSub } from '../bus/pubsub.js';
 import type { Logger } from '../observability/logger.js';
@@ -69,11 +69,13 @@ export type ApplyLocally = (cmd: ControlCommand) => Promise<void>;
 export class ControlBus {
   constructor(
     private readonly pubsub: PubSub,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly topic: string,
     private readonly uid: string,
     private readonly apply: ApplyLocally,
     private readonly log: Logger,
+    /** Redis Cluster: the topic is a shard channel (SPUBLISH), with a hash tag of its own. */
+    private readonly sharded = false,
   ) {}
 
   /** Resolves once this gateway hears the topic: commands sent after that reach it. */
@@ -84,7 +86,7 @@ export class ControlBus {
   /** Applies here, then tells every other gateway. Rejects when Redis did not take the PUBLISH. */
   async send(cmd: ControlCommand): Promise<void> {
     await this.apply(cmd);
-    await this.redis.publish(this.topic, JSON.stringify({ from: this.uid, cmd }));
+    await publishTo(this.redis, this.sharded, this.topic, JSON.stringify({ from: this.uid, cmd }));
   }
 
   async close(): Promise<void> {

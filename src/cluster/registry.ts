@@ -22,7 +22,7 @@
  * tries again.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import type { Keys } from '../bus/keys.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -69,7 +69,7 @@ export class NodeRegistry {
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly identity: { name: string; version: string },
     private readonly local: LocalNode,

@@ -25,17 +25,41 @@ function int(min: number, max: number) {
     .max(max, { error: `must be at most ${max}` });
 }
 
+function isUrlOf(value: string, protocols: string[]): boolean {
+  try {
+    return protocols.includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
 function url(protocols: string[]) {
-  return z.string().refine(
-    (value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
-  );
+  return z.string().refine((value) => isUrlOf(value, protocols), {
+    error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  });
+}
+
+/**
+ * REDIS_URL: one URL, or (Redis Cluster) seed nodes separated by commas. Each entry is
+ * checked on its own so the message names the entry that is wrong; whether a list is allowed
+ * at all depends on TIDINGS_REDIS_CLUSTER, checked in loadConfig.
+ */
+function redisUrls() {
+  return z.string().check((ctx) => {
+    const problem = redisUrlsProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem });
+  });
+}
+
+function redisUrlsProblem(value: string): string | undefined {
+  const entries = value.split(',').map((entry) => entry.trim());
+  for (const [i, entry] of entries.entries()) {
+    const which = entries.length > 1 ? `entry ${i + 1} ` : '';
+    if (entry === '') return `${which}is empty (seed nodes are separated by single commas)`;
+    if (isUrlOf(entry, ['redis:', 'rediss:'])) continue;
+    return `${which ? `${which}(${JSON.stringify(entry)}) ` : ''}must be a URL starting with redis:// or rediss://`;
+  }
+  return undefined;
 }
 
 /**
@@ -63,7 +87,9 @@ export function secretProblem(value: string, minimum = 32, unit: 'bytes' | 'char
 const schema = {
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   DATABASE_READ_URL: url(['postgres:', 'postgresql:']).optional(),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  REDIS_URL: redisUrls().optional(),
+  // Issue 13: REDIS_URL then lists seed nodes; keys and topics carry per-partition hash tags.
+  TIDINGS_REDIS_CLUSTER: z.stringbool({ error: 'must be 1 or 0 (true or false)' }).default(false),
   PORT: int(0, 65535).default(8000),
   HOST: z.string().min(1).optional(),
   TIDINGS_TOKEN_SECRET: secret(32, 'bytes', 'openssl rand -base64 32').optional(),
@@ -149,7 +175,10 @@ export interface Config {
   databaseUrl: string | undefined;
   /** A read replica for history and recovery reads (gateways); the primary answers what it cannot. */
   databaseReadUrl: string | undefined;
+  /** One URL, or in cluster mode seed node URLs separated by commas (see `redisSeeds`). */
   redisUrl: string | undefined;
+  /** Redis Cluster mode (TIDINGS_REDIS_CLUSTER): keys carry hash tags, pub/sub is sharded. */
+  redisCluster: boolean;
   port: number;
   host: string;
   tokenSecret: string | undefined;
@@ -276,6 +305,9 @@ export function loadConfig<R extends Role>(role: R, env: NodeJS.ProcessEnv = pro
   if (e.TIDINGS_PONG_TIMEOUT_S > 0 && e.TIDINGS_PING_INTERVAL_S > 0 && e.TIDINGS_PONG_TIMEOUT_S >= e.TIDINGS_PING_INTERVAL_S) {
     throw new ConfigError('TIDINGS_PONG_TIMEOUT_S', 'must be smaller than TIDINGS_PING_INTERVAL_S');
   }
+  if (e.REDIS_URL?.includes(',') && !e.TIDINGS_REDIS_CLUSTER) {
+    throw new ConfigError('REDIS_URL', 'lists several nodes, which only Redis Cluster mode takes: set TIDINGS_REDIS_CLUSTER=1, or give one URL');
+  }
   const config = buildConfig(e, role);
   if (role === 'gateway' || role === 'dev') checkNamespaceProxies(config.namespaces, config.proxy);
   // The loop above refused the role's missing REQUIRED variables, which is all ConfigFor adds.
@@ -321,6 +353,7 @@ function buildConfig(e: Env, role: Role): Config {
     databaseUrl: e.DATABASE_URL,
     databaseReadUrl: e.DATABASE_READ_URL,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.TIDINGS_REDIS_CLUSTER,
     port: e.PORT,
     host,
     tokenSecret: e.TIDINGS_TOKEN_SECRET,
@@ -424,6 +457,11 @@ function parseOrigins(raw: string | undefined, role: Role): string[] | undefined
     }
   }
   return origins;
+}
+
+/** The seed node URLs of a REDIS_URL (one entry outside cluster mode). */
+export function redisSeeds(redisUrl: string): string[] {
+  return redisUrl.split(',').map((entry) => entry.trim());
 }
 
 /** Names and defaults, for --help and the README table. */

@@ -11,6 +11,7 @@ const POSTGRES_ROOT = '/usr/lib/postgresql';
 // Binary name → Debian package that ships it; unknown names are assumed to be their own package.
 const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
   'redis-server': 'redis-server',
+  'redis-cli': 'redis-tools',
   postgres: 'postgresql',
   initdb: 'postgresql',
   pg_ctl: 'postgresql',

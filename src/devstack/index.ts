@@ -10,4 +10,5 @@ export { findBinary, MissingBinaryError } from './binaries.js';
 export { freePort } from './ports.js';
 export { startPostgres, type PostgresOptions } from './postgres.js';
 export { startRedis, type RedisOptions } from './redis.js';
+export { startRedisCluster, type RedisClusterHandle, type RedisClusterOptions } from './redis-cluster.js';
 export type { ServerHandle } from './server.js';

@@ -16,6 +16,11 @@ export interface RedisOptions {
   /** Append-only file with fsync every second. Default true. */
   appendonly?: boolean;
   logger?: Logger;
+  /**
+   * Start as a Redis Cluster node whose cluster bus listens on this port (the default, port +
+   * 10000, could land in the ephemeral range or on another test's server).
+   */
+  clusterBusPort?: number;
 }
 
 export function startRedis(opts: RedisOptions): Promise<ServerHandle> {
@@ -31,6 +36,7 @@ function redisSpec(binary: string, port: number, opts: RedisOptions, logger: Log
     ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dir],
     ...['--save', '', '--appendonly', opts.appendonly === false ? 'no' : 'yes', '--appendfsync', 'everysec'],
     ...['--logfile', logFile, '--daemonize', 'no'],
+    ...clusterArgs(opts.clusterBusPort),
   ];
   return {
     kind: 'redis',
@@ -45,6 +51,12 @@ function redisSpec(binary: string, port: number, opts: RedisOptions, logger: Log
     command: () => ({ file: binary, args, cwd: dir }),
     ready: (pid) => answers(port, pid),
   };
+}
+
+/** A cluster node keeps its view of the cluster in nodes.conf, in its own data directory. */
+function clusterArgs(busPort: number | undefined): string[] {
+  if (busPort === undefined) return [];
+  return ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'];
 }
 
 // PING, then INFO server: the first says the AOF is loaded, the second whose server this is.

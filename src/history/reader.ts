@@ -14,7 +14,7 @@
  * time per gateway (./permits.ts), so no reply and no burst of them can hold an unbounded
  * amount of publications in memory (issue 9).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import type { BusPublication } from '../bus/topic.js';
 import type { Keys } from '../bus/keys.js';
 import { publicationJson } from '../protocol/publication.js';
@@ -59,7 +59,7 @@ export class HistoryReader implements GapSource {
    * from `db`, the primary, which also answers every read the replica cannot answer in full.
    */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly db: Db,
     private readonly keys: Keys,
     private readonly cacheTtlS: number,

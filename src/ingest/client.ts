@@ -23,7 +23,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import { decodeAcks, type Ack } from './acks.js';
 import { Decider, type SentJob } from './decide.js';
 import type { Found, JobOutcomes } from './outcomes.js';
@@ -118,7 +118,8 @@ export class IngestClient {
   private readonly expiry: NodeJS.Timeout;
   private readonly stopping = new AbortController();
   private readonly decider: Decider<Entry>;
-  private readonly ackTopic: string;
+  /** One topic; in Redis Cluster mode one per partition (src/bus/keys.ts `ackTopic`). */
+  private readonly ackTopics: string[];
   private readonly owners: PartitionOwners;
   /** Jobs out per known owner (a bundle, or a batch alone), each until all its batches are answered. */
   private readonly ownerInflight = new Map<string, number>();
@@ -127,7 +128,7 @@ export class IngestClient {
   private closed = false;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly pubsub: PubSub,
     private readonly keys: Keys,
     private readonly settings: IngestSettings,
@@ -135,14 +136,14 @@ export class IngestClient {
     /** PostgreSQL's word on jobs whose acks did not come (./outcomes.ts). */
     outcomes: JobOutcomes,
   ) {
-    this.ackTopic = keys.acks(this.gatewayId);
+    this.ackTopics = keys.ackTopics(this.gatewayId);
     this.owners = new PartitionOwners(redis, keys, settings.partitions, log);
     this.decider = new Decider<Entry>(outcomes, (entry, found) => this.answerDecided(entry, found), log, this.stopping.signal);
     this.partitions = Array.from({ length: settings.partitions }, (_, i) => ({
       index: i,
       queue: new Queue(partitionQueueName(i), {
         connection: redis,
-        prefix: keys.queuePrefix,
+        prefix: keys.queuePrefixOf(i),
         defaultJobOptions: { removeOnComplete: true, removeOnFail: { count: 10_000 }, attempts: 1 },
       }),
       waiting: [],
@@ -176,7 +177,8 @@ export class IngestClient {
   }
 
   private listenForAcks(): Promise<void> {
-    return this.pubsub.listen(this.ackTopic, (msg) => this.onAcks(decodeAcks(msg)));
+    const onAcks = (msg: string) => this.onAcks(decodeAcks(msg));
+    return Promise.all(this.ackTopics.map((topic) => this.pubsub.listen(topic, onAcks))).then(() => {});
   }
 
   /**

@@ -7,8 +7,11 @@
  * owns some of its partitions, which still commits each part in its stream's order. An
  * unknown owner (no lease yet, Redis unreachable) keeps the partition's batches apart, as
  * before bundles.
+ *
+ * In Redis Cluster mode each lease lives in its partition's slot (src/bus/keys.ts), so the
+ * one MGET becomes one GET per partition, sent together (each goes to its master at once).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import type { Keys } from '../bus/keys.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -22,7 +25,7 @@ export class PartitionOwners {
   private reading = false;
 
   constructor(
-    private readonly redis: Pick<Redis, 'mget'>,
+    private readonly redis: Pick<RedisClient, 'mget' | 'get'>,
     private readonly keys: Keys,
     private readonly partitions: number,
     private readonly log: Logger,
@@ -44,6 +47,11 @@ export class PartitionOwners {
     return this.owners[partition] ?? undefined;
   }
 
+  private readLeases(keys: string[]): Promise<(string | null)[]> {
+    if (!this.keys.cluster) return this.redis.mget(keys);
+    return Promise.all(keys.map((key) => this.redis.get(key)));
+  }
+
   /** At most one read outstanding: while Redis is away, reads do not pile up in its offline queue. */
   private async refresh(): Promise<void> {
     if (this.reading) return;
@@ -55,7 +63,7 @@ export class PartitionOwners {
     });
     let read: Promise<(string | null)[]> | undefined;
     try {
-      read = this.redis.mget(keys);
+      read = this.readLeases(keys);
       const done = () => (this.reading = false);
       void read.then(done, done);
       this.owners = await Promise.race([read, late]);

@@ -9,7 +9,7 @@
  * moves forward, and gateways drop offsets they already delivered. Cache and position are
  * written before the PUBLISH, so a gateway that hears of offset N can always read N back.
  */
-import type { Redis } from 'ioredis';
+import { publishTo, type RedisClient } from '../bus/client.js';
 import type { ScriptedRedis } from '../bus/scripts.js';
 import { encodeAcks, type Ack } from '../ingest/acks.js';
 import type { Keys } from '../bus/keys.js';
@@ -40,6 +40,8 @@ function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublicat
 export interface CommittedJob {
   outcome: PersistOutcome;
   gatewayId: string;
+  /** The job part's partition: where its rejections are acknowledged in Redis Cluster mode. */
+  partition?: number;
 }
 
 /** One fanout script call's bounds: Redis parses a call whole, so a huge round goes in several. */
@@ -54,17 +56,38 @@ interface FanoutCall {
   bytes: number;
 }
 
+/** What one pipeline of fanout calls carries: publications, and (topic, message) acks sent after them. */
+interface FanoutRound {
+  stored: StoredPublication[];
+  acks: [topic: string, message: string][];
+}
+
 /**
  * One Redis round for every job of a group commit, as one pipeline of fanout script calls
  * (usually one): per channel the cache append, the position move and one PUBLISH carrying
  * the publications of all the jobs in offset order; then per gateway one ack message, after
  * every channel, so an acknowledged publisher can always read its publication back.
+ *
+ * In Redis Cluster mode a script reaches one slot only, so the round is split by partition:
+ * one pipeline per partition with its channels and its ack topics (src/bus/keys.ts), all sent
+ * at once. Each ack still follows its publication's channel, in the same script.
  */
 export async function fanoutCommitted(redis: ScriptedRedis, keys: Keys, cachePolicy: CachePolicy, jobs: CommittedJob[]): Promise<void> {
   const tops = topsOf(jobs);
+  const committedAt = Date.now();
+  if (!keys.cluster) {
+    const acks = [...acksByGateway(jobs)].map(([gatewayId, list]): [string, string] => [keys.acks(gatewayId), encodeAcks(list)]);
+    const round = { stored: jobs.flatMap((j) => j.outcome.stored), acks };
+    return execCalls(redis, buildCalls(keys, cachePolicy, round, tops), committedAt);
+  }
+  const rounds = [...roundsByPartition(keys, jobs)];
+  await Promise.all(rounds.map(([p, round]) => execCalls(redis, buildCalls(keys, cachePolicy, round, tops), committedAt, keys.queuePrefixOf(p))));
+}
+
+function buildCalls(keys: Keys, cachePolicy: CachePolicy, round: FanoutRound, tops: Map<string, number>): FanoutCall[] {
   const calls: FanoutCall[] = [];
   let call: FanoutCall | undefined;
-  for (const [channel, pubs] of groupByChannel(jobs.flatMap((j) => j.outcome.stored))) {
+  for (const [channel, pubs] of groupByChannel(round.stored)) {
     const epoch = pubs[0]!.epoch;
     const cache = cachePolicy(channel);
     const top = tops.get(channel) ?? pubs[pubs.length - 1]!.offset;
@@ -79,13 +102,44 @@ export async function fanoutCommitted(redis: ScriptedRedis, keys: Keys, cachePol
     call.channels++;
   }
   if (!call) calls.push((call = { keys: [], args: [], channels: 0, bytes: 0 }));
-  for (const [gatewayId, acks] of acksByGateway(jobs)) call.args.push(keys.acks(gatewayId), encodeAcks(acks));
-  const committedAt = Date.now();
-  const pipeline = redis.pipeline() as unknown as ScriptedRedis & ReturnType<Redis['pipeline']>;
-  for (const c of calls) pipeline.tidingsFanout(c.keys.length, ...c.keys, committedAt, c.channels, ...c.args);
+  for (const [topic, message] of round.acks) call.args.push(topic, message);
+  return calls;
+}
+
+/**
+ * One pipeline of the calls. `routeKey` (cluster mode): a name in the calls' slot, passed as
+ * one more key so that ioredis sends even a call without channels (acks only) to its master;
+ * the script never touches it, and uses SPUBLISH.
+ */
+async function execCalls(redis: ScriptedRedis, calls: FanoutCall[], committedAt: number, routeKey?: string): Promise<void> {
+  const pipeline = redis.pipeline() as unknown as ScriptedRedis & ReturnType<RedisClient['pipeline']>;
+  for (const c of calls) {
+    if (routeKey === undefined) pipeline.tidingsFanout(c.keys.length, ...c.keys, committedAt, c.channels, ...c.args);
+    else pipeline.tidingsFanoutSharded(c.keys.length + 1, ...c.keys, routeKey, committedAt, c.channels, ...c.args);
+  }
   const results = await pipeline.exec();
   const failed = results?.find(([err]) => err);
   if (failed) throw failed[0];
+}
+
+/** Cluster mode: each partition's publications and acks (an ack goes with its publication's channel). */
+function roundsByPartition(keys: Keys, jobs: CommittedJob[]): Map<number, FanoutRound> {
+  const rounds = new Map<number, FanoutRound>();
+  const roundOf = (p: number) => rounds.get(p) ?? rounds.set(p, { stored: [], acks: [] }).get(p)!;
+  for (const pub of jobs.flatMap((j) => j.outcome.stored)) roundOf(keys.partitionOfChannel(pub.channel)).stored.push(pub);
+  // ack topic (one per gateway and partition) → its partition and acks
+  const acks = new Map<string, { p: number; list: Ack[] }>();
+  const add = (p: number, gatewayId: string, ack: Ack) => {
+    const topic = keys.ackTopic(gatewayId, p);
+    const entry = acks.get(topic) ?? acks.set(topic, { p, list: [] }).get(topic)!;
+    entry.list.push(ack);
+  };
+  for (const { outcome, gatewayId, partition } of jobs) {
+    for (const r of outcome.results) add(keys.partitionOfChannel(r.channel), gatewayId, [r.id, r.offset, r.epoch]);
+    for (const r of outcome.rejected) add(partition ?? 0, gatewayId, [r.id, 0, '', rejectionCode(r.why)]);
+  }
+  for (const [topic, { p, list }] of acks) roundOf(p).acks.push([topic, encodeAcks(list)]);
+  return rounds;
 }
 
 /** Each channel's top after the group: the highest any of its jobs saw (they ran in one transaction). */
@@ -118,9 +172,9 @@ function rejectionCode(why: PersistOutcome['rejected'][number]['why']): number {
 }
 
 /** Tells a gateway that these publications will never be committed, so it can answer now. */
-export async function rejectPublications(redis: Redis, keys: Keys, gatewayId: string, ids: string[], code: number) {
+export async function rejectPublications(redis: RedisClient, keys: Keys, gatewayId: string, ids: string[], code: number, partition = 0) {
   const acks: Ack[] = ids.map((id) => [id, 0, '', code]);
-  await redis.publish(keys.acks(gatewayId), encodeAcks(acks));
+  await publishTo(redis, keys.cluster, keys.ackTopic(gatewayId, partition), encodeAcks(acks));
 }
 
 /**
@@ -129,17 +183,16 @@ export async function rejectPublications(redis: Redis, keys: Keys, gatewayId: st
  * since epoch and top did not change. Idempotent, like fanoutCommitted.
  */
 export async function clearHistoryCache(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   removal: { g: string; i: string; channel: string },
   position: { epoch: string; top: number },
 ): Promise<void> {
   const acks: Ack[] = [[removal.i, position.top, position.epoch]];
-  const results = await redis
-    .pipeline()
-    .del(keys.history(removal.channel))
-    .publish(keys.acks(removal.g), encodeAcks(acks))
-    .exec();
+  // In cluster mode the ack topic is in the channel's slot, so the pipeline stays on one master.
+  const topic = keys.ackTopic(removal.g, keys.partitionOfChannel(removal.channel));
+  const pipeline = redis.pipeline().del(keys.history(removal.channel));
+  const results = await (keys.cluster ? pipeline.spublish(topic, encodeAcks(acks)) : pipeline.publish(topic, encodeAcks(acks))).exec();
   const failed = results?.find(([err]) => err);
   if (failed) throw failed[0];
 }

@@ -51,6 +51,8 @@ export interface GroupJob {
   refused: string[];
   order: JobOrder | undefined;
   gatewayId: string;
+  /** Its partition: where its rejections are acknowledged in Redis Cluster mode. */
+  partition?: number;
 }
 
 /** The job was committed but its fan-out (and acks) failed for good. */
@@ -228,7 +230,7 @@ export class GroupCommit {
 
   private async fanout(committed: { job: Pending; outcome: PersistOutcome }[]): Promise<void> {
     const { redis, keys, cache, log, signal } = this.opts;
-    const jobs = committed.map(({ job, outcome }) => ({ outcome, gatewayId: job.gatewayId }));
+    const jobs = committed.map(({ job, outcome }) => ({ outcome, gatewayId: job.gatewayId, partition: job.partition }));
     try {
       const attempt = () => fanoutCommitted(redis, keys, cache, jobs);
       await retryInPlace('fanout', () => settlesWithin('fanout', FANOUT_ATTEMPT_MS, attempt), {

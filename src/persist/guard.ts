@@ -18,7 +18,7 @@
  * that took over its partition when its lease expired (after `lockMs` too).
  */
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionQueueName, type Keys } from '../bus/keys.js';
@@ -43,7 +43,7 @@ export interface PersistWorker {
 
 export interface GuardOptions {
   /** BullMQ duplicates it for its blocking reads. */
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   partitions: number;
   lockMs: number;
@@ -92,7 +92,7 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
 function partitionWorker(opts: GuardOptions, partition: number): Worker {
   const worker = new Worker(partitionQueueName(partition), opts.processor, {
     connection: opts.redis,
-    prefix: opts.keys.queuePrefix,
+    prefix: opts.keys.queuePrefixOf(partition),
     concurrency: ACTIVE_JOBS_PER_PARTITION,
     lockDuration: opts.lockMs,
     stalledInterval: Math.max(250, Math.floor(opts.lockMs / 4)),
@@ -106,7 +106,7 @@ function partitionWorker(opts: GuardOptions, partition: number): Worker {
 }
 
 function partitionQueue(opts: GuardOptions, partition: number): Queue {
-  const queue = new Queue(partitionQueueName(partition), { connection: opts.redis, prefix: opts.keys.queuePrefix });
+  const queue = new Queue(partitionQueueName(partition), { connection: opts.redis, prefix: opts.keys.queuePrefixOf(partition) });
   // Connection errors are reported once by the redis connection's listener (app/redis.ts).
   queue.on('error', () => {});
   return queue;

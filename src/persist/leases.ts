@@ -116,9 +116,7 @@ export class PartitionLeases {
     const { redis, keys, workerId, ttlMs } = this.opts;
     const held = [...this.ownedPartitions, ...this.draining];
     if (held.length === 0) return;
-    const pipeline = redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
-    for (const partition of held) pipeline.tidingsLeaseClaim(keys.lease(partition), workerId, ttlMs);
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await claimAll(redis, held.map((partition) => keys.lease(partition)), workerId, ttlMs, keys.cluster);
     for (const [i, partition] of held.entries()) {
       const [err, claimed] = replies[i] ?? [new Error('no reply to a lease renewal'), 0];
       if (err) throw err;
@@ -160,6 +158,21 @@ export class PartitionLeases {
       await this.partitions.start(partition);
     }
   }
+}
+
+/**
+ * [error, reply] of a lease claim for each key. One pipeline on a single Redis; on a cluster,
+ * where each lease is in its partition's slot and a pipeline must stay on one, the claims are
+ * sent at once as separate calls (ioredis writes each to its master without waiting).
+ */
+async function claimAll(redis: ScriptedRedis, leases: string[], owner: string, ttlMs: number, cluster: boolean): Promise<[Error | null, unknown][]> {
+  if (cluster) {
+    const settled = await Promise.allSettled(leases.map((key) => redis.tidingsLeaseClaim(key, owner, ttlMs)));
+    return settled.map((r): [Error | null, unknown] => (r.status === 'fulfilled' ? [null, r.value] : [r.reason as Error, 0]));
+  }
+  const pipeline = redis.pipeline() as unknown as ScriptedRedis & { exec(): Promise<[Error | null, unknown][] | null> };
+  for (const key of leases) pipeline.tidingsLeaseClaim(key, owner, ttlMs);
+  return (await pipeline.exec()) ?? [];
 }
 
 /** Resolves when `work` does or after `ms`, whichever comes first (never rejects). */

@@ -129,7 +129,7 @@ async function commitPart(opts: JobProcessorOptions, part: Part): Promise<void> 
     if (isStorable(pub)) storable.push(pub);
     else refused.push(pub.id);
   }
-  const outcome = await opts.group.submit({ batch: storable, refused, order: part.order, gatewayId: part.gatewayId });
+  const outcome = await opts.group.submit({ batch: storable, refused, order: part.order, gatewayId: part.gatewayId, partition: Number(part.partition) });
   countRejections(outcome.rejected);
   metrics.jobPublications.observe(part.pubs.length);
 }
@@ -170,12 +170,13 @@ async function putBack(log: Logger, job: Job, token: string | undefined): Promis
 async function rejectBatch(opts: JobProcessorOptions, part: Part, err: unknown): Promise<void> {
   opts.log.error({ err: rootCause(err), publications: part.pubs.length }, 'batch can never be committed; moving it to failed');
   const ids = part.pubs.map((p) => p.id);
-  await rejectPublications(opts.redis, opts.keys, part.gatewayId, ids, Errors.internal.code).catch(() => {});
+  await rejectPublications(opts.redis, opts.keys, part.gatewayId, ids, Errors.internal.code, Number(part.partition)).catch(() => {});
 }
 
 async function rejectRemoval(opts: JobProcessorOptions, removal: HistoryRemoveJob, err: unknown): Promise<void> {
   opts.log.error({ err: rootCause(err), channel: removal.channel }, 'history removal can never be committed; moving it to failed');
-  await rejectPublications(opts.redis, opts.keys, removal.g, [removal.i], Errors.internal.code).catch(() => {});
+  const partition = opts.keys.partitionOfChannel(removal.channel);
+  await rejectPublications(opts.redis, opts.keys, removal.g, [removal.i], Errors.internal.code, partition).catch(() => {});
 }
 
 function retryOptions(opts: JobProcessorOptions): { log: Logger; signal: AbortSignal } {

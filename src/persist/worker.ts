@@ -14,7 +14,7 @@
  * Two parts: the job processor (src/persist/processor.ts: what is done with one job) and
  * the concurrency/ownership guard (src/persist/guard.ts: who may take a job, start, close).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import type { Keys } from '../bus/keys.js';
 import { withScripts } from '../bus/scripts.js';
 import type { Database } from '../db/client.js';
@@ -29,7 +29,7 @@ export type { PersistWorker } from './guard.js';
 export interface PersistWorkerOptions {
   database: Database;
   /** Shared connection for commands (fan-out); BullMQ duplicates it for its blocking reads. */
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   partitions: number;
   cache: CachePolicy;

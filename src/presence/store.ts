@@ -5,7 +5,7 @@
  * (and can no longer remove them) expire on their own after at most `ttlMs`.
  * Reads drop expired entries first, in the same Lua call (src/bus/scripts.ts).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../bus/client.js';
 import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
 import type { Keys } from '../bus/keys.js';
 
@@ -20,7 +20,7 @@ export class PresenceStore {
   private readonly redis: ScriptedRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
     readonly ttlMs: number,
   ) {

@@ -13,11 +13,12 @@ import { Queue, type JobType } from 'bullmq';
 import { inject } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { startWorker, type RunningWorker } from '../../src/app/worker.js';
+import { closeRedis, connectRedis, keysOf } from '../../src/app/redis.js';
 import { signToken } from '../../src/auth/jwt.js';
 import { partitionQueueName } from '../../src/bus/keys.js';
 import { loadConfig, type Role } from '../../src/config/index.js';
 import { runMigrations } from '../../src/db/migrate.js';
-import { startPostgres, startRedis, type ServerHandle } from '../../src/devstack/index.js';
+import { startPostgres, startRedis, startRedisCluster, type RedisClusterHandle, type ServerHandle } from '../../src/devstack/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { waitFor } from './wait.js';
 
@@ -139,20 +140,22 @@ export class TestStack {
 
   /** Jobs in these states over all of this stack's partition queues. */
   async jobCount(states: JobType[]): Promise<number> {
-    const partitions = Number(this.env().TIDINGS_PARTITIONS);
-    const { hostname, port } = new URL(this.redisUrl);
+    const config = this.config('worker');
+    const keys = keysOf(config);
+    const connection = connectRedis(config, 'commands', createLogger('silent'), 'test-job-count');
     let total = 0;
-    for (let i = 0; i < partitions; i++) {
-      const queue = new Queue(partitionQueueName(i), {
-        connection: { host: hostname, port: Number(port), maxRetriesPerRequest: 1 },
-        prefix: this.prefix,
-      });
-      try {
-        const counts = await queue.getJobCounts(...states);
-        total += Object.values(counts).reduce((a, b) => a + b, 0);
-      } finally {
-        await queue.close();
+    try {
+      for (let i = 0; i < config.ingest.partitions; i++) {
+        const queue = new Queue(partitionQueueName(i), { connection, prefix: keys.queuePrefixOf(i) });
+        try {
+          const counts = await queue.getJobCounts(...states);
+          total += Object.values(counts).reduce((a, b) => a + b, 0);
+        } finally {
+          await queue.close();
+        }
       }
+    } finally {
+      await closeRedis(connection);
     }
     return total;
   }
@@ -186,6 +189,13 @@ export function uniqueChannel(name = 'ch'): string {
 export async function startPrivateRedis(opts: { appendonly?: boolean } = {}): Promise<ServerHandle> {
   const root = await mkdtemp(join(tmpdir(), 'tidings-private-redis-'));
   return startRedis({ dir: join(root, 'redis'), appendonly: opts.appendonly ?? false });
+}
+
+/** A private Redis Cluster (issue 13); `close` stops every node and removes their data. */
+export async function startPrivateRedisCluster(opts: { masters?: number; replicasPerMaster?: number } = {}): Promise<RedisClusterHandle & { close(): Promise<void> }> {
+  const root = await mkdtemp(join(tmpdir(), 'tidings-private-redis-cluster-'));
+  const cluster = await startRedisCluster({ dir: root, ...opts });
+  return { ...cluster, nodes: cluster.nodes, url: cluster.url, stop: cluster.stop, close: () => cluster.stop().then(() => rm(root, { recursive: true, force: true })) };
 }
 
 /** A private Redis and PostgreSQL for tests that kill or restart them. */

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, readlink, realpath, rm } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +14,7 @@ import {
   MissingBinaryError,
   startPostgres,
   startRedis,
+  startRedisCluster,
   type ServerHandle,
 } from '../../src/devstack/index.js';
 
@@ -99,6 +100,26 @@ describe('redis', () => {
     expect(await withRedis(redis.url, (c) => c.get('ephemeral'))).toBeNull();
     await redis.stop();
   });
+});
+
+describe('redis cluster', () => {
+  it('forms a 3-master cluster that serves every slot, and stop() ends every node', async () => {
+    const cluster = await startRedisCluster({ dir: join(root, 'cluster'), masters: 3 });
+    try {
+      expect(cluster.nodes).toHaveLength(3);
+      expect(cluster.url.split(',')).toEqual(cluster.nodes.map((n) => n.url));
+      const client = new Cluster(cluster.nodes.slice(0, 1).map((n) => ({ host: '127.0.0.1', port: n.port })));
+      // Keys spread over the slots reach every master.
+      await Promise.all(Array.from({ length: 30 }, (_, i) => client.set(`k${i}`, String(i))));
+      expect(await Promise.all(Array.from({ length: 30 }, (_, i) => client.get(`k${i}`)))).toEqual(Array.from({ length: 30 }, (_, i) => String(i)));
+      const sizes = await Promise.all(client.nodes('master').map((node) => node.dbsize()));
+      expect(sizes.every((n) => n > 0)).toBe(true);
+      client.disconnect();
+    } finally {
+      await cluster.stop();
+    }
+    for (const node of cluster.nodes) expect(node.pid).toBeUndefined();
+  }, 60_000);
 });
 
 describe('postgres', () => {

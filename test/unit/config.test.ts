@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { ConfigError, loadConfig, redisSeeds } from '../../src/config/index.js';
 
 const base = {
   DATABASE_URL: 'postgres://u@127.0.0.1:5432/db',
@@ -59,6 +59,30 @@ describe('configuration', () => {
     const err = errorOf(() => loadConfig('gateway', { ...base, [name]: value }));
     expect(err.message).toBe(message);
     expect(err.message).not.toContain('\n');
+  });
+
+  describe('Redis Cluster mode (issue 13)', () => {
+    const cluster = { ...base, TIDINGS_REDIS_CLUSTER: '1' };
+
+    it('is off by default, and takes one or more seed nodes when on', () => {
+      expect(loadConfig('gateway', base).redisCluster).toBe(false);
+      const config = loadConfig('gateway', { ...cluster, REDIS_URL: 'redis://h1:7000, redis://h2:7001' });
+      expect(config.redisCluster).toBe(true);
+      expect(redisSeeds(config.redisUrl)).toEqual(['redis://h1:7000', 'redis://h2:7001']);
+      expect(redisSeeds(loadConfig('gateway', cluster).redisUrl)).toEqual(['redis://127.0.0.1:6379']);
+    });
+
+    it.each([
+      [base, 'redis://h1:7000,redis://h2:7001', 'REDIS_URL: lists several nodes, which only Redis Cluster mode takes: set TIDINGS_REDIS_CLUSTER=1, or give one URL'],
+      [cluster, 'redis://h1:7000,,redis://h2:7001', 'REDIS_URL: entry 2 is empty (seed nodes are separated by single commas)'],
+      [cluster, 'redis://h1:7000,', 'REDIS_URL: entry 2 is empty (seed nodes are separated by single commas)'],
+      [cluster, 'redis://h1:7000,http://h2:7001', 'REDIS_URL: entry 2 ("http://h2:7001") must be a URL starting with redis:// or rediss://'],
+      [cluster, 'h1:7000', 'REDIS_URL: must be a URL starting with redis:// or rediss://'],
+      [{ ...base, TIDINGS_REDIS_CLUSTER: 'maybe' }, 'redis://h1:7000', 'TIDINGS_REDIS_CLUSTER: must be 1 or 0 (true or false)'],
+    ])('refuses a bad seed list in one line (%#)', (env, value, message) => {
+      const err = errorOf(() => loadConfig('gateway', { ...env, REDIS_URL: value }));
+      expect(err.message).toBe(message);
+    });
   });
 
   describe('refuses weak secrets at start (issue 9)', () => {
