@@ -31,6 +31,9 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
+    // A command that failed while starting may still hold connections (Redis reconnects
+    // forever): its one line is written (synchronously, to a pipe or file), so leave now.
+    if (code !== 0) process.exit(code);
     process.exitCode = code;
   },
   (err: unknown) => {

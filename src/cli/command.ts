@@ -48,6 +48,18 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   }
 }
 
+/** A port we could not listen on is the operator's to fix, so it is one line naming the setting. */
+function listenFailure(commandName: string, err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (e?.syscall !== 'listen') return undefined;
+  const setting = commandName === 'worker' ? 'TIDINGS_METRICS_PORT' : 'PORT';
+  const where = `port ${e.port ?? '?'}${e.address ? ` on ${e.address}` : ''}`;
+  if (e.code === 'EADDRINUSE') return `${where} is in use; stop what holds it or set ${setting}`;
+  if (e.code === 'EACCES') return `${where} needs privileges this process lacks; set ${setting} to 1024 or above`;
+  if (e.code === 'EADDRNOTAVAIL') return `${where}: this machine has no such address; set HOST`;
+  return `cannot listen on ${where}: ${e.code ?? e.message}`;
+}
+
 export function reportFailure(commandName: string, err: unknown): number {
   if (err instanceof UsageError) {
     process.stderr.write(`tidings ${commandName}: ${err.message}\n`);
@@ -59,6 +71,11 @@ export function reportFailure(commandName: string, err: unknown): number {
   }
   if (err instanceof FatalError) {
     process.stderr.write(`tidings ${commandName}: ${err.message}\n`);
+    return 1;
+  }
+  const listenProblem = listenFailure(commandName, err);
+  if (listenProblem) {
+    process.stderr.write(`tidings ${commandName}: ${listenProblem}\n`);
     return 1;
   }
   process.stderr.write(`tidings ${commandName}: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
