@@ -78,27 +78,40 @@ function ensureTraversable(dir: string): void {
 }
 
 /**
- * A dev secret that survives restarts, so tokens printed yesterday still work today. 32 random
- * bytes (43 base64url characters) pass the start-up check every other role applies to
- * TIDINGS_TOKEN_SECRET; a kept file that was shortened by hand is refused the same way.
+ * Dev secrets that survive restarts, so tokens printed yesterday still work today, and the
+ * HTTP API works from the first minute (issue 16). Each passes the start-up check every
+ * other role applies (TIDINGS_TOKEN_SECRET: 32 random bytes, 43 base64url characters;
+ * TIDINGS_API_KEY: 48 hex characters); a kept file shortened by hand is refused the same way.
  */
-function devSecret(config: Config): string {
-  if (config.tokenSecret) return config.tokenSecret;
-  const file = join(resolve(config.devDir), 'token-secret');
+const DEV_SECRETS = {
+  token: { file: 'token-secret', what: 'token secret', make: () => randomBytes(32).toString('base64url'), check: (v: string) => secretProblem(v) },
+  api: { file: 'api-key', what: 'API key', make: () => randomBytes(24).toString('hex'), check: (v: string) => secretProblem(v, 32, 'characters') },
+} as const;
+
+function devSecret(config: Config, kind: keyof typeof DEV_SECRETS): string {
+  const spec = DEV_SECRETS[kind];
+  const file = join(resolve(config.devDir), spec.file);
   if (existsSync(file)) {
     const kept = readFileSync(file, 'utf8').trim();
-    const problem = secretProblem(kept);
-    if (problem) throw new FatalError(`${file}: the kept token secret ${problem}; delete the file to get a new one`);
+    const problem = spec.check(kept);
+    if (problem) throw new FatalError(`${file}: the kept ${spec.what} ${problem}; delete the file to get a new one`);
     return kept;
   }
   mkdirSync(resolve(config.devDir), { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
+  const secret = spec.make();
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   return secret;
 }
 
-async function banner(config: Config, port: number, secret: string, generated: boolean): Promise<string> {
+/** What `tidings dev` made up because the environment did not set it. */
+interface Generated {
+  tokenSecret: boolean;
+  apiKey: boolean;
+}
+
+async function banner(config: GatewayConfig, port: number, generated: Generated): Promise<string> {
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const secret = config.tokenSecret;
   const token = await signToken({ user: 'dev-user', ttlSeconds: 24 * 3600, secret });
   return [
     '',
@@ -106,11 +119,10 @@ async function banner(config: Config, port: number, secret: string, generated: b
     `  WebSocket  ws://${host}:${port}/connection/websocket`,
     config.demo ? `  Demo       http://${host}:${port}/` : '  Demo       off (TIDINGS_DEMO=false)',
     `  Health     http://${host}:${port}/health`,
-    config.apiKey
-      ? `  HTTP API   http://${host}:${port}/api/<method>  (header X-API-Key: your TIDINGS_API_KEY)`
-      : '  HTTP API   off: set TIDINGS_API_KEY to enable /api',
+    `  HTTP API   http://${host}:${port}/api/<method>  (header X-API-Key: ${generated.apiKey ? config.apiKey : 'your TIDINGS_API_KEY'})`,
     `  Token      ${token}`,
-    generated ? `  Secret     ${secret}  (TIDINGS_TOKEN_SECRET, kept in ${config.devDir}/token-secret)` : '',
+    generated.tokenSecret ? `  Secret     ${secret}  (TIDINGS_TOKEN_SECRET, kept in ${config.devDir}/token-secret)` : '',
+    generated.apiKey ? `  API key    ${config.apiKey}  (TIDINGS_API_KEY, kept in ${config.devDir}/api-key)` : '',
     '',
     '  new Centrifuge(url, { token }).connect()  — from the npm package "centrifuge"',
     '',
@@ -140,10 +152,12 @@ Binds 127.0.0.1 unless HOST is set.
     const close = shutdownSteps(log, steps);
     try {
       const urls = await privateStack(base, log, steps, clusterMasters);
-      const secret = devSecret(base);
+      const generated = { tokenSecret: !base.tokenSecret, apiKey: !base.apiKey };
+      const tokenSecret = base.tokenSecret ?? devSecret(base, 'token');
+      const apiKey = base.apiKey ?? devSecret(base, 'api');
       // The demo page and its token endpoint are on by default here (see loadConfig), the
       // endpoint only while the port is this machine's alone.
-      const config: GatewayConfig = { ...base, ...urls, tokenSecret: secret };
+      const config: GatewayConfig = { ...base, ...urls, tokenSecret, apiKey };
       if (config.demo && !config.demoTokens && !isLoopbackHost(config.host)) {
         log.warn(
           { host: config.host },
@@ -156,7 +170,7 @@ Binds 127.0.0.1 unless HOST is set.
       steps.unshift(['stop worker', () => worker.close()]);
       const gateway = await startGateway(config, log);
       steps.unshift(['stop gateway', () => gateway.close()]);
-      process.stdout.write(`${await banner(config, gateway.port, secret, !base.tokenSecret)}\n`);
+      process.stdout.write(`${await banner(config, gateway.port, generated)}\n`);
     } catch (err) {
       await close();
       throw err;
