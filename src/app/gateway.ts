@@ -18,7 +18,7 @@ import { outcomesIn } from '../ingest/outcomes.js';
 import { IngestFlow } from '../ingest/flow.js';
 import type { Logger } from '../observability/logger.js';
 import { PresenceStore } from '../presence/store.js';
-import { metrics, onScrape } from '../observability/metrics.js';
+import { metrics, onScrape, reusedFor, setNodeName } from '../observability/metrics.js';
 import { metricsRoute } from '../http/metrics.js';
 import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { VERSION } from './version.js';
@@ -36,6 +36,7 @@ export interface RunningGateway {
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   await checkRedisMode(config);
+  setNodeName(config.nodeName);
   const { keys, database, readDatabase, redis, queueRedis, pubsubRedis, pubsub } = openStores(config, log);
   const history = new HistoryReader(redis, database.db, keys, config.history.cacheTtlS, readDatabase?.db);
   // A client reply (history, a recovery's first chunk) or recovery chunk carries at most
@@ -72,7 +73,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
   const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, log });
   http.route('GET /metrics', metricsRoute);
-  const stopScrape = onScrape(() => scrapeGauges(ws, hub, ingest));
+  const depths = reusedFor(1000, () => ingest.waitingJobs());
+  const stopScrape = onScrape(() => scrapeGauges(ws, hub, depths));
   const port = await http.listen(config.port, config.host);
   log.info({ port, host: config.host, node: config.nodeName }, 'gateway listening');
 
@@ -156,7 +158,7 @@ function startTimers(config: GatewayConfig, ws: WebSocketGateway, hub: Hub): [No
   return [presenceRefresh, positioning];
 }
 
-async function scrapeGauges(ws: WebSocketGateway, hub: Hub, ingest: IngestClient): Promise<void> {
+async function scrapeGauges(ws: WebSocketGateway, hub: Hub, queueDepths: () => Promise<number[]>): Promise<void> {
   metrics.connections.set(ws.connections.size);
   let subscriptions = 0;
   let paused = 0;
@@ -167,7 +169,7 @@ async function scrapeGauges(ws: WebSocketGateway, hub: Hub, ingest: IngestClient
   metrics.subscriptions.set(subscriptions);
   metrics.pausedConnections.set(paused);
   metrics.channels.set(hub.channelCount);
-  const depths = await ingest.waitingJobs();
+  const depths = await queueDepths();
   depths.forEach((n, partition) => metrics.queueDepth.set({ partition: String(partition) }, n));
 }
 

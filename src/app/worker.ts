@@ -3,6 +3,7 @@ import type { WorkerConfig } from '../config/index.js';
 import { openDatabase } from '../db/client.js';
 import { HttpServer } from '../http/server.js';
 import { metricsRoute } from '../http/metrics.js';
+import { setNodeName } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
@@ -15,6 +16,7 @@ export interface RunningWorker {
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<RunningWorker> {
   await checkRedisMode(config);
+  setNodeName(config.nodeName);
   const database = openDatabase(config.databaseUrl, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
   const redis = connectRedis(config, 'queue', log, 'worker');
   const worker = startPersistWorker({

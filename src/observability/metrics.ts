@@ -3,11 +3,20 @@
  * `tidings_<area>_<name>_<unit>`, and never a channel name as a label (unbounded
  * cardinality). Modules import the metric they update; gauges that mirror some state are
  * filled at scrape time through `collect` callbacks registered by the composition root.
+ *
+ * The process and Node.js metrics keep prom-client's standard names (`process_…`,
+ * `nodejs_…`, no prefix), so stock Node.js dashboards work on them (issue 16). Every series
+ * carries `node` (TIDINGS_NODE_NAME), set once by the process at start (`setNodeName`).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from 'prom-client';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'tidings_' });
+collectDefaultMetrics({ register: registry });
+
+/** One process, one node: its name labels every series it exports. */
+export function setNodeName(node: string): void {
+  registry.setDefaultLabels({ node });
+}
 
 const scrapeHooks = new Set<() => void | Promise<void>>();
 
@@ -219,6 +228,26 @@ export const metrics = {
     registers: [registry],
   }),
 };
+
+/**
+ * `fn`'s answer, reused for `ms`: a gauge that costs store round trips (queue depths: one
+ * Redis call per partition) must not cost them on every scrape, however often, or by however
+ * many scrapers, /metrics is read (issue 16). A failed answer is not kept.
+ */
+export function reusedFor<T>(ms: number, fn: () => Promise<T>, now: () => number = Date.now): () => Promise<T> {
+  let at = -Infinity;
+  let last: Promise<T> | undefined;
+  return () => {
+    if (last === undefined || now() - at >= ms) {
+      at = now();
+      last = fn();
+      last.catch(() => {
+        last = undefined;
+      });
+    }
+    return last;
+  };
+}
 
 /** Gauges mirroring live state are computed when Prometheus scrapes. Returns the undo. */
 export function onScrape(fn: () => void | Promise<void>): () => void {

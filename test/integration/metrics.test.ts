@@ -4,9 +4,20 @@ import { connected, record } from '../helpers/client.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
+/**
+ * The value of a series named `name{a="x",…}` (or bare), matching the given labels whatever
+ * other labels (the node's) the line carries.
+ */
 function value(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : Number.NaN;
+  const [name, labelPart = ''] = series.replace(/}$/, '').split('{');
+  const wanted = labelPart ? labelPart.split(',') : [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labels = m[2] ? m[2].split(',') : [];
+    if (wanted.every((w) => labels.includes(w))) return Number(m[3]);
+  }
+  return Number.NaN;
 }
 
 describe('metrics', () => {
@@ -37,8 +48,12 @@ describe('metrics', () => {
     expect(value(text, 'tidings_hub_commit_to_deliver_seconds_count')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'tidings_hub_deliveries_total')).toBeGreaterThanOrEqual(3);
     expect(value(text, 'tidings_recovery_total{outcome="cache"}')).toBeGreaterThanOrEqual(1);
-    expect(text).toContain('tidings_queue_waiting_jobs{partition="0"}');
-    expect(text).toContain('tidings_process_resident_memory_bytes');
+    expect(value(text, 'tidings_queue_waiting_jobs{partition="0"}')).toBeGreaterThanOrEqual(0);
+    // Standard names for the process metrics, and the node on every series.
+    expect(value(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(value(text, 'nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);
+    expect(text).not.toContain('tidings_process_');
+    expect(value(text, `tidings_gateway_connections{node="${gw.nodeName}"}`)).toBeGreaterThanOrEqual(1);
     expect(text).not.toContain(channel);
     client.disconnect();
   });

@@ -10,7 +10,7 @@ describe('deploy/grafana/tidings-dashboard.json', () => {
       panels: { targets: { expr: string }[] }[];
     };
     const known = new Set(registry.getMetricsAsArray().map((m) => m.name));
-    const used = dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/tidings_[a-z0-9_]+/g) ?? []));
+    const used = dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/\b(tidings|process|nodejs)_[a-z0-9_]+/g) ?? []));
     expect(used.length).toBeGreaterThan(10);
     const unknown = used.map((name) => name.replace(/_(bucket|count|sum)$/, '')).filter((name) => !known.has(name));
     expect(unknown).toEqual([]);
