@@ -3,7 +3,8 @@
 #   docker build -t tidings .
 #   docker run --rm -e DATABASE_URL=… -e REDIS_URL=… -e TIDINGS_TOKEN_SECRET=… -p 8000:8000 tidings gateway
 # Commands: gateway (default), worker, migrate, token. See docker-compose.yml for a full deployment.
-ARG NODE_IMAGE=node:20.20.0-bookworm-slim
+# The project runs on Node 20 and later; the image runs an LTS line that is still supported.
+ARG NODE_IMAGE=node:24.16.0-bookworm-slim
 
 # --- build: every dependency, then TypeScript → dist/ --------------------------------------
 FROM ${NODE_IMAGE} AS build

@@ -58,6 +58,24 @@ describe('docker-compose.yml', () => {
     ).toEqual([...TIDINGS].sort());
   });
 
+  /**
+   * Patch releases below these carry fixes for what Tidings relies on (issue 16): Redis 7.4.6
+   * fixed four Lua-scripting CVEs (CVE-2025-49844 among them; Tidings runs Lua scripts), and
+   * PostgreSQL 17.8 the February 2026 security release. Node 20 reached end of life in April
+   * 2026. A tag below its floor fails here, so an old pin cannot come back unnoticed.
+   */
+  it('runs no image release known to be unsafe', () => {
+    const floors: Record<string, [number, number, number]> = { redis: [7, 4, 6], postgres: [17, 8, 0] };
+    const below = (v: number[], floor: number[]) => v[0] === floor[0] && (v[1]! < floor[1]! || (v[1] === floor[1] && (v[2] ?? 0) < floor[2]!));
+    for (const [name, floor] of Object.entries(floors)) {
+      const version = (services[name]!.image ?? '').split(':')[1]!.split('-')[0]!.split('.').map(Number);
+      expect(version[0], `${name}: a major the floors know`).toBe(floor[0]);
+      expect(below(version, floor), `${name} ${version.join('.')} is below ${floor.join('.')}`).toBe(false);
+    }
+    const node = /ARG NODE_IMAGE=node:(\d+)\./.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+    expect(Number(node?.[1]), 'the Dockerfile runs a supported Node.js LTS line').toBeGreaterThanOrEqual(24);
+  });
+
   it('pins every third-party image to a version (no latest)', () => {
     for (const name of ['postgres', 'redis', 'lb']) {
       const image = services[name]!.image ?? '';
@@ -328,9 +346,9 @@ describe('Dockerfile and .dockerignore', () => {
   it('is multi-stage on a pinned Node image', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const base = /^ARG NODE_IMAGE=(\S+)/m.exec(dockerfile)?.[1] ?? '';
-    expect(base).toMatch(/^node:20\.\d+\.\d+-[a-z]+(-slim)?$/);
+    expect(base).toMatch(/^node:\d+\.\d+\.\d+-[a-z]+(-slim)?$/);
     for (const stage of stages)
-      expect(stage[0]).toMatch(/^FROM (\$\{NODE_IMAGE\}|node:20\.\d+\.\d+-\S+)( AS \w+)?$/);
+      expect(stage[0]).toMatch(/^FROM (\$\{NODE_IMAGE\}|node:\d+\.\d+\.\d+-\S+)( AS \w+)?$/);
   });
 
   it('builds in one stage and ships production dependencies, dist/ and migrations/ in the last', () => {
