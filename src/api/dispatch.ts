@@ -13,6 +13,7 @@ import type { Params } from './params.js';
 import { presence, presenceStats } from './presence.js';
 import { broadcast, publish } from './publish.js';
 import { rpc } from './rpc.js';
+import { readCursorSet, unread } from './sync.js';
 import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
 
 export type { Outcome };
@@ -29,6 +30,8 @@ const METHODS: Record<string, ApiMethod> = {
   history_remove: historyRemove,
   rpc,
   refresh,
+  read_cursor_set: readCursorSet,
+  unread,
   channels,
   info,
 };

@@ -28,6 +28,7 @@ import { methodEndpoint, type Guard } from './handler.js';
 import { legacyEndpoint } from './legacy.js';
 import { RequestLimiter } from './limit.js';
 import type { ProxyClient } from '../proxy/client.js';
+import type { CursorStore } from '../db/repos/cursors.js';
 
 export interface ApiServices {
   config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
@@ -42,10 +43,13 @@ export interface ApiServices {
   ingest: IngestClient;
   presence: PresenceStore;
   proxy: ProxyClient;
+  cursors: CursorStore;
   log: Logger;
 }
 
 export interface RunningApi {
+  /** The control topic: commands for a user's connections on every gateway. */
+  control: ControlBus;
   close(): Promise<void>;
 }
 
@@ -72,6 +76,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     registry,
     control,
     proxy: s.proxy,
+    cursors: s.cursors,
     historyMaxPerCall: s.config.history.maxPerCall,
     replyMaxBytes: s.config.history.replyMaxBytes,
     log,
@@ -87,6 +92,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
   });
 
   return {
+    control,
     close: async () => {
       stopScrape();
       await control.close();

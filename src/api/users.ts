@@ -40,10 +40,15 @@ function connectionId(params: Params, field: 'user' | 'client'): string | undefi
   return value;
 }
 
-function target(params: Params): { user: string; client: string | undefined } {
+/** A required `user`, checked as `connectionId` checks it. */
+export function userOf(params: Params): string {
   const user = connectionId(params, 'user');
   if (user === undefined) throw new ApiError(ApiErrors.badRequest, 'user required');
-  return { user, client: connectionId(params, 'client') };
+  return user;
+}
+
+function target(params: Params): { user: string; client: string | undefined } {
+  return { user: userOf(params), client: connectionId(params, 'client') };
 }
 
 function knownChannel(ctx: ApiContext, params: Params): string {

@@ -24,6 +24,9 @@ import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps, STEP_LIMIT_MS } from './shutdown.js';
 import { ProxyClient } from '../proxy/client.js';
+import type { ControlBus } from '../cluster/control.js';
+import { cursorStore } from '../db/repos/cursors.js';
+import type { UserNotifier } from '../gateway/deps.js';
 
 export interface RunningGateway {
   port: number;
@@ -52,6 +55,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const presence = new PresenceStore(redis, keys, config.client.presenceTtlS * 1000);
 
   const proxy = new ProxyClient(config.proxy, log.child({ component: 'proxy' }));
+  const notify = lateNotifier(log);
+  const cursors = cursorStore(database.db);
   const ws = new WebSocketGateway(
     {
       settings: gatewaySettings(config, clientReplyBytes),
@@ -64,6 +69,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       flow: new IngestFlow(ingest, config.ingest),
       scheduler: new FlushScheduler(),
       proxy,
+      cursors,
+      notify,
       log: log.child({ component: 'connection' }),
     },
     config.client.maxMessageBytes,
@@ -71,7 +78,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
-  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, log });
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, log });
+  notify.attach(api.control);
   http.route('GET /metrics', metricsRoute);
   const depths = reusedFor(1000, () => ingest.waitingJobs());
   const stopScrape = onScrape(() => scrapeGauges(ws, hub, depths));
@@ -93,6 +101,20 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ['close database', () => Promise.all([database.close(), readDatabase?.close()])],
   ], Math.max(STEP_LIMIT_MS, config.shutdownGraceMs + 5000));
   return { port, nodeName: config.nodeName, ws, ingest, close };
+}
+
+/**
+ * Async messages to a user's connections go over the control topic, which the API starts
+ * once the WebSocket gateway exists; until then there is no connection to have asked for one.
+ */
+function lateNotifier(log: Logger): UserNotifier & { attach(control: ControlBus): void } {
+  let bus: ControlBus | undefined;
+  return {
+    attach: (control) => (bus = control),
+    toUser: (user, except, dataJson) => {
+      bus?.send({ op: 'message', user, except, dataJson }).catch((err: unknown) => log.warn({ err }, 'message to a user failed'));
+    },
+  };
 }
 
 /** The stores a gateway talks to: PostgreSQL (and a read replica, if any), and Redis for commands, queues and pub/sub. */

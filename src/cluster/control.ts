@@ -49,6 +49,14 @@ const commandSchema = z.discriminatedUnion('op', [
       .optional(),
   }),
   z.object({
+    op: z.literal('message'),
+    user: z.string(),
+    client: optionalClient,
+    /** A connection that is not to get it (the one whose action it reports). */
+    except: z.string().optional(),
+    dataJson: z.string(),
+  }),
+  z.object({
     op: z.literal('refresh'),
     user: z.string(),
     client: optionalClient,

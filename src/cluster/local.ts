@@ -6,6 +6,7 @@ import type { Hub } from '../channels/hub.js';
 import type { Connection } from '../gateway/connection.js';
 import type { WebSocketGateway } from '../gateway/server.js';
 import type { Logger } from '../observability/logger.js';
+import { encodeMessagePush } from '../protocol/codec.js';
 import { Disconnect, DisconnectError, makeDisconnect } from '../protocol/codes.js';
 import type { ServerSubscribeOptions } from '../gateway/session.js';
 import type { ControlCommand } from './control.js';
@@ -58,6 +59,11 @@ export async function applyLocally(ws: WebSocketGateway, cmd: ControlCommand, lo
     case 'subscribe':
       await Promise.all(conns.map((conn) => subscribeOne(conn, cmd.channel, cmd.options ?? {}, log)));
       return;
+    case 'message': {
+      const push = encodeMessagePush(cmd.dataJson);
+      for (const conn of conns) if (conn.clientId !== cmd.except) conn.send(push);
+      return;
+    }
     case 'refresh':
       for (const conn of conns) {
         if (cmd.expired) conn.close(Disconnect.Expired, 'server API refresh: expired');

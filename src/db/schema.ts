@@ -4,3 +4,4 @@ export { channelPeriods } from './tables/channel-periods.js';
 export { publications } from './tables/publications.js';
 export { ingestStreams } from './tables/ingest-streams.js';
 export { removedPublications } from './tables/removed-publications.js';
+export { readCursors } from './tables/read-cursors.js';

@@ -75,6 +75,13 @@ function checkRead(session: Session, channel: string, ns: NamespaceOptions): voi
   checkAccess(session, channel, ns, session.subscriptions.has(channel) ? 'subscribed' : 'none');
 }
 
+/** Read cursors and unread counts (./sync.ts): the read rule alone, whatever the namespace's switches. */
+export function checkReadable(session: Session, channel: string): NamespaceOptions {
+  const ns = namespaceOf(session, channel);
+  checkRead(session, channel, ns);
+  return ns;
+}
+
 export function checkPublish(session: Session, channel: string): NamespaceOptions {
   const ns = namespaceOf(session, channel);
   checkRead(session, channel, ns);

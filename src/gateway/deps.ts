@@ -10,6 +10,7 @@ import type { HistoryReader } from '../history/reader.js';
 import type { IngestClient } from '../ingest/client.js';
 import type { IngestFlow } from '../ingest/flow.js';
 import type { Logger } from '../observability/logger.js';
+import type { CursorStore } from '../db/repos/cursors.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { PresenceStore } from '../presence/store.js';
 import type { FlushScheduler } from './outbox.js';
@@ -35,6 +36,11 @@ export interface GatewaySettings {
   burst: number;
 }
 
+/** Sends an async message (JSON text) to every connection of `user` but `exceptClient`, wherever it is. */
+export interface UserNotifier {
+  toUser(user: string, exceptClient: string | undefined, dataJson: string): void;
+}
+
 export interface GatewayDeps {
   settings: GatewaySettings;
   namespaces: Namespaces;
@@ -48,5 +54,9 @@ export interface GatewayDeps {
   scheduler: FlushScheduler;
   /** The app backend's proxies (issue 14); `has(kind)` is false for those not configured. */
   proxy: ProxyClient;
+  /** Read cursors and unread counts in PostgreSQL (issue 15, ./sync.ts). */
+  cursors: CursorStore;
+  /** Async messages to a user's connections on every gateway. */
+  notify: UserNotifier;
   log: Logger;
 }

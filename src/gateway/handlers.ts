@@ -19,6 +19,7 @@ import { checkHistory, checkPresence, checkPublish, checkSubscriptionToken, toke
 import { ttlOf } from './expiry.js';
 import { claimedChannels, subscribeServerSide } from './server-subs.js';
 import { connectByProxy, publishByProxy, rpcByProxy, type ProxiedConnect } from './proxied.js';
+import { isOwnRpc, ownRpc } from './sync.js';
 import type { CommandHandler, Identity, Session } from './session.js';
 import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optionalToken, requestObject } from './validate.js';
 
@@ -162,8 +163,12 @@ export const presenceStats: CommandHandler = async (session, request) => {
   return encodePresenceStatsResult(await session.deps.presence.stats(channel));
 };
 
-/** `rpc`: answered by the app backend's RPC proxy (issue 14); 108 without one. */
-export const rpc: CommandHandler = async (session, request) => rpcByProxy(session, request);
+/** `rpc`: `tidings.*` methods by Tidings itself (./sync.ts), the rest by the app backend's RPC proxy (issue 14). */
+export const rpc: CommandHandler = async (session, request) => {
+  const method = isObject(request) && typeof request.method === 'string' ? request.method : '';
+  if (isOwnRpc(method)) return ownRpc(session, method, (request as Record<string, unknown>).data);
+  return rpcByProxy(session, request);
+};
 
 export const notAvailable: CommandHandler = async () => {
   throw new ProtocolError(Errors.notAvailable);

@@ -427,6 +427,11 @@ export function encodeJoinLeavePush(channel: string, kind: 'join' | 'leave', inf
 }
 
 /** The server ended the subscription; codes from 2500 make the client resubscribe (codes.ts). */
+/** `{"push":{"message":{"data":D}}}`: an async message to the client (its client-level `message` event). */
+export function encodeMessagePush(dataJson: string): string {
+  return `{"push":{"message":{"data":${dataJson}}}}`;
+}
+
 export function encodeUnsubscribePush(channel: string, info: UnsubscribeInfo): string {
   return encodeChannelPush(
     channel,

@@ -1,0 +1,75 @@
+/**
+ * The client RPC methods Tidings answers itself (CONTRACT: methods starting with `tidings.`;
+ * issue 15), reached with the official SDKs' `client.rpc(method, data)`:
+ *
+ * - `tidings.read` `{channel, offset}`: moves the caller's read cursor forward (never back,
+ *   never past the top) and answers `{unread, read, offset}`; the user's other connections
+ *   get the new state at once as an async message (`{"type":"tidings.read",…}`, the SDK's
+ *   client-level `message` event), so badges agree across devices.
+ * - `tidings.unread` `{channels?}`: `{channels: {<name>: {offset, read, unread}}}` for the
+ *   given channels (a channel the caller may not read answers an error object in its place),
+ *   or for every channel where the user has a cursor.
+ *
+ * A cursor belongs to a user: anonymous connections get 103.
+ */
+import { OWN_RPC_PREFIX } from '../config/proxy.js';
+import type { ChannelReadState } from '../db/repos/cursors.js';
+import { Errors, ProtocolError, replyErrorOf } from '../protocol/codes.js';
+import { isValidChannelName } from '../channels/names.js';
+import { checkReadable } from './access.js';
+import type { Session } from './session.js';
+import { isObject, optionalOffset } from './validate.js';
+
+/** Channels one `tidings.unread` may name, and answers for the cursor list without names. */
+export const MAX_UNREAD_CHANNELS = 1000;
+
+export function isOwnRpc(method: string): boolean {
+  return method.startsWith(OWN_RPC_PREFIX);
+}
+
+export async function ownRpc(session: Session, method: string, data: unknown): Promise<string> {
+  if (session.user === '') throw new ProtocolError(Errors.permissionDenied, 'read cursors belong to a user');
+  if (method === 'tidings.read') return `{"data":${JSON.stringify(await markRead(session, data))}}`;
+  if (method === 'tidings.unread') return `{"data":${JSON.stringify(await unread(session, data))}}`;
+  throw new ProtocolError(Errors.methodNotFound, method);
+}
+
+async function markRead(session: Session, data: unknown): Promise<Omit<ChannelReadState, 'channel'>> {
+  // Inside RPC data a bad channel is this call's error (107), not the connection's (3501).
+  if (!isObject(data) || typeof data.channel !== 'string' || !isValidChannelName(data.channel)) {
+    throw new ProtocolError(Errors.badRequest, 'a valid channel is required');
+  }
+  const offset = optionalOffset(data.offset, 'offset');
+  if (offset === undefined) throw new ProtocolError(Errors.badRequest, 'offset required');
+  checkReadable(session, data.channel);
+  const state = await session.deps.cursors.set(session.user, data.channel, offset);
+  const { channel, ...rest } = state;
+  session.deps.notify.toUser(session.user, session.clientId, JSON.stringify({ type: 'tidings.read', channel, ...rest }));
+  return rest;
+}
+
+async function unread(session: Session, data: unknown): Promise<{ channels: Record<string, unknown> }> {
+  const asked = isObject(data) ? data.channels : undefined;
+  let names: string[];
+  if (asked === undefined || asked === null) {
+    names = await session.deps.cursors.channels(session.user, MAX_UNREAD_CHANNELS);
+  } else {
+    if (!Array.isArray(asked) || !asked.every((c) => typeof c === 'string' && isValidChannelName(c))) {
+      throw new ProtocolError(Errors.badRequest, 'channels must be a list of channel names');
+    }
+    if (asked.length > MAX_UNREAD_CHANNELS) throw new ProtocolError(Errors.limitExceeded, `more than ${MAX_UNREAD_CHANNELS} channels`);
+    names = [...new Set(asked as string[])];
+  }
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const readable: string[] = [];
+  for (const name of names) {
+    try {
+      checkReadable(session, name);
+      readable.push(name);
+    } catch (err) {
+      out[name] = { error: replyErrorOf(err) };
+    }
+  }
+  for (const { channel, ...state } of await session.deps.cursors.states(session.user, readable)) out[channel] = state;
+  return { channels: out };
+}
