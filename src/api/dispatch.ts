@@ -13,7 +13,7 @@ import type { Params } from './params.js';
 import { presence, presenceStats } from './presence.js';
 import { broadcast, publish } from './publish.js';
 import { rpc } from './rpc.js';
-import { readCursorSet, unread } from './sync.js';
+import { catchup, readCursorSet, unread } from './sync.js';
 import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
 
 export type { Outcome };
@@ -32,6 +32,7 @@ const METHODS: Record<string, ApiMethod> = {
   refresh,
   read_cursor_set: readCursorSet,
   unread,
+  catchup,
   channels,
   info,
 };

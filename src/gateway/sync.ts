@@ -10,11 +10,15 @@
  *   given channels (a channel the caller may not read answers an error object in its place),
  *   or for every channel where the user has a cursor.
  *
+ * - `tidings.catchup` `{channels: {<name>: {offset, epoch}}, limit?}`: what each channel
+ *   published after the caller's position, with its unread count (src/history/catchup.ts).
+ *
  * A cursor belongs to a user: anonymous connections get 103.
  */
 import { OWN_RPC_PREFIX } from '../config/proxy.js';
 import type { ChannelReadState } from '../db/repos/cursors.js';
-import { Errors, ProtocolError, replyErrorOf } from '../protocol/codes.js';
+import { parseCatchup, encodeCatchup } from '../history/catchup.js';
+import { Errors, ProtocolError, replyErrorOf, type ErrorBody } from '../protocol/codes.js';
 import { isValidChannelName } from '../channels/names.js';
 import { checkReadable } from './access.js';
 import type { Session } from './session.js';
@@ -31,6 +35,7 @@ export async function ownRpc(session: Session, method: string, data: unknown): P
   if (session.user === '') throw new ProtocolError(Errors.permissionDenied, 'read cursors belong to a user');
   if (method === 'tidings.read') return `{"data":${JSON.stringify(await markRead(session, data))}}`;
   if (method === 'tidings.unread') return `{"data":${JSON.stringify(await unread(session, data))}}`;
+  if (method === 'tidings.catchup') return `{"data":${await catchup(session, data)}}`;
   throw new ProtocolError(Errors.methodNotFound, method);
 }
 
@@ -46,6 +51,23 @@ async function markRead(session: Session, data: unknown): Promise<Omit<ChannelRe
   const { channel, ...rest } = state;
   session.deps.notify.toUser(session.user, session.clientId, JSON.stringify({ type: 'tidings.read', channel, ...rest }));
   return rest;
+}
+
+/** `tidings.catchup` (src/history/catchup.ts): every channel read in one call, each under the read rule. */
+async function catchup(session: Session, data: unknown): Promise<string> {
+  const request = parseCatchup(data, isValidChannelName);
+  if (typeof request === 'string') throw new ProtocolError(Errors.badRequest, request);
+  const refused = new Map<string, ErrorBody>();
+  for (const { channel } of request.channels) {
+    try {
+      checkReadable(session, channel);
+    } catch (err) {
+      refused.set(channel, replyErrorOf(err));
+    }
+  }
+  const wanted = request.channels.filter((c) => !refused.has(c.channel));
+  const read = await session.deps.history.catchup(session.user, wanted, request.limit, session.deps.settings.replyMaxBytes);
+  return encodeCatchup(request, read, refused);
 }
 
 async function unread(session: Session, data: unknown): Promise<{ channels: Record<string, unknown> }> {

@@ -20,6 +20,7 @@ import type { Keys } from '../bus/keys.js';
 import { publicationJson } from '../protocol/publication.js';
 import type { Db } from '../db/client.js';
 import { readBefore, readPosition, readRange, type ChannelPosition, type PublicationRow } from '../db/repos/publications.js';
+import { readCatchup, type CatchupChannel } from '../db/repos/catchup.js';
 import { metrics } from '../observability/metrics.js';
 import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
 import { readWithin, ReplyBudget } from './budget.js';
@@ -58,6 +59,14 @@ export class HistoryReader implements GapSource {
    * `replica` (DATABASE_READ_URL): where publications are read first. Positions always come
    * from `db`, the primary, which also answers every read the replica cannot answer in full.
    */
+  /**
+   * Catch-up across channels (./catchup.ts), from the primary (unread counts need the read
+   * cursors, which only it has for sure), under the permits of the other heavy reads.
+   */
+  catchup(user: string, wanted: { channel: string; after: number }[], limit: number, maxBytes: number): Promise<CatchupChannel[]> {
+    return this.permits.run(() => readCatchup(this.db, user, wanted, limit, maxBytes));
+  }
+
   constructor(
     redis: RedisClient,
     private readonly db: Db,
