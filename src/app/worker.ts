@@ -7,6 +7,9 @@ import { setNodeName } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
+import type { CachePolicy } from '../persist/fanout.js';
+import { startRelay } from '../persist/relay.js';
+import { withScripts } from '../bus/scripts.js';
 import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
 
@@ -19,24 +22,28 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   setNodeName(config.nodeName);
   const database = openDatabase(config.databaseUrl, { applicationName: `tidings-worker-${config.nodeName}`, max: 4 });
   const redis = connectRedis(config, 'queue', log, 'worker');
+  const keys = keysOf(config);
+  const cache: CachePolicy = (channel) => {
+    const ns = config.namespaces.of(channel) ?? config.namespaces.default;
+    return { size: ns.history_size, ttlS: ns.history_ttl_s };
+  };
   const worker = startPersistWorker({
     database,
     redis,
-    keys: keysOf(config),
+    keys,
     partitions: config.ingest.partitions,
-    cache: (channel) => {
-      const ns = config.namespaces.of(channel) ?? config.namespaces.default;
-      return { size: ns.history_size, ttlS: ns.history_ttl_s };
-    },
+    cache,
     lockMs: config.ingest.workerLockMs,
     log: log.child({ component: 'persist' }),
   });
   await worker.ready();
+  const relay = startRelay({ databaseUrl: config.databaseUrl, database, redis: withScripts(redis), keys, cache, log: log.child({ component: 'relay' }) });
   const http = config.metricsPort === undefined ? undefined : await serveWorkerMetrics(config.metricsPort, config.host, log);
   const { retentionIntervalS, partitionDays } = config.ingest;
   const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), retentionIntervalS, partitionDays);
   const close = shutdownSteps(log, [
     ['stop retention', stopRetention],
+    ['stop the outbox relay', () => relay.close()],
     ['close metrics endpoint', () => http?.close()],
     ['finish the current jobs', () => worker.close()],
     ['close redis', () => closeRedis(redis)],

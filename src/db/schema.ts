@@ -5,3 +5,4 @@ export { publications } from './tables/publications.js';
 export { ingestStreams } from './tables/ingest-streams.js';
 export { removedPublications } from './tables/removed-publications.js';
 export { readCursors } from './tables/read-cursors.js';
+export { outbox, tidingsSchema } from './tables/outbox.js';

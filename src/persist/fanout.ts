@@ -39,7 +39,8 @@ function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublicat
 /** A committed job, and the gateway that waits for its acks. */
 export interface CommittedJob {
   outcome: PersistOutcome;
-  gatewayId: string;
+  /** Who waits for the acks; undefined when nobody does (publications from SQL, src/persist/relay.ts). */
+  gatewayId: string | undefined;
   /** The job part's partition: where its rejections are acknowledged in Redis Cluster mode. */
   partition?: number;
 }
@@ -135,6 +136,7 @@ function roundsByPartition(keys: Keys, jobs: CommittedJob[]): Map<number, Fanout
     entry.list.push(ack);
   };
   for (const { outcome, gatewayId, partition } of jobs) {
+    if (gatewayId === undefined) continue;
     for (const r of outcome.results) add(keys.partitionOfChannel(r.channel), gatewayId, [r.id, r.offset, r.epoch]);
     for (const r of outcome.rejected) add(partition ?? 0, gatewayId, [r.id, 0, '', rejectionCode(r.why)]);
   }
@@ -154,6 +156,7 @@ function topsOf(jobs: CommittedJob[]): Map<string, number> {
 function acksByGateway(jobs: CommittedJob[]): Map<string, Ack[]> {
   const byGateway = new Map<string, Ack[]>();
   for (const { outcome, gatewayId } of jobs) {
+    if (gatewayId === undefined) continue;
     let acks = byGateway.get(gatewayId);
     if (!acks) byGateway.set(gatewayId, (acks = []));
     for (const r of outcome.results) acks.push([r.id, r.offset, r.epoch]);

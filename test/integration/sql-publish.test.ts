@@ -1,0 +1,98 @@
+/**
+ * Publish from SQL inside the app's own transaction (issue 15): `tidings.publish(...)` with
+ * plain `pg`, delivered live with an offset once the transaction commits, never when it rolls
+ * back, exactly once, interleaved in order with socket publishes, deduplicated by its key, and
+ * still delivered after the worker that would relay it is killed.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectContiguous, subscribed } from '../helpers/client.js';
+import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
+
+describe('tidings.publish from SQL', () => {
+  const stack = new TestStack();
+  let url = '';
+  let app: pg.Client;
+
+  beforeAll(async () => {
+    url = wsUrl((await stack.gateway()).port);
+    app = new pg.Client({ connectionString: stack.databaseUrl });
+    await app.connect();
+    await app.query('create table if not exists app_items (id serial primary key, title text not null)');
+  });
+  afterAll(async () => {
+    await app.end();
+    await stack.close();
+  });
+
+  it('delivers what a committed transaction published, and nothing of one rolled back', async () => {
+    const worker = await stack.worker();
+    const channel = uniqueChannel('sql');
+    const sub = await subscribed(url, await token(), channel);
+    await app.query('begin');
+    await app.query(`insert into app_items (title) values ('rolled back')`);
+    await app.query('select tidings.publish($1, $2)', [channel, { item: 'rolled back' }]);
+    await app.query('rollback');
+    const began = Date.now();
+    await app.query('begin');
+    const { rows } = await app.query<{ id: number }>(`insert into app_items (title) values ('kept') returning id`);
+    await app.query('select tidings.publish($1, $2)', [channel, { item: rows[0]!.id }]);
+    await app.query('commit');
+    await waitFor('the committed publication', () => sub.received.length === 1);
+    console.log(`[sql-publish] commit → delivered in ${Date.now() - began} ms`);
+    expect(sub.received).toEqual([{ offset: 1, data: { item: rows[0]!.id } }]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sub.received).toHaveLength(1);
+    sub.client.disconnect();
+    await worker.close();
+  });
+
+  it('interleaves with socket publishes in one order, exactly once; a repeated key publishes once', async () => {
+    const worker = await stack.worker();
+    const channel = uniqueChannel('mix');
+    const sub = await subscribed(url, await token(), channel);
+    for (let i = 0; i < 20; i++) {
+      await sub.sub.publish({ from: 'socket', i });
+      await app.query('select tidings.publish($1, $2)', [channel, { from: 'sql', i }]);
+    }
+    await app.query('select tidings.publish($1, $2, $3)', [channel, { from: 'sql', keyed: true }, 'order-42']);
+    await app.query('select tidings.publish($1, $2, $3)', [channel, { from: 'sql', keyed: true }, 'order-42']);
+    await waitFor('41 publications', () => sub.received.length >= 41);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(expectContiguous(sub.offsets(), 41)).toBeUndefined();
+    const bySource = (from: string) => sub.received.filter((r) => (r.data as { from: string }).from === from);
+    expect(bySource('socket').map((r) => (r.data as { i: number }).i)).toEqual([...Array(20).keys()]);
+    expect(bySource('sql')).toHaveLength(21);
+    sub.client.disconnect();
+    await worker.close();
+  });
+
+  it('refuses a bad call in the app statement itself', async () => {
+    for (const [channel, data, key] of [
+      ['has space', { a: 1 }, null],
+      ['', { a: 1 }, null],
+      ['x'.repeat(300), { a: 1 }, null],
+      ['ok', null, null],
+      ['ok', { a: 1 }, ''],
+    ] as const) {
+      const err = await app.query('select tidings.publish($1, $2, $3)', [channel, data, key]).catch((e: { code: string }) => e);
+      expect((err as { code: string }).code, JSON.stringify([channel.slice(0, 10), data, key])).toBe('22023');
+    }
+  });
+
+  it('loses nothing when the worker dies: what waited in the outbox goes out with the next worker', async () => {
+    const channel = uniqueChannel('kill');
+    const sub = await subscribed(url, await token(), channel);
+    const child = await stack.spawn('worker');
+    await app.query('select tidings.publish($1, $2)', [channel, { n: 1 }]);
+    await waitFor('the first publication', () => sub.received.length === 1);
+    await child.kill('SIGKILL');
+    for (let n = 2; n <= 10; n++) await app.query('select tidings.publish($1, $2)', [channel, { n }]);
+    await stack.worker();
+    await waitFor('all ten publications', () => sub.received.length >= 10, { timeoutMs: 20_000 });
+    expect(sub.received.map((r) => (r.data as { n: number }).n)).toEqual([...Array(10).keys()].map((i) => i + 1));
+    expect(expectContiguous(sub.offsets(), 10)).toBeUndefined();
+    sub.client.disconnect();
+  });
+});
