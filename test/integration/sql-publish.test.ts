@@ -6,16 +6,23 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runMigrations } from '../../src/db/migrate.js';
 import { expectContiguous, subscribed } from '../helpers/client.js';
+import { freshDatabase } from '../helpers/database.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('tidings.publish from SQL', () => {
-  const stack = new TestStack();
+  let stack: TestStack;
   let url = '';
   let app: pg.Client;
 
   beforeAll(async () => {
+    // A database of its own: one worker per database relays its outbox, and the workers of
+    // other test files (other Redis prefixes) must not be the one.
+    const databaseUrl = await freshDatabase('sqlpub');
+    await runMigrations(databaseUrl);
+    stack = new TestStack({ databaseUrl });
     url = wsUrl((await stack.gateway()).port);
     app = new pg.Client({ connectionString: stack.databaseUrl });
     await app.connect();
