@@ -85,7 +85,8 @@ describe('partitioned publications', () => {
     });
     const before = await dump();
 
-    expect((await runMigrations(url)).applied).toBe(1);
+    // 0006 and whatever came after it.
+    expect((await runMigrations(url)).applied).toBeGreaterThanOrEqual(1);
     expect(await dump()).toEqual(before);
     expect((await partitions(db)).sort()).toEqual(['publications_default', 'publications_legacy']);
 

@@ -180,8 +180,10 @@ describe('proxies to the app backend', () => {
     const client = await connected(url, await token('bob'));
     expect(await client.rpc('getItem', { id: 7 })).toEqual({ data: { id: 7, by: 'bob' } });
     await expect(client.rpc('fail', {})).rejects.toMatchObject({ code: 1403, message: 'forbidden' });
+    // Tidings' own methods are answered here (a read cursor without a channel: 107), never forwarded.
     const before = backend.seen.length;
-    await expect(client.rpc('tidings.read', {})).rejects.toMatchObject({ code: 108 });
+    await expect(client.rpc('tidings.read', {})).rejects.toMatchObject({ code: 107 });
+    await expect(client.rpc('tidings.nothing', {})).rejects.toMatchObject({ code: 104 });
     expect(backend.seen.length).toBe(before);
     client.disconnect();
 
