@@ -1,0 +1,194 @@
+/**
+ * The gateway's side of lifecycle webhooks: connections report what happens to them here, and
+ * the events go to the delivery queues (BullMQ, one per webhook partition) in batches, one
+ * `addBulk` per queue per tick. Reporting never waits and never throws: a connection must not
+ * be slowed or closed because Redis is away.
+ *
+ * Bounded: at most `maxBuffered` events wait in memory (Redis away, or slow). Beyond that the
+ * newest are dropped and counted (`tidings_webhook_dropped_total`): losing events is the price
+ * of a Redis outage longer than the buffer, never the gateway's memory.
+ *
+ * The gateway's live-connection hash (`keys.webhookConnections(uid)`, client → user) is what
+ * lets a worker send the disconnects of a gateway that died (./reaper.ts). Each flush writes,
+ * in this order: the hash entries of new connections, the events, then the removal of closed
+ * connections' entries. A gateway killed between two of these steps so errs towards a
+ * disconnect sent twice (a second, reaped one, with its own id) rather than never.
+ */
+import { Queue } from 'bullmq';
+import type { RedisClient } from '../bus/client.js';
+import { webhookQueueName, type Keys } from '../bus/keys.js';
+import type { WebhookEventType, WebhookSettings } from '../config/webhooks.js';
+import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
+import { mintEvent, webhookPartitionOf, type EventFacts, type WebhookJob } from './event.js';
+
+/** What a gateway's connections call; `NO_WEBHOOKS` when webhooks are off. */
+export interface WebhookSink {
+  connected(client: string, user: string): void;
+  disconnected(client: string, user: string, reason: string): void;
+  subscribed(client: string, user: string, channel: string): void;
+  unsubscribed(client: string, user: string, channel: string): void;
+}
+
+export const NO_WEBHOOKS: WebhookSink = {
+  connected: () => {},
+  disconnected: () => {},
+  subscribed: () => {},
+  unsubscribed: () => {},
+};
+
+/** Events a gateway holds while Redis is away, before it drops new ones. */
+export const MAX_BUFFERED_EVENTS = 100_000;
+/** How long events gather before a flush: one batch per tick under load, little added latency. */
+const FLUSH_DELAY_MS = 5;
+/** A failed flush is tried again after this (full jitter up to it), the buffer kept meanwhile. */
+const RETRY_MS = 1000;
+
+interface Pending {
+  events: { partition: number; job: WebhookJob; id: string }[];
+  /** Connections opened since the last flush: client → user. */
+  added: Map<string, string>;
+  /** Connections closed since the last flush whose hash entry was already written. */
+  removed: Set<string>;
+}
+
+export class WebhookEmitter implements WebhookSink {
+  private readonly queues: Queue[];
+  private pending: Pending = { events: [], added: new Map(), removed: new Set() };
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly settings: WebhookSettings,
+    /** The node registry uid of this gateway: the reaper decides by it whether the gateway lives. */
+    private readonly gatewayUid: string,
+    private readonly log: Logger,
+    private readonly maxBuffered = MAX_BUFFERED_EVENTS,
+  ) {
+    this.queues = Array.from({ length: settings.partitions }, (_, p) => {
+      const queue = new Queue(webhookQueueName(p), { connection: redis, prefix: keys.webhookQueuePrefixOf(p) });
+      // Connection errors are reported once by the redis connection's listener (app/redis.ts).
+      queue.on('error', () => {});
+      return queue;
+    });
+  }
+
+  connected(client: string, user: string): void {
+    if (this.closed) return;
+    this.pending.added.set(client, user);
+    this.emit({ type: 'connect', user, client });
+  }
+
+  disconnected(client: string, user: string, reason: string): void {
+    // Not yet in the hash: nothing to remove there (and nothing for a reaper to find).
+    if (!this.pending.added.delete(client)) this.pending.removed.add(client);
+    this.emit({ type: 'disconnect', user, client, reason });
+  }
+
+  subscribed(client: string, user: string, channel: string): void {
+    this.emit({ type: 'subscribe', user, client, channel });
+  }
+
+  unsubscribed(client: string, user: string, channel: string): void {
+    this.emit({ type: 'unsubscribe', user, client, channel });
+  }
+
+  /** Events waiting in memory (tests, metrics). */
+  get buffered(): number {
+    return this.pending.events.length;
+  }
+
+  /** Flushes what is buffered (bounded by `limitMs`), then closes the queues. */
+  async close(limitMs: number): Promise<void> {
+    if (this.closed) return;
+    const deadline = Date.now() + limitMs;
+    while (Date.now() < deadline && (this.pending.events.length > 0 || this.pending.removed.size > 0 || this.flushing)) {
+      this.flushSoon(0);
+      await Promise.race([this.flushing, new Promise((r) => setTimeout(r, 50))]);
+    }
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.pending.events.length > 0) this.log.warn({ events: this.pending.events.length }, 'webhook events not queued before shutdown');
+    await Promise.all(this.queues.map((q) => q.close().catch(() => {})));
+  }
+
+  private emit(facts: EventFacts & { type: WebhookEventType }): void {
+    if (!this.settings.events.has(facts.type)) return;
+    if (this.pending.events.length >= this.maxBuffered) {
+      metrics.webhookDropped.inc();
+      return;
+    }
+    const event = mintEvent(facts);
+    const job: WebhookJob = { body: JSON.stringify(event), at: Date.parse(event.time) };
+    this.pending.events.push({ partition: webhookPartitionOf(event, this.settings.partitions), job, id: event.id });
+    this.flushSoon(FLUSH_DELAY_MS);
+  }
+
+  private flushSoon(delayMs: number): void {
+    if (this.timer || this.flushing || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flushing = this.flush().finally(() => (this.flushing = undefined));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** One flush at a time; what it took is put back in front on failure, so order holds. */
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = { events: [], added: new Map(), removed: new Set() };
+    try {
+      await this.write(batch);
+    } catch (err) {
+      this.log.warn({ err, events: batch.events.length }, 'could not queue webhook events; retrying');
+      this.restore(batch);
+      await new Promise((r) => setTimeout(r, Math.random() * RETRY_MS).unref());
+    }
+    if (this.pending.events.length > 0 || this.pending.removed.size > 0 || this.pending.added.size > 0) {
+      this.flushing = undefined;
+      this.flushSoon(FLUSH_DELAY_MS);
+    }
+  }
+
+  private async write(batch: Pending): Promise<void> {
+    const hash = this.keys.webhookConnections(this.gatewayUid);
+    if (batch.added.size > 0) {
+      // One slot (src/bus/keys.ts), so one MULTI even in cluster mode.
+      const results = await this.redis.multi().hset(hash, Object.fromEntries(batch.added)).sadd(this.keys.webhookGateways, this.gatewayUid).exec();
+      const failed = results?.find(([err]) => err);
+      if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted');
+      batch.added.clear();
+    }
+    const byPartition = new Map<number, Pending['events']>();
+    for (const e of batch.events) {
+      const list = byPartition.get(e.partition);
+      if (list) list.push(e);
+      else byPartition.set(e.partition, [e]);
+    }
+    await Promise.all(
+      [...byPartition].map(([p, events]) =>
+        this.queues[p]!.addBulk(events.map((e) => ({ name: 'event', data: e.job, opts: webhookJobOptions(e.id) }))),
+      ),
+    );
+    batch.events = [];
+    if (batch.removed.size > 0) await this.redis.hdel(hash, ...batch.removed);
+    batch.removed.clear();
+  }
+
+  /** A failed batch goes back in front of what came meanwhile (its parts already written were cleared). */
+  private restore(batch: Pending): void {
+    const later = this.pending;
+    for (const [client, user] of later.added) batch.added.set(client, user);
+    for (const client of later.removed) if (!batch.added.delete(client)) batch.removed.add(client);
+    batch.events.push(...later.events);
+    this.pending = batch;
+  }
+}
+
+/** Kept on completion for nobody; a job is only ever finished by delivery or dead-lettering. */
+export function webhookJobOptions(id: string) {
+  return { jobId: id, removeOnComplete: true, removeOnFail: { count: 1000 }, attempts: 1 };
+}
