@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { PresenceStore } from '../presence/store.js';
 import type { Params } from './params.js';
 import type { ProxyClient } from '../proxy/client.js';
+import type { DeadLetters } from '../webhooks/dead-letters.js';
 
 export interface ApiContext {
   namespaces: Namespaces;
@@ -23,6 +24,8 @@ export interface ApiContext {
   control: ControlBus;
   /** The app backend's proxies: API `rpc` goes to the RPC proxy. */
   proxy: ProxyClient;
+  /** Webhook events given up on (API `webhook_dead_letters`). */
+  deadLetters: DeadLetters;
   /** Cap on publications per history call (`limit: -1` means this many). */
   historyMaxPerCall: number;
   /** Cap on the bytes of publications in one history result (TIDINGS_REPLY_MAX_BYTES). */

@@ -14,6 +14,7 @@ import { presence, presenceStats } from './presence.js';
 import { broadcast, publish } from './publish.js';
 import { rpc } from './rpc.js';
 import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
+import { webhookDeadLetters } from './webhooks.js';
 
 export type { Outcome };
 
@@ -31,6 +32,7 @@ const METHODS: Record<string, ApiMethod> = {
   refresh,
   channels,
   info,
+  webhook_dead_letters: webhookDeadLetters,
 };
 
 /** Every method name served at `POST /api/<name>`. */

@@ -28,6 +28,7 @@ import { methodEndpoint, type Guard } from './handler.js';
 import { legacyEndpoint } from './legacy.js';
 import { RequestLimiter } from './limit.js';
 import type { ProxyClient } from '../proxy/client.js';
+import { DeadLetters } from '../webhooks/dead-letters.js';
 
 export interface ApiServices {
   config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
@@ -42,6 +43,8 @@ export interface ApiServices {
   ingest: IngestClient;
   presence: PresenceStore;
   proxy: ProxyClient;
+  /** This gateway's uid in the node registry (the webhook emitter's connection hash is keyed by it). */
+  nodeUid: string;
   log: Logger;
 }
 
@@ -58,6 +61,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     localNodeOf(s.ws, s.hub),
     REGISTRY_TIMING,
     s.log.child({ component: 'registry' }),
+    s.nodeUid,
   );
   s.hub.onChannelsChanged(() => registry.channelsChanged());
   const control = new ControlBus(s.pubsub, s.redis, s.keys.control, registry.uid, (cmd) => applyLocally(s.ws, cmd, log), log, s.keys.cluster);
@@ -72,6 +76,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     registry,
     control,
     proxy: s.proxy,
+    deadLetters: new DeadLetters(s.redis, s.keys),
     historyMaxPerCall: s.config.history.maxPerCall,
     replyMaxBytes: s.config.history.replyMaxBytes,
     log,

@@ -2,6 +2,7 @@
  * Composition root of a gateway: builds its services, starts them in dependency order,
  * and tears them down in the reverse order through one idempotent close().
  */
+import { randomUUID } from 'node:crypto';
 import type { GatewayConfig } from '../config/index.js';
 import { startApi } from '../api/index.js';
 import { ChannelEvents } from '../bus/events.js';
@@ -24,6 +25,10 @@ import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { VERSION } from './version.js';
 import { shutdownSteps, STEP_LIMIT_MS } from './shutdown.js';
 import { ProxyClient } from '../proxy/client.js';
+import { NO_WEBHOOKS, WebhookEmitter } from '../webhooks/emitter.js';
+
+/** How long a stopping gateway tries to queue its last webhook events (Redis away: they are lost). */
+const WEBHOOK_FLUSH_MS = 5000;
 
 export interface RunningGateway {
   port: number;
@@ -51,6 +56,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const presence = new PresenceStore(redis, keys, config.client.presenceTtlS * 1000);
 
   const proxy = new ProxyClient(config.proxy, log.child({ component: 'proxy' }));
+  // The registry's uid, chosen here: a worker decides by it whether the webhook emitter's gateway lives.
+  const nodeUid = randomUUID();
+  const webhooks = config.webhooks
+    ? new WebhookEmitter(queueRedis, keys, config.webhooks, nodeUid, log.child({ component: 'webhooks' }))
+    : undefined;
   const ws = new WebSocketGateway(
     {
       settings: gatewaySettings(config, clientReplyBytes),
@@ -63,6 +73,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       flow: new IngestFlow(ingest, config.ingest),
       scheduler: new FlushScheduler(),
       proxy,
+      webhooks: webhooks ?? NO_WEBHOOKS,
       log: log.child({ component: 'connection' }),
     },
     config.client.maxMessageBytes,
@@ -70,7 +81,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
-  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, log });
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, nodeUid, log });
   http.route('GET /metrics', metricsRoute);
   const stopScrape = onScrape(() => scrapeGauges(ws, hub, ingest));
   const port = await http.listen(config.port, config.host);
@@ -84,6 +95,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ['stop accepting connections', () => ws.stopAccepting()],
     ['wait for pending publish acks', () => waitForAcks(ingest, config.shutdownGraceMs)],
     ['ask clients to reconnect elsewhere', () => ws.closeAll()],
+    // Before the registry forgets this node: its disconnects are queued by now, so no worker reaps them twice.
+    ['queue the last webhook events', () => webhooks?.close(WEBHOOK_FLUSH_MS)],
     ['leave the node registry and the control topic', () => api.close()],
     ['close http server', () => http.close()],
     ['stop ingest', () => ingest.close()],

@@ -12,6 +12,7 @@ import type { IngestFlow } from '../ingest/flow.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { PresenceStore } from '../presence/store.js';
+import type { WebhookSink } from '../webhooks/emitter.js';
 import type { FlushScheduler } from './outbox.js';
 
 export interface GatewaySettings {
@@ -48,5 +49,7 @@ export interface GatewayDeps {
   scheduler: FlushScheduler;
   /** The app backend's proxies (issue 14); `has(kind)` is false for those not configured. */
   proxy: ProxyClient;
+  /** Lifecycle webhooks (issue 14): connections report connect, disconnect, subscribe, unsubscribe; NO_WEBHOOKS when off. */
+  webhooks: WebhookSink;
   log: Logger;
 }

@@ -1,0 +1,206 @@
+/**
+ * Durable lifecycle webhooks (issue 14) against a real HTTP backend: signed events of each
+ * type with the documented shape; a backend that is down (503, then refusing connections)
+ * while clients come and go loses nothing and sees each user's events in order; events given
+ * up on land in the dead-letter list (API and metric); a gateway killed with -9 still yields
+ * its clients' disconnects within the presence TTL.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registry } from '../../src/observability/metrics.js';
+import { API_KEY, call } from '../helpers/api.js';
+import { RawClient } from '../helpers/raw.js';
+import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
+import { verifySignature, WebhookBackend } from '../helpers/webhook-backend.js';
+
+const WEBHOOK_SECRET = 'webhook-secret-0123456789abcdef-0123456789';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function webhookEnv(url: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    TIDINGS_WEBHOOK_URL: url,
+    TIDINGS_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    TIDINGS_WEBHOOK_TIMEOUT_MS: '1000',
+    TIDINGS_WEBHOOK_BACKOFF_MAX_MS: '500',
+    TIDINGS_API_KEY: API_KEY,
+    ...extra,
+  };
+}
+
+function uniqueUser(name: string): string {
+  return `${name}-${randomBytes(4).toString('hex')}`;
+}
+
+async function connectAs(port: number, user: string): Promise<{ raw: RawClient; client: string }> {
+  const raw = await RawClient.open(wsUrl(port));
+  const reply = await raw.connect(await token(user));
+  return { raw, client: (reply.connect as { client: string }).client };
+}
+
+/** The accepted events of `user`, first delivery of each id only, in the order the backend took them. */
+function firstDeliveries(backend: WebhookBackend, path: string, user: string): Record<string, unknown>[] {
+  const seen = new Set<unknown>();
+  return backend.accepted(path).filter((e) => e.user === user && !seen.has(e.id) && seen.add(e.id));
+}
+
+const backend = new WebhookBackend();
+beforeAll(() => backend.up());
+afterAll(() => backend.down());
+
+describe('lifecycle webhooks', () => {
+  const stack = new TestStack();
+  let port = 0;
+
+  beforeAll(async () => {
+    port = (await stack.gateway(webhookEnv(`${backend.url}/events`))).port;
+    await stack.worker(webhookEnv(`${backend.url}/events`));
+  });
+  afterAll(() => stack.close());
+
+  it('sends connect, subscribe, unsubscribe and disconnect, signed, with the documented shape, in order', async () => {
+    const user = uniqueUser('alice');
+    const channel = uniqueChannel('room');
+    const { raw, client } = await connectAs(port, user);
+    expect((await raw.call('subscribe', { channel })).error).toBeUndefined();
+    expect((await raw.call('unsubscribe', { channel })).error).toBeUndefined();
+    raw.ws.close(1000, 'bye');
+    const events = await waitFor('four events of the user', () => {
+      const got = firstDeliveries(backend, '/events', user);
+      return got.length >= 4 && got;
+    });
+    expect(events.map((e) => e.type)).toEqual(['connect', 'subscribe', 'unsubscribe', 'disconnect']);
+    for (const e of events) {
+      expect(e.id).toMatch(UUID);
+      expect(new Date(e.time as string).toISOString()).toBe(e.time);
+      expect(e).toMatchObject({ user, client });
+    }
+    expect(Object.keys(events[0]!)).toEqual(['id', 'type', 'time', 'user', 'client']);
+    expect(events[1]).toMatchObject({ channel });
+    expect(events[2]).toMatchObject({ channel });
+    expect(events[3]).toMatchObject({ reason: '1000 bye' });
+    expect(new Set(events.map((e) => e.id)).size).toBe(4);
+    const deliveries = backend.deliveries.filter((d) => d.event.user === user);
+    for (const d of deliveries) {
+      expect(d.headers['content-type']).toBe('application/json');
+      expect(verifySignature(d.raw, d.headers['x-tidings-signature'], WEBHOOK_SECRET), d.raw).toBe(true);
+      expect(verifySignature(d.raw.replace(user, 'mallory'), d.headers['x-tidings-signature'], WEBHOOK_SECRET)).toBe(false);
+    }
+  });
+
+  it('a server-side close gives its code and reason', async () => {
+    const user = uniqueUser('bob');
+    const { raw } = await connectAs(port, user);
+    await call(port, 'disconnect', { user, disconnect: { code: 4503, reason: 'go away' } });
+    await raw.closed();
+    const events = await waitFor('connect and disconnect', () => {
+      const got = firstDeliveries(backend, '/events', user);
+      return got.length >= 2 && got;
+    });
+    expect(events.map((e) => [e.type, e.reason])).toEqual([['connect', undefined], ['disconnect', '4503 go away']]);
+  });
+
+  it('a backend down for a while (503, then refusing connections) gets every event once back, in order per user', async () => {
+    backend.statusOf.set('/events', 503);
+    const users = Array.from({ length: 6 }, (_, i) => uniqueUser(`down${i}`));
+    const cycle = async (user: string) => {
+      const { raw } = await connectAs(port, user);
+      await sleep(100 + Math.random() * 300);
+      raw.ws.close(1000, 'cycle');
+      await raw.closed();
+    };
+    // ~6 s of 503s with everyone coming and going twice, then ~6 s of refused connections.
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(users.map(cycle));
+      await sleep(2500);
+    }
+    await backend.down();
+    for (const user of users.slice(0, 3)) await cycle(user);
+    await sleep(6000);
+    backend.statusOf.delete('/events');
+    await backend.up();
+    const expected = (user: string) => (users.indexOf(user) < 3 ? 6 : 4);
+    await waitFor(
+      () => `every event delivered: ${users.map((u) => `${u}=${firstDeliveries(backend, '/events', u).length}/${expected(u)}`).join(' ')}`,
+      () => users.every((u) => firstDeliveries(backend, '/events', u).length >= expected(u)),
+      { timeoutMs: 30_000 },
+    );
+    for (const user of users) {
+      const types = firstDeliveries(backend, '/events', user).map((e) => e.type);
+      expect(types, user).toEqual(Array.from({ length: expected(user) }, (_, i) => (i % 2 === 0 ? 'connect' : 'disconnect')));
+    }
+    // A redelivery is the same event: the same bytes under the same id.
+    const byId = new Map<unknown, string>();
+    for (const d of backend.deliveries.filter((d) => users.includes(d.event.user as string))) {
+      expect(byId.get(d.event.id) ?? d.raw).toBe(d.raw);
+      byId.set(d.event.id, d.raw);
+    }
+  });
+});
+
+describe('lifecycle webhooks: dead letters', () => {
+  const stack = new TestStack();
+  let port = 0;
+
+  beforeAll(async () => {
+    backend.statusOf.set('/broken', 500);
+    const env = webhookEnv(`${backend.url}/broken`, { TIDINGS_WEBHOOK_MAX_ATTEMPTS: '3', TIDINGS_WEBHOOK_BACKOFF_MAX_MS: '50' });
+    port = (await stack.gateway(env)).port;
+    await stack.worker(env);
+  });
+  afterAll(() => stack.close());
+
+  it('an event the backend keeps refusing goes to the dead-letter list after the last attempt, in the API and the metric', async () => {
+    const counter = registry.getSingleMetric('tidings_webhook_dead_letters_total')!;
+    const before = (await counter.get()).values[0]?.value ?? 0;
+    const user = uniqueUser('carol');
+    const { raw, client } = await connectAs(port, user);
+    raw.close();
+    const result = await waitFor('two dead letters', async () => {
+      const r = await call<{ events: { event: Record<string, unknown>; attempts: number; error: string; dead_at: string }[]; total: number }>(
+        port,
+        'webhook_dead_letters',
+        { limit: 10 },
+      );
+      return r.total >= 2 && r;
+    });
+    expect(result.events.map((d) => d.event.type)).toEqual(['disconnect', 'connect']);
+    for (const d of result.events) {
+      expect(d).toMatchObject({ attempts: 3, error: 'HTTP 500', event: { user, client } });
+      expect(backend.deliveries.filter((x) => x.event.id === d.event.id)).toHaveLength(3);
+    }
+    expect((await counter.get()).values[0]?.value).toBe(before + 2);
+    expect((await call<{ events: unknown[] }>(port, 'webhook_dead_letters', { limit: 1 })).events).toHaveLength(1);
+  });
+});
+
+describe('lifecycle webhooks: a gateway killed with -9', () => {
+  const PRESENCE_TTL_S = 15;
+  const stack = new TestStack({ env: { TIDINGS_PRESENCE_TTL_S: String(PRESENCE_TTL_S) } });
+
+  beforeAll(() => stack.worker(webhookEnv(`${backend.url}/killed`)));
+  afterAll(() => stack.close());
+
+  it("still yields a disconnect for each of its clients within the presence TTL", async () => {
+    const child = await stack.spawn('gateway', webhookEnv(`${backend.url}/killed`));
+    const users = [uniqueUser('dave'), uniqueUser('erin'), uniqueUser('frank')];
+    const clients = await Promise.all(users.map((u) => connectAs(child.port, u)));
+    await waitFor('the connect events', () => users.every((u) => firstDeliveries(backend, '/killed', u).length === 1));
+    await child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await waitFor(
+      'a disconnect per client of the killed gateway',
+      () => users.every((u) => firstDeliveries(backend, '/killed', u).some((e) => e.type === 'disconnect')),
+      { timeoutMs: PRESENCE_TTL_S * 1000 },
+    );
+    expect(Date.now() - killedAt).toBeLessThan(PRESENCE_TTL_S * 1000);
+    for (const [i, user] of users.entries()) {
+      const events = firstDeliveries(backend, '/killed', user);
+      expect(events.map((e) => [e.type, e.client, e.reason])).toEqual([
+        ['connect', clients[i]!.client, undefined],
+        ['disconnect', clients[i]!.client, 'gateway gone'],
+      ]);
+    }
+  });
+});
