@@ -57,6 +57,8 @@ export class WebhookEmitter implements WebhookSink {
   private pending: Pending = { events: [], added: new Map(), removed: new Set() };
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** Events of the flush in progress: still in memory, so they count against the bound. */
+  private inflight = 0;
   private closed = false;
 
   constructor(
@@ -78,13 +80,20 @@ export class WebhookEmitter implements WebhookSink {
 
   connected(client: string, user: string): void {
     if (this.closed) return;
-    this.pending.added.set(client, user);
+    // The hash only serves the reaper's disconnects: kept only when those are wanted.
+    if (this.settings.events.has('disconnect')) {
+      this.pending.added.set(client, user);
+      this.flushSoon(FLUSH_DELAY_MS);
+    }
     this.emit({ type: 'connect', user, client });
   }
 
   disconnected(client: string, user: string, reason: string): void {
-    // Not yet in the hash: nothing to remove there (and nothing for a reaper to find).
-    if (!this.pending.added.delete(client)) this.pending.removed.add(client);
+    if (this.settings.events.has('disconnect')) {
+      // Not yet in the hash: nothing to remove there (and nothing for a reaper to find).
+      if (!this.pending.added.delete(client)) this.pending.removed.add(client);
+      this.flushSoon(FLUSH_DELAY_MS);
+    }
     this.emit({ type: 'disconnect', user, client, reason });
   }
 
@@ -96,16 +105,16 @@ export class WebhookEmitter implements WebhookSink {
     this.emit({ type: 'unsubscribe', user, client, channel });
   }
 
-  /** Events waiting in memory (tests, metrics). */
+  /** Events in memory, waiting or being queued (tests). */
   get buffered(): number {
-    return this.pending.events.length;
+    return this.pending.events.length + this.inflight;
   }
 
   /** Flushes what is buffered (bounded by `limitMs`), then closes the queues. */
   async close(limitMs: number): Promise<void> {
     if (this.closed) return;
     const deadline = Date.now() + limitMs;
-    while (Date.now() < deadline && (this.pending.events.length > 0 || this.pending.removed.size > 0 || this.flushing)) {
+    while (Date.now() < deadline && (this.hasPending() || this.flushing)) {
       this.flushSoon(0);
       await Promise.race([this.flushing, new Promise((r) => setTimeout(r, 50))]);
     }
@@ -115,9 +124,13 @@ export class WebhookEmitter implements WebhookSink {
     await Promise.all(this.queues.map((q) => q.close().catch(() => {})));
   }
 
+  private hasPending(): boolean {
+    return this.pending.events.length > 0 || this.pending.added.size > 0 || this.pending.removed.size > 0;
+  }
+
   private emit(facts: EventFacts & { type: WebhookEventType }): void {
     if (!this.settings.events.has(facts.type)) return;
-    if (this.pending.events.length >= this.maxBuffered) {
+    if (this.buffered >= this.maxBuffered) {
       metrics.webhookDropped.inc();
       return;
     }
@@ -140,14 +153,17 @@ export class WebhookEmitter implements WebhookSink {
   private async flush(): Promise<void> {
     const batch = this.pending;
     this.pending = { events: [], added: new Map(), removed: new Set() };
+    this.inflight = batch.events.length;
     try {
       await this.write(batch);
     } catch (err) {
       this.log.warn({ err, events: batch.events.length }, 'could not queue webhook events; retrying');
       this.restore(batch);
       await new Promise((r) => setTimeout(r, Math.random() * RETRY_MS).unref());
+    } finally {
+      this.inflight = 0;
     }
-    if (this.pending.events.length > 0 || this.pending.removed.size > 0 || this.pending.added.size > 0) {
+    if (this.hasPending()) {
       this.flushing = undefined;
       this.flushSoon(FLUSH_DELAY_MS);
     }
