@@ -115,7 +115,7 @@ export class WebhookEmitter implements WebhookSink {
     if (this.closed) return;
     const deadline = Date.now() + limitMs;
     while (Date.now() < deadline && (this.hasPending() || this.flushing)) {
-      this.flushSoon(0);
+      if (!this.flushing) this.startFlush();
       await Promise.race([this.flushing, new Promise((r) => setTimeout(r, 50))]);
     }
     this.closed = true;
@@ -142,11 +142,14 @@ export class WebhookEmitter implements WebhookSink {
 
   private flushSoon(delayMs: number): void {
     if (this.timer || this.flushing || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.flushing = this.flush().finally(() => (this.flushing = undefined));
-    }, delayMs);
+    this.timer = setTimeout(() => this.startFlush(), delayMs);
     this.timer.unref();
+  }
+
+  private startFlush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing = this.flush().finally(() => (this.flushing = undefined));
   }
 
   /** One flush at a time; what it took is put back in front on failure, so order holds. */

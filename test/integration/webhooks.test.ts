@@ -15,7 +15,7 @@ import { WebhookEmitter } from '../../src/webhooks/emitter.js';
 import { API_KEY, call } from '../helpers/api.js';
 import { TcpProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw.js';
-import { startPrivateRedis, TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
+import { startPrivateRedis, startPrivateRedisCluster, TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { verifySignature, WebhookBackend } from '../helpers/webhook-backend.js';
 
@@ -268,5 +268,48 @@ describe('lifecycle webhooks: a gateway killed with -9', () => {
         ['disconnect', clients[i]!.client, 'gateway gone'],
       ]);
     }
+  });
+});
+
+describe('lifecycle webhooks in Redis Cluster mode', () => {
+  let cluster: Awaited<ReturnType<typeof startPrivateRedisCluster>>;
+  let stack: TestStack;
+  let port = 0;
+
+  beforeAll(async () => {
+    cluster = await startPrivateRedisCluster({ masters: 3, replicasPerMaster: 0 });
+    stack = new TestStack({ redisUrl: cluster.url, env: { TIDINGS_REDIS_CLUSTER: '1', TIDINGS_PRESENCE_TTL_S: '10' } });
+    port = (await stack.gateway(webhookEnv(`${backend.url}/cluster`))).port;
+    await stack.worker(webhookEnv(`${backend.url}/cluster`));
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+    await cluster?.close();
+  });
+
+  it('delivers every event type, and reaps a gateway that is gone (its hash and set share a slot)', async () => {
+    const user = uniqueUser('jill');
+    const channel = uniqueChannel('room');
+    const { raw } = await connectAs(port, user);
+    await raw.call('subscribe', { channel });
+    raw.ws.close(1000, 'bye');
+    await waitFor('four events in cluster mode', () => firstDeliveries(backend, '/cluster', user).length === 4);
+    expect(firstDeliveries(backend, '/cluster', user).map((e) => e.type)).toEqual(['connect', 'subscribe', 'unsubscribe', 'disconnect']);
+
+    // A gateway the registry never listed (so, for the reaper, one that is gone) with two live connections.
+    const config = stack.config('gateway', webhookEnv(`${backend.url}/cluster`));
+    const connection = connectRedis(config, 'queue', createLogger('silent'), 'test-emitter');
+    const emitter = new WebhookEmitter(connection, keysOf(config), config.webhooks!, 'gw-gone', createLogger('silent'));
+    const ghost = uniqueUser('ghost');
+    emitter.connected('ghost-1', ghost);
+    emitter.connected('ghost-2', ghost);
+    await emitter.close(5000);
+    await closeRedis(connection);
+    await waitFor('the disconnects of the gone gateway', () => firstDeliveries(backend, '/cluster', ghost).length === 4, { timeoutMs: 15_000 });
+    const events = firstDeliveries(backend, '/cluster', ghost);
+    expect(events.filter((e) => e.type === 'disconnect').map((e) => [e.client, e.reason]).sort()).toEqual([
+      ['ghost-1', 'gateway gone'],
+      ['ghost-2', 'gateway gone'],
+    ]);
   });
 });
