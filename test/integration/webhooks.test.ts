@@ -105,6 +105,17 @@ describe('lifecycle webhooks', () => {
     expect(events.map((e) => [e.type, e.reason])).toEqual([['connect', undefined], ['disconnect', '4503 go away']]);
   });
 
+  it('a gateway that stops cleanly queues the disconnects of the clients it closes before it goes', async () => {
+    const gateway = await stack.gateway(webhookEnv(`${backend.url}/events`));
+    const user = uniqueUser('kim');
+    const { raw, client } = await connectAs(gateway.port, user);
+    await waitFor('the connect', () => firstDeliveries(backend, '/events', user).length === 1);
+    await gateway.close();
+    expect((await raw.closed()).code).toBe(3001);
+    await waitFor('the disconnect', () => firstDeliveries(backend, '/events', user).length === 2);
+    expect(firstDeliveries(backend, '/events', user)[1]).toMatchObject({ type: 'disconnect', client, reason: '3001 shutdown' });
+  });
+
   it('a backend down for a while (503, then refusing connections) gets every event once back, in order per user', async () => {
     backend.statusOf.set('/events', 503);
     const users = Array.from({ length: 6 }, (_, i) => uniqueUser(`down${i}`));
