@@ -34,7 +34,7 @@ export function backoffMs(attempt: number, maxMs: number): number {
 export function makeDeliveryProcessor(opts: DeliveryOptions) {
   return async (job: Job<WebhookJob>, token?: string): Promise<void> => {
     const { body, at } = job.data;
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = (job.data.attempts ?? 0) + 1; ; attempt++) {
       const failure = await post(opts.settings, body);
       metrics.webhookAttempts.inc({ outcome: failure === undefined ? 'ok' : 'failed' });
       if (failure === undefined) return;
@@ -43,7 +43,7 @@ export function makeDeliveryProcessor(opts: DeliveryOptions) {
       }
       if (attempt === 1 || attempt % 10 === 0) opts.log.warn({ jobId: job.id, attempt, detail: failure }, 'webhook delivery failed; retrying');
       await sleep(backoffMs(attempt, opts.settings.backoffMaxMs), undefined, { signal: opts.signal }).catch(() => {});
-      if (opts.signal.aborted) return putBack(opts.log, job, token);
+      if (opts.signal.aborted) return putBack(opts.log, job, token, attempt);
     }
   };
 }
@@ -76,7 +76,9 @@ async function giveUp(opts: DeliveryOptions, job: Job<WebhookJob>, attempts: num
  * Stopping between attempts: hand the job back to the head of its queue (where a stalled job
  * goes too), so the next worker sends it before anything newer of its users.
  */
-async function putBack(log: Logger, job: Job, token: string | undefined): Promise<never> {
+async function putBack(log: Logger, job: Job<WebhookJob>, token: string | undefined, attempts: number): Promise<never> {
+  // The count goes with it, so handing an event around never resets its attempts (a crash does: the age still bounds it).
+  await job.updateData({ ...job.data, attempts }).catch(() => {});
   await job.moveToWait(token).catch((err: unknown) => log.warn({ err, jobId: job.id }, 'could not hand the webhook job back; the stall check will'));
   throw new WaitingError();
 }

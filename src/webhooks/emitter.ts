@@ -161,6 +161,7 @@ export class WebhookEmitter implements WebhookSink {
       await this.write(batch);
     } catch (err) {
       this.log.warn({ err, events: batch.events.length }, 'could not queue webhook events; retrying');
+      this.inflight = 0; // back among the pending ones: counted there now
       this.restore(batch);
       await new Promise((r) => setTimeout(r, Math.random() * RETRY_MS).unref());
     } finally {

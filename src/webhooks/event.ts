@@ -51,4 +51,6 @@ export function webhookPartitionOf(event: Pick<WebhookEvent, 'user' | 'client'>,
 export interface WebhookJob {
   body: string;
   at: number;
+  /** Attempts made before the job was last handed back by a stopping worker. */
+  attempts?: number;
 }

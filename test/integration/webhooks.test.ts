@@ -190,6 +190,37 @@ describe('lifecycle webhooks: dead letters', () => {
   });
 });
 
+describe('lifecycle webhooks: a worker that stops between attempts', () => {
+  const stack = new TestStack();
+  // Read once the backend listens (its port is known only then).
+  const env = () => webhookEnv(`${backend.url}/handback`, { TIDINGS_WEBHOOK_MAX_ATTEMPTS: '6', TIDINGS_WEBHOOK_BACKOFF_MAX_MS: '2000' });
+  let port = 0;
+
+  beforeAll(async () => {
+    backend.statusOf.set('/handback', 500);
+    port = (await stack.gateway(env())).port;
+  });
+  afterAll(() => stack.close());
+
+  it('hands the event back with its attempts counted, and the next worker sends it before the later one', async () => {
+    const first = await stack.worker(env());
+    const user = uniqueUser('lee');
+    const { raw } = await connectAs(port, user);
+    raw.close();
+    const attemptsOf = (type: string) => backend.deliveries.filter((d) => d.path === '/handback' && d.event.user === user && d.event.type === type).length;
+    await waitFor('a second attempt of the connect event', () => attemptsOf('connect') >= 2);
+    await first.close();
+    const before = attemptsOf('connect');
+    await stack.worker(env());
+    await waitFor('both events given up on', () => attemptsOf('disconnect') === 6, { timeoutMs: 60_000 });
+    // Six attempts in all, across both workers, whatever the first had made; and none of the
+    // later event before the earlier one was given up on.
+    expect(attemptsOf('connect'), `the first worker made ${before}`).toBe(6);
+    const order = backend.deliveries.filter((d) => d.path === '/handback' && d.event.user === user).map((d) => d.event.type);
+    expect(order.lastIndexOf('connect')).toBeLessThan(order.indexOf('disconnect'));
+  });
+});
+
 describe('lifecycle webhooks: a gateway cut off from Redis', () => {
   let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
   let cut: TcpProxy;
