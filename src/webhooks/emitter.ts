@@ -13,6 +13,13 @@
  * in this order: the hash entries of new connections, the events, then the removal of closed
  * connections' entries. A gateway killed between two of these steps so errs towards a
  * disconnect sent twice (a second, reaped one, with its own id) rather than never.
+ *
+ * A gateway cut off from Redis longer than the registry's expiry looks dead, and a worker
+ * takes its hash and sends its clients' disconnects ("gateway gone") although they are still
+ * connected; a Redis that lost its data loses the hash too. So every CHECK_MS the emitter
+ * checks that its hash still exists while it has connections it wrote there, and when it is
+ * gone, writes it again and sends a `connect` (reason "resumed") per live connection: the
+ * backend's view heals, in order, behind the disconnects.
  */
 import { Queue } from 'bullmq';
 import type { RedisClient } from '../bus/client.js';
@@ -43,6 +50,9 @@ export const MAX_BUFFERED_EVENTS = 100_000;
 const FLUSH_DELAY_MS = 5;
 /** A failed flush is tried again after this (full jitter up to it), the buffer kept meanwhile. */
 const RETRY_MS = 1000;
+/** How often the emitter checks that its connection hash was not taken or lost (see the header). */
+const CHECK_MS = 3000;
+export const RESUMED = 'resumed';
 
 interface Pending {
   events: { partition: number; job: WebhookJob; id: string }[];
@@ -60,6 +70,10 @@ export class WebhookEmitter implements WebhookSink {
   /** Events of the flush in progress: still in memory, so they count against the bound. */
   private inflight = 0;
   private closed = false;
+  /** Live connections, client → user, as the hash should hold them (only when disconnects are wanted). */
+  private readonly live = new Map<string, string>();
+  private checkDue = false;
+  private readonly checkTimer: NodeJS.Timeout;
 
   constructor(
     private readonly redis: RedisClient,
@@ -76,12 +90,18 @@ export class WebhookEmitter implements WebhookSink {
       queue.on('error', () => {});
       return queue;
     });
+    this.checkTimer = setInterval(() => {
+      this.checkDue = this.live.size > 0;
+      if (this.checkDue) this.flushSoon(FLUSH_DELAY_MS);
+    }, CHECK_MS);
+    this.checkTimer.unref();
   }
 
   connected(client: string, user: string): void {
     if (this.closed) return;
     // The hash only serves the reaper's disconnects: kept only when those are wanted.
     if (this.settings.events.has('disconnect')) {
+      this.live.set(client, user);
       this.pending.added.set(client, user);
       this.flushSoon(FLUSH_DELAY_MS);
     }
@@ -90,6 +110,7 @@ export class WebhookEmitter implements WebhookSink {
 
   disconnected(client: string, user: string, reason: string): void {
     if (this.settings.events.has('disconnect')) {
+      this.live.delete(client);
       // Not yet in the hash: nothing to remove there (and nothing for a reaper to find).
       if (!this.pending.added.delete(client)) this.pending.removed.add(client);
       this.flushSoon(FLUSH_DELAY_MS);
@@ -120,6 +141,7 @@ export class WebhookEmitter implements WebhookSink {
     }
     this.closed = true;
     clearTimeout(this.timer);
+    clearInterval(this.checkTimer);
     if (this.pending.events.length > 0) this.log.warn({ events: this.pending.events.length }, 'webhook events not queued before shutdown');
     await Promise.all(this.queues.map((q) => q.close().catch(() => {})));
   }
@@ -129,15 +151,31 @@ export class WebhookEmitter implements WebhookSink {
   }
 
   private emit(facts: EventFacts & { type: WebhookEventType }): void {
-    if (!this.settings.events.has(facts.type)) return;
+    if (this.append(this.pending.events, facts)) this.flushSoon(FLUSH_DELAY_MS);
+  }
+
+  /** Mints the event onto `events` when its type is selected and the bound has room; false otherwise. */
+  private append(events: Pending['events'], facts: EventFacts): boolean {
+    if (!this.settings.events.has(facts.type)) return false;
     if (this.buffered >= this.maxBuffered) {
       metrics.webhookDropped.inc();
-      return;
+      return false;
     }
     const event = mintEvent(facts);
     const job: WebhookJob = { body: JSON.stringify(event), at: Date.parse(event.time) };
-    this.pending.events.push({ partition: webhookPartitionOf(event, this.settings.partitions), job, id: event.id });
-    this.flushSoon(FLUSH_DELAY_MS);
+    events.push({ partition: webhookPartitionOf(event, this.settings.partitions), job, id: event.id });
+    return true;
+  }
+
+  /** See the header: the hash is gone while connections written there live on, so write them and announce them again. */
+  private async healIfLost(batch: Pending): Promise<void> {
+    const written = [...this.live].filter(([client]) => !batch.added.has(client));
+    if (written.length === 0 || (await this.redis.exists(this.keys.webhookConnections(this.gatewayUid))) === 1) return;
+    this.log.warn({ connections: written.length }, 'this gateway was taken for gone (or Redis lost its data): announcing its connections again');
+    for (const [client, user] of written) {
+      batch.added.set(client, user);
+      if (this.append(batch.events, { type: 'connect', user, client, reason: RESUMED })) this.inflight++;
+    }
   }
 
   private flushSoon(delayMs: number): void {
@@ -158,6 +196,10 @@ export class WebhookEmitter implements WebhookSink {
     this.pending = { events: [], added: new Map(), removed: new Set() };
     this.inflight = batch.events.length;
     try {
+      if (this.checkDue) {
+        this.checkDue = false;
+        await this.healIfLost(batch);
+      }
       await this.write(batch);
     } catch (err) {
       this.log.warn({ err, events: batch.events.length }, 'could not queue webhook events; retrying');

@@ -231,7 +231,8 @@ describe('lifecycle webhooks: a gateway cut off from Redis', () => {
     redis = await startPrivateRedis();
     cut = new TcpProxy([Number(new URL(redis.url).port)]);
     await cut.listen();
-    stack = new TestStack({ redisUrl: redis.url });
+    // A short presence TTL: the workers look for gone gateways every 2 s.
+    stack = new TestStack({ redisUrl: redis.url, env: { TIDINGS_PRESENCE_TTL_S: '10' } });
     port = (await stack.gateway(webhookEnv(`${backend.url}/cut`, { REDIS_URL: `redis://127.0.0.1:${cut.port}` }))).port;
     await stack.worker(webhookEnv(`${backend.url}/cut`));
   });
@@ -257,6 +258,26 @@ describe('lifecycle webhooks: a gateway cut off from Redis', () => {
     cut.unblock();
     await waitFor('the held events', () => users.every((u) => firstDeliveries(backend, '/cut', u).length === 2), { timeoutMs: 20_000 });
     for (const user of users) expect(firstDeliveries(backend, '/cut', user).map((e) => e.type)).toEqual(['connect', 'disconnect']);
+  });
+
+  it('cut off long enough to be taken for gone: its clients get "gateway gone", then "resumed" connects once it is back', async () => {
+    const user = uniqueUser('mia');
+    const { raw, client } = await connectAs(port, user);
+    await waitFor('the connect', () => firstDeliveries(backend, '/cut', user).length === 1);
+    cut.block();
+    try {
+      await waitFor('the reaped disconnect', () => firstDeliveries(backend, '/cut', user).some((e) => e.reason === 'gateway gone'), { timeoutMs: 20_000 });
+    } finally {
+      cut.unblock();
+    }
+    await waitFor('the resumed connect', () => firstDeliveries(backend, '/cut', user).some((e) => e.reason === 'resumed'), { timeoutMs: 20_000 });
+    raw.ws.close(1000, 'done');
+    await waitFor('the last disconnect', () => firstDeliveries(backend, '/cut', user).some((e) => e.reason === '1000 done'));
+    const events = firstDeliveries(backend, '/cut', user);
+    // connect, disconnect "gateway gone", connect "resumed", …, disconnect "1000 done": always alternating.
+    expect(events.every((e, i) => e.type === (i % 2 === 0 ? 'connect' : 'disconnect') && e.client === client), JSON.stringify(events)).toBe(true);
+    expect(events.map((e) => e.reason).slice(0, 3)).toEqual([undefined, 'gateway gone', 'resumed']);
+    expect(events.at(-1)!.reason).toBe('1000 done');
   });
 
   it('holds at most its bound while Redis is away, and counts what it drops', async () => {
