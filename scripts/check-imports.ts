@@ -19,7 +19,7 @@ export const LAYERS: string[][] = [
   ['auth', 'db', 'devstack', 'proxy'],
   ['bus'],
   ['history', 'channels', 'presence'],
-  ['ingest', 'persist'],
+  ['ingest', 'persist', 'webhooks'],
   ['gateway', 'api', 'http', 'cluster'],
   ['app'],
   ['cli'],

@@ -14,6 +14,7 @@ import type { PresenceStore } from '../presence/store.js';
 import type { Params } from './params.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { CursorStore } from '../db/repos/cursors.js';
+import type { DeadLetters } from '../webhooks/dead-letters.js';
 
 export interface ApiContext {
   namespaces: Namespaces;
@@ -26,6 +27,8 @@ export interface ApiContext {
   proxy: ProxyClient;
   /** Read cursors (issue 15). */
   cursors: CursorStore;
+  /** Webhook events given up on (API `webhook_dead_letters`). */
+  deadLetters: DeadLetters;
   /** Cap on publications per history call (`limit: -1` means this many). */
   historyMaxPerCall: number;
   /** Cap on the bytes of publications in one history result (TIDINGS_REPLY_MAX_BYTES). */

@@ -15,6 +15,7 @@ import { broadcast, publish } from './publish.js';
 import { rpc } from './rpc.js';
 import { catchup, readCursorSet, unread } from './sync.js';
 import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
+import { webhookDeadLetters } from './webhooks.js';
 
 export type { Outcome };
 
@@ -35,6 +36,7 @@ const METHODS: Record<string, ApiMethod> = {
   catchup,
   channels,
   info,
+  webhook_dead_letters: webhookDeadLetters,
 };
 
 /** Every method name served at `POST /api/<name>`. */

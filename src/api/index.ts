@@ -29,6 +29,7 @@ import { legacyEndpoint } from './legacy.js';
 import { RequestLimiter } from './limit.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { CursorStore } from '../db/repos/cursors.js';
+import { DeadLetters } from '../webhooks/dead-letters.js';
 
 export interface ApiServices {
   config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
@@ -44,6 +45,8 @@ export interface ApiServices {
   presence: PresenceStore;
   proxy: ProxyClient;
   cursors: CursorStore;
+  /** This gateway's uid in the node registry (the webhook emitter's connection hash is keyed by it). */
+  nodeUid: string;
   log: Logger;
 }
 
@@ -62,6 +65,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     localNodeOf(s.ws, s.hub),
     REGISTRY_TIMING,
     s.log.child({ component: 'registry' }),
+    s.nodeUid,
   );
   s.hub.onChannelsChanged(() => registry.channelsChanged());
   const control = new ControlBus(s.pubsub, s.redis, s.keys.control, registry.uid, (cmd) => applyLocally(s.ws, cmd, log), log, s.keys.cluster);
@@ -77,6 +81,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     control,
     proxy: s.proxy,
     cursors: s.cursors,
+    deadLetters: new DeadLetters(s.redis, s.keys),
     historyMaxPerCall: s.config.history.maxPerCall,
     replyMaxBytes: s.config.history.replyMaxBytes,
     log,

@@ -2,6 +2,7 @@
  * Composition root of a gateway: builds its services, starts them in dependency order,
  * and tears them down in the reverse order through one idempotent close().
  */
+import { randomUUID } from 'node:crypto';
 import type { GatewayConfig } from '../config/index.js';
 import { startApi } from '../api/index.js';
 import { ChannelEvents } from '../bus/events.js';
@@ -27,6 +28,10 @@ import { ProxyClient } from '../proxy/client.js';
 import type { ControlBus } from '../cluster/control.js';
 import { cursorStore } from '../db/repos/cursors.js';
 import type { UserNotifier } from '../gateway/deps.js';
+import { NO_WEBHOOKS, WebhookEmitter } from '../webhooks/emitter.js';
+
+/** How long a stopping gateway tries to queue its last webhook events (Redis away: they are lost). */
+const WEBHOOK_FLUSH_MS = 5000;
 
 export interface RunningGateway {
   port: number;
@@ -57,6 +62,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const proxy = new ProxyClient(config.proxy, log.child({ component: 'proxy' }));
   const notify = lateNotifier(log);
   const cursors = cursorStore(database.db);
+  // The registry's uid, chosen here: a worker decides by it whether the webhook emitter's gateway lives.
+  const nodeUid = randomUUID();
+  const webhooks = config.webhooks
+    ? new WebhookEmitter(queueRedis, keys, config.webhooks, nodeUid, log.child({ component: 'webhooks' }))
+    : undefined;
   const ws = new WebSocketGateway(
     {
       settings: gatewaySettings(config, clientReplyBytes),
@@ -71,6 +81,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       proxy,
       cursors,
       notify,
+      webhooks: webhooks ?? NO_WEBHOOKS,
       log: log.child({ component: 'connection' }),
     },
     config.client.maxMessageBytes,
@@ -78,7 +89,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
-  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, log });
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, nodeUid, log });
   notify.attach(api.control);
   http.route('GET /metrics', metricsRoute);
   const depths = reusedFor(1000, () => ingest.waitingJobs());
@@ -94,6 +105,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ['stop accepting connections', () => ws.stopAccepting()],
     ['wait for pending publish acks', () => waitForAcks(ingest, config.shutdownGraceMs)],
     ['ask clients to reconnect elsewhere', () => ws.closeAll()],
+    // Before the registry forgets this node: its disconnects are queued by now, so no worker reaps them twice.
+    ['queue the last webhook events', () => webhooks?.close(WEBHOOK_FLUSH_MS)],
     ['leave the node registry and the control topic', () => api.close()],
     ['close http server', () => http.close()],
     ['stop ingest', () => ingest.close()],

@@ -12,6 +12,16 @@ import { startRelay } from '../persist/relay.js';
 import { withScripts } from '../bus/scripts.js';
 import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
+import { startWebhookConsumer } from '../webhooks/consumer.js';
+
+/**
+ * How often a worker looks for dead gateways' connections (src/webhooks/reaper.ts): a fifth
+ * of the presence TTL, so with the registry's 7 s expiry their disconnects are queued within
+ * the TTL (for a TTL of 10 s or more).
+ */
+function reapIntervalMs(presenceTtlS: number): number {
+  return Math.max(1000, Math.floor((presenceTtlS * 1000) / 5));
+}
 
 export interface RunningWorker {
   close(): Promise<void>;
@@ -38,6 +48,15 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
   });
   await worker.ready();
   const relay = startRelay({ databaseUrl: config.databaseUrl, database, redis: withScripts(redis), keys, cache, log: log.child({ component: 'relay' }) });
+  const webhooks = config.webhooks
+    ? await startWebhookConsumer({
+        redis,
+        keys: keysOf(config),
+        settings: config.webhooks,
+        reapIntervalMs: reapIntervalMs(config.client.presenceTtlS),
+        log: log.child({ component: 'webhooks' }),
+      })
+    : undefined;
   const http = config.metricsPort === undefined ? undefined : await serveWorkerMetrics(config.metricsPort, config.host, log);
   const { retentionIntervalS, partitionDays } = config.ingest;
   const stopRetention = scheduleRetention(database, config.namespaces, log.child({ component: 'retention' }), retentionIntervalS, partitionDays);
@@ -46,6 +65,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     ['stop the outbox relay', () => relay.close()],
     ['close metrics endpoint', () => http?.close()],
     ['finish the current jobs', () => worker.close()],
+    ['stop webhook delivery', () => webhooks?.close()],
     ['close redis', () => closeRedis(redis)],
     ['close database', () => database.close()],
   ]);

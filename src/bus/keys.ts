@@ -57,6 +57,14 @@ export interface Keys {
   ackTopics(gatewayId: string): string[];
   /** The partition whose slot a channel's keys live in (cluster mode; 0 otherwise). */
   partitionOfChannel(channel: string): number;
+  /** BullMQ prefix of one webhook delivery queue (src/webhooks/): in cluster mode a slot of its own per queue. */
+  webhookQueuePrefixOf(partition: number): string;
+  /** HASH clientId → user: one gateway's live connections, so a dead gateway's disconnects can still be sent. */
+  webhookConnections(gatewayUid: string): string;
+  /** SET of gateway uids that may have a `webhookConnections` hash (same slot as those hashes). */
+  webhookGateways: string;
+  /** LIST of webhook events given up on (JSON, newest first, trimmed). */
+  webhookDeadLetters: string;
 }
 
 export interface ClusterLayout {
@@ -93,6 +101,10 @@ function singleKeys(prefix: string): Keys {
       return [this.acks(gatewayId)];
     },
     partitionOfChannel: () => 0,
+    webhookQueuePrefixOf: () => prefix,
+    webhookConnections: (uid) => `${prefix}:whc:${uid}`,
+    webhookGateways: `${prefix}:whgateways`,
+    webhookDeadLetters: `${prefix}:whdead`,
   };
 }
 
@@ -102,6 +114,7 @@ function clusterKeys(prefix: string, partitions: number): Keys {
   const ofPartition = (p: number) => `${prefix}:{${tags[p]}}`;
   const ofChannel = (channel: string) => ofPartition(partitionOf(channel, partitions));
   const registry = `${prefix}:{${prefix}-registry}`;
+  const webhooks = `${prefix}:{${prefix}-webhooks}`;
   const ackTopic = (gatewayId: string, p: number) => `${ofPartition(p)}:ack:${gatewayId}`;
   return {
     history: (channel) => `${ofChannel(channel)}:h:${channel}`,
@@ -124,7 +137,17 @@ function clusterKeys(prefix: string, partitions: number): Keys {
     ackTopic,
     ackTopics: (gatewayId) => tags.map((_, p) => ackTopic(gatewayId, p)),
     partitionOfChannel: (channel) => partitionOf(channel, partitions),
+    webhookQueuePrefixOf: (p) => `${prefix}:{${prefix}-wh${p}}`,
+    // One slot for the connection hashes and their set: the reaper's take script touches both.
+    webhookConnections: (uid) => `${webhooks}:whc:${uid}`,
+    webhookGateways: `${webhooks}:whgateways`,
+    webhookDeadLetters: `${webhooks}:whdead`,
   };
+}
+
+/** Queue name of a webhook delivery partition (src/webhooks/). */
+export function webhookQueueName(partition: number): string {
+  return `webhook-${partition}`;
 }
 
 /** Queue name of a partition. BullMQ uses ':' as its own separator, so not here. */

@@ -158,6 +158,20 @@ redis.call('DEL', KEYS[3])
 redis.call('ZADD', KEYS[4], 0, '0')
 return #active`;
 
+/**
+ * webhookTake — a worker takes the live-connection hash of a gateway the registry no longer
+ * lists (src/webhooks/reaper.ts): read and delete in one step, so of several workers that
+ * found the same dead gateway exactly one gets its clients and sends their disconnects.
+ *   KEYS[1]  the gateway's HASH clientId → user   KEYS[2]  the SET of gateway uids
+ *   ARGV[1]  the gateway uid
+ *   returns  the hash as a flat [client, user, …] list (empty for the others)
+ */
+const WEBHOOK_TAKE = `
+local entries = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return entries`;
+
 const SCRIPTS = {
   tidingsAdvancePosition: { numberOfKeys: 1, lua: ADVANCE_POSITION },
   // KEYS vary with the channel count: the caller passes numkeys first.
@@ -169,6 +183,7 @@ const SCRIPTS = {
   tidingsLeaseClaim: { numberOfKeys: 1, lua: LEASE_CLAIM },
   tidingsLeaseRelease: { numberOfKeys: 1, lua: LEASE_RELEASE },
   tidingsTakeOver: { numberOfKeys: 4, lua: TAKE_OVER },
+  tidingsWebhookTake: { numberOfKeys: 2, lua: WEBHOOK_TAKE },
 } as const;
 
 /** The commands `withScripts` adds (also on pipelines). */
@@ -182,6 +197,7 @@ export interface ScriptCommands {
   tidingsLeaseClaim(key: string, owner: string, ttlMs: number): Promise<number>;
   tidingsLeaseRelease(key: string, owner: string): Promise<number>;
   tidingsTakeOver(active: string, stalled: string, stalledCheck: string, marker: string, jobKeyPrefix: string): Promise<number>;
+  tidingsWebhookTake(connections: string, gateways: string, gatewayUid: string): Promise<string[]>;
 }
 
 /** A connection with the scripts registered. */

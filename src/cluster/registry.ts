@@ -59,7 +59,6 @@ export interface RegistryTiming {
 export const REGISTRY_TIMING: RegistryTiming = { intervalMs: 3000, ttlMs: 7000, debounceMs: 100 };
 
 export class NodeRegistry {
-  readonly uid = randomUUID();
   private readonly startedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -75,6 +74,8 @@ export class NodeRegistry {
     private readonly local: LocalNode,
     private readonly timing: RegistryTiming,
     private readonly log: Logger,
+    /** Chosen by the caller when others must know it first (the webhook emitter keys its connection hash by it). */
+    readonly uid: string = randomUUID(),
   ) {}
 
   /** Announces this node (so it is in `info` before it serves anything), then keeps renewing. */

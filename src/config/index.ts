@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { PROXY_KINDS, type ProxyKind, type ProxySettings } from './proxy.js';
 import { loadNamespaces, type Namespaces } from './namespaces.js';
+import { DEFAULT_WEBHOOK_EVENTS, parseWebhookEvents, type WebhookSettings } from './webhooks.js';
 
 export type Role = 'gateway' | 'worker' | 'dev' | 'migrate' | 'token';
 
@@ -81,6 +82,14 @@ export function secretProblem(value: string, minimum = 32, unit: 'bytes' | 'char
   const size = unit === 'bytes' ? Buffer.byteLength(value, 'utf8') : [...value].length;
   if (size < minimum) return `must be at least ${minimum} ${unit}`;
   return undefined;
+}
+
+/** TIDINGS_WEBHOOK_EVENTS: a comma list of known event types, the unknown one named. */
+function webhookEvents() {
+  return z.string().check((ctx) => {
+    const parsed = parseWebhookEvents(ctx.value);
+    if ('problem' in parsed) ctx.issues.push({ code: 'custom', input: ctx.value, message: parsed.problem });
+  });
 }
 
 /** Environment variable name → its schema. Names here are the documented contract. */
@@ -166,6 +175,17 @@ const schema = {
     .regex(/^\s*[A-Za-z0-9-]+(\s*,\s*[A-Za-z0-9-]+)*\s*$/, { error: 'must be header names separated by commas' })
     .optional(),
   TIDINGS_PROXY_MAX_RESPONSE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  // Issue 14: durable lifecycle webhooks (src/webhooks/), off unless the URL is set.
+  TIDINGS_WEBHOOK_URL: url(['http:', 'https:']).optional(),
+  // An HMAC key that backends paste from a config file: counted in characters, as the API key.
+  TIDINGS_WEBHOOK_SECRET: secret(32, 'characters', 'openssl rand -hex 32').optional(),
+  TIDINGS_WEBHOOK_EVENTS: webhookEvents().optional(),
+  TIDINGS_WEBHOOK_TIMEOUT_MS: int(100, 600_000).default(5000),
+  // Generous by default: with the 60 s cap, 5000 attempts span days, so the age limit decides.
+  TIDINGS_WEBHOOK_MAX_ATTEMPTS: int(1, 1_000_000).default(5000),
+  TIDINGS_WEBHOOK_MAX_AGE_S: int(1, 30 * 86400).default(86400),
+  TIDINGS_WEBHOOK_BACKOFF_MAX_MS: int(10, 3_600_000).default(60_000),
+  TIDINGS_WEBHOOK_PARTITIONS: int(1, 256).default(4),
 } as const;
 
 type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
@@ -232,6 +252,8 @@ export interface Config {
   metricsPort: number | undefined;
   /** Centrifugo-compatible HTTP proxies to the app's backend (issue 14). */
   proxy: ProxySettings;
+  /** Durable lifecycle webhooks (issue 14); undefined when TIDINGS_WEBHOOK_URL is unset. */
+  webhooks: WebhookSettings | undefined;
   client: {
     pingIntervalS: number;
     pongTimeoutS: number;
@@ -334,6 +356,34 @@ function proxySettings(e: Env): ProxySettings {
   return { endpoints, headers: headers.filter((h) => h !== ''), maxResponseBytes: e.TIDINGS_PROXY_MAX_RESPONSE_BYTES };
 }
 
+/**
+ * Webhooks are on once TIDINGS_WEBHOOK_URL is set; unsigned events would let anyone who finds
+ * the URL forge disconnects, so a URL without its secret is refused, not sent unsigned.
+ */
+function webhookSettings(e: Env): WebhookSettings | undefined {
+  if (e.TIDINGS_WEBHOOK_URL === undefined) {
+    if (e.TIDINGS_WEBHOOK_SECRET !== undefined) throw new ConfigError('TIDINGS_WEBHOOK_URL', 'required: TIDINGS_WEBHOOK_SECRET is set');
+    return undefined;
+  }
+  if (e.TIDINGS_WEBHOOK_SECRET === undefined) {
+    throw new ConfigError('TIDINGS_WEBHOOK_SECRET', 'required: TIDINGS_WEBHOOK_URL is set (events are signed with it)');
+  }
+  const parsed = e.TIDINGS_WEBHOOK_EVENTS === undefined ? undefined : parseWebhookEvents(e.TIDINGS_WEBHOOK_EVENTS);
+  const events = parsed && 'events' in parsed ? parsed.events : DEFAULT_WEBHOOK_EVENTS;
+  // Named by the contract, not built yet: refused rather than accepted and never sent.
+  if (events.includes('publication')) throw new ConfigError('TIDINGS_WEBHOOK_EVENTS', '"publication" events are not available yet');
+  return {
+    url: e.TIDINGS_WEBHOOK_URL,
+    secret: e.TIDINGS_WEBHOOK_SECRET,
+    events: new Set(events),
+    timeoutMs: e.TIDINGS_WEBHOOK_TIMEOUT_MS,
+    maxAttempts: e.TIDINGS_WEBHOOK_MAX_ATTEMPTS,
+    maxAgeMs: e.TIDINGS_WEBHOOK_MAX_AGE_S * 1000,
+    backoffMaxMs: e.TIDINGS_WEBHOOK_BACKOFF_MAX_MS,
+    partitions: e.TIDINGS_WEBHOOK_PARTITIONS,
+  };
+}
+
 /** A namespace that asks for a proxy that has no URL would silently let everything through: refused at boot. */
 function checkNamespaceProxies(namespaces: Namespaces, proxy: ProxySettings): void {
   for (const ns of namespaces.all()) {
@@ -393,6 +443,7 @@ function buildConfig(e: Env, role: Role): Config {
       connectRatePerIp: e.TIDINGS_CONNECT_RATE_PER_IP,
     },
     proxy: proxySettings(e),
+    webhooks: webhookSettings(e),
     positionCheckS: e.TIDINGS_POSITION_CHECK_S,
     shutdownGraceMs: e.TIDINGS_SHUTDOWN_GRACE_MS,
     metricsPort: e.TIDINGS_METRICS_PORT,

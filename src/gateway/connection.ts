@@ -76,6 +76,11 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type DecodedOk = Extract<DecodedCommand, { ok: true }>;
 
+/** A disconnect webhook's `reason`: the close code and its reason text, e.g. "3012 no pong". */
+function closeReasonOf(code: number, reason: string): string {
+  return reason === '' ? String(code) : `${code} ${reason}`;
+}
+
 export class Connection implements Session {
   private current: ConnectionState = 'connecting';
   private id = '';
@@ -124,7 +129,7 @@ export class Connection implements Session {
     // Binary frames are read as JSON text too (the Go server does the same); we only ever
     // *send* text frames.
     ws.on('message', (data) => this.onFrame(data as Buffer));
-    ws.on('close', () => this.teardown());
+    ws.on('close', (code, reason) => this.teardown(closeReasonOf(code, reason.toString('utf8'))));
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     this.staleTimer = setTimeout(() => this.closeIfStale(), settings.staleS * 1000).unref();
   }
@@ -330,6 +335,7 @@ export class Connection implements Session {
     clearTimeout(this.staleTimer);
     this.heartbeat.start();
     this.scheduleExpiry();
+    this.deps.webhooks.connected(this.id, this.identity.user);
     return true;
   }
 
@@ -394,18 +400,21 @@ export class Connection implements Session {
     if (detail) this.log.debug({ code: disconnect.code, detail }, 'closing connection');
     metrics.disconnects.inc({ code: String(disconnect.code) });
     this.outbox.flushNow();
-    this.teardown();
+    this.teardown(closeReasonOf(disconnect.code, disconnect.reason));
     this.ws.close(disconnect.code, disconnect.reason);
   }
 
-  /** The one teardown funnel: a close of ours, or the socket's. */
-  private teardown(): void {
+  /** The one teardown funnel: a close of ours, or the socket's; `reason` goes to the disconnect webhook. */
+  private teardown(reason: string): void {
+    const wasConnected = this.current === 'connected';
     if (!this.setState('closed')) return;
     this.outbox.close();
     clearTimeout(this.staleTimer);
     clearTimeout(this.expiryTimer);
     this.heartbeat.stop();
     for (const sub of [...this.subs.values()]) this.dropSubscription(sub, true);
+    // After the unsubscribes, so a backend sees a client's subscriptions end before it does.
+    if (wasConnected) this.deps.webhooks.disconnected(this.id, this.identity.user, reason);
     this.onClosed(this);
   }
 
@@ -438,6 +447,8 @@ export class Connection implements Session {
     if (announce && wasSubscribed && sub.namespace.join_leave) {
       this.deps.events.announce(sub.channel, 'leave', sub.infoJson);
     }
+    // Only a subscription that went live had its subscribe webhook (src/gateway/subscribe.ts goLive).
+    if (wasSubscribed && sub.live) this.deps.webhooks.unsubscribed(this.id, this.identity.user, sub.channel);
   }
 
   /** API `subscribe`: a server-side subscription added while connected. */

@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { CursorStore } from '../db/repos/cursors.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { PresenceStore } from '../presence/store.js';
+import type { WebhookSink } from '../webhooks/emitter.js';
 import type { FlushScheduler } from './outbox.js';
 
 export interface GatewaySettings {
@@ -58,5 +59,7 @@ export interface GatewayDeps {
   cursors: CursorStore;
   /** Async messages to a user's connections on every gateway. */
   notify: UserNotifier;
+  /** Lifecycle webhooks (issue 14): connections report connect, disconnect, subscribe, unsubscribe; NO_WEBHOOKS when off. */
+  webhooks: WebhookSink;
   log: Logger;
 }

@@ -172,12 +172,17 @@ async function attachAndRead(
 
 /**
  * Step 4, after the result was written: the hub streams what the reply did not carry up to
- * the top, then releases the buffer; others hear of the join.
+ * the top, then releases the buffer; others hear of the join, and the backend of the
+ * subscription (webhook `subscribe`, when selected).
  */
 export function goLive(session: Session, opened: Opened): void {
   const { sub, pos } = opened;
   session.deps.hub.start(sub.channel, sub, opened.startAt, pos.top);
   if (sub.namespace.join_leave) session.deps.events.announce(sub.channel, 'join', sub.infoJson);
+  if (sub.state === 'subscribed' && !sub.live) {
+    sub.markLive();
+    session.deps.webhooks.subscribed(session.clientId, session.user, sub.channel);
+  }
 }
 
 /**

@@ -52,6 +52,8 @@ export interface SubscriptionOwner {
 export class Subscription implements Subscriber {
   private current: SubscriptionState = 'subscribing';
   private expiryTimer: NodeJS.Timeout | undefined;
+  /** It went live (subscribe.ts goLive), so its end is a webhook `unsubscribe`. */
+  private wentLive = false;
   readonly chanInfo: string | undefined;
   readonly joinLeave: boolean;
   readonly serverSide: boolean;
@@ -77,6 +79,14 @@ export class Subscription implements Subscriber {
 
   get state(): SubscriptionState {
     return this.current;
+  }
+
+  get live(): boolean {
+    return this.wentLive;
+  }
+
+  markLive(): void {
+    this.wentLive = true;
   }
 
   /** The one place the state changes; false, and nothing changed, for a move the machine does not have. */

@@ -227,6 +227,32 @@ export const metrics = {
     labelNames: ['store'] as const,
     registers: [registry],
   }),
+  webhookDropped: new Counter({
+    name: 'tidings_webhook_dropped_total',
+    help: 'Webhook events a gateway dropped because Redis stayed away until its buffer was full',
+    registers: [registry],
+  }),
+  webhookAttempts: new Counter({
+    name: 'tidings_webhook_attempts_total',
+    help: 'Webhook POSTs by outcome (ok, failed)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
+  webhookDeadLettered: new Counter({
+    name: 'tidings_webhook_dead_letters_total',
+    help: 'Webhook events given up on (max attempts or age) and moved to the dead-letter list',
+    registers: [registry],
+  }),
+  webhookDeadLetters: new Gauge({
+    name: 'tidings_webhook_dead_letter_list',
+    help: 'Webhook events in the dead-letter list (API webhook_dead_letters), as of the last scrape',
+    registers: [registry],
+  }),
+  webhookReaped: new Counter({
+    name: 'tidings_webhook_reaped_connections_total',
+    help: 'Connections of dead gateways whose disconnect events a worker sent',
+    registers: [registry],
+  }),
 };
 
 /**

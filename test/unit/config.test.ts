@@ -146,3 +146,38 @@ describe('configuration', () => {
     expect(err.variable).toBe('TIDINGS_PONG_TIMEOUT_S');
   });
 });
+
+describe('webhooks configuration (issue 14)', () => {
+  const secret = 'w'.repeat(32);
+  const on = { ...base, TIDINGS_WEBHOOK_URL: 'https://app.example.com/hooks', TIDINGS_WEBHOOK_SECRET: secret };
+
+  it('is off without a URL, and on with the lifecycle events and generous limits by default', () => {
+    expect(loadConfig('worker', base).webhooks).toBeUndefined();
+    const webhooks = loadConfig('worker', on).webhooks!;
+    expect([...webhooks.events]).toEqual(['connect', 'disconnect', 'subscribe', 'unsubscribe']);
+    expect(webhooks).toMatchObject({ url: on.TIDINGS_WEBHOOK_URL, secret, timeoutMs: 5000, maxAttempts: 5000, maxAgeMs: 86_400_000, partitions: 4 });
+  });
+
+  it('takes a selection of events, spaces allowed', () => {
+    const webhooks = loadConfig('gateway', { ...on, TIDINGS_WEBHOOK_EVENTS: 'disconnect, connect' }).webhooks!;
+    expect([...webhooks.events].sort()).toEqual(['connect', 'disconnect']);
+  });
+
+  it.each([
+    [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,close' }, 'TIDINGS_WEBHOOK_EVENTS: "close" is not an event; choose among connect, disconnect, subscribe, unsubscribe, publication'],
+    [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,,disconnect' }, 'TIDINGS_WEBHOOK_EVENTS: is a comma-separated list with an empty entry'],
+    [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,publication' }, 'TIDINGS_WEBHOOK_EVENTS: "publication" events are not available yet'],
+    [{ ...on, TIDINGS_WEBHOOK_SECRET: undefined }, 'TIDINGS_WEBHOOK_SECRET: required: TIDINGS_WEBHOOK_URL is set (events are signed with it)'],
+    [{ ...base, TIDINGS_WEBHOOK_SECRET: secret }, 'TIDINGS_WEBHOOK_URL: required: TIDINGS_WEBHOOK_SECRET is set'],
+    [{ ...on, TIDINGS_WEBHOOK_SECRET: 'short' }, 'TIDINGS_WEBHOOK_SECRET: must be at least 32 characters, e.g. openssl rand -hex 32'],
+    [{ ...on, TIDINGS_WEBHOOK_SECRET: `change-me-${secret}` }, 'TIDINGS_WEBHOOK_SECRET: is a placeholder (starts with "change-me"): set a random value, e.g. openssl rand -hex 32'],
+    [{ ...on, TIDINGS_WEBHOOK_URL: 'ftp://app/hooks' }, 'TIDINGS_WEBHOOK_URL: must be a URL starting with http:// or https://'],
+    [{ ...on, TIDINGS_WEBHOOK_MAX_ATTEMPTS: '0' }, 'TIDINGS_WEBHOOK_MAX_ATTEMPTS: must be at least 1'],
+  ])('refuses a bad setting in one line (%#)', (env, message) => {
+    for (const role of ['gateway', 'worker'] as const) {
+      const err = errorOf(() => loadConfig(role, env));
+      expect(err.message).toBe(message);
+      expect(err.message).not.toContain('\n');
+    }
+  });
+});

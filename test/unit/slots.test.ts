@@ -55,6 +55,16 @@ describe('Redis Cluster hash slots (issue 13)', () => {
     expect(keys.ackTopics('gw-1')).toHaveLength(partitions);
   });
 
+  it('puts each webhook queue in one slot, and the connection hashes with their set (the take script touches both)', () => {
+    const keys = makeKeys('tidings', { partitions: 8 });
+    for (const p of [0, 1, 3]) {
+      const queue = [`${keys.webhookQueuePrefixOf(p)}:webhook-${p}:wait`, `${keys.webhookQueuePrefixOf(p)}:webhook-${p}:active`];
+      expect(new Set(queue.map(slotOf)).size).toBe(1);
+    }
+    const take = [keys.webhookConnections('gw-1'), keys.webhookConnections('gw-2'), keys.webhookGateways].map(slotOf);
+    expect(new Set(take).size).toBe(1);
+  });
+
   it('keeps the names of earlier versions outside cluster mode', () => {
     const keys = makeKeys('tidings');
     expect([keys.history('a'), keys.meta('a'), keys.topic('a'), keys.acks('g'), keys.lease(3), keys.control, keys.workers]).toEqual([

@@ -1,0 +1,378 @@
+/**
+ * Durable lifecycle webhooks (issue 14) against a real HTTP backend: signed events of each
+ * type with the documented shape; a backend that is down (503, then refusing connections)
+ * while clients come and go loses nothing and sees each user's events in order; events given
+ * up on land in the dead-letter list (API and metric); a gateway killed with -9 still yields
+ * its clients' disconnects within the presence TTL.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeRedis, connectRedis, keysOf } from '../../src/app/redis.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { registry } from '../../src/observability/metrics.js';
+import { WebhookEmitter } from '../../src/webhooks/emitter.js';
+import { API_KEY, call } from '../helpers/api.js';
+import { TcpProxy } from '../helpers/proxy.js';
+import { RawClient } from '../helpers/raw.js';
+import { startPrivateRedis, startPrivateRedisCluster, TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
+import { waitFor } from '../helpers/wait.js';
+import { verifySignature, WebhookBackend } from '../helpers/webhook-backend.js';
+
+const WEBHOOK_SECRET = 'webhook-secret-0123456789abcdef-0123456789';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function webhookEnv(url: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    TIDINGS_WEBHOOK_URL: url,
+    TIDINGS_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    TIDINGS_WEBHOOK_TIMEOUT_MS: '1000',
+    TIDINGS_WEBHOOK_BACKOFF_MAX_MS: '500',
+    TIDINGS_API_KEY: API_KEY,
+    ...extra,
+  };
+}
+
+function uniqueUser(name: string): string {
+  return `${name}-${randomBytes(4).toString('hex')}`;
+}
+
+async function connectAs(port: number, user: string): Promise<{ raw: RawClient; client: string }> {
+  const raw = await RawClient.open(wsUrl(port));
+  const reply = await raw.connect(await token(user));
+  return { raw, client: (reply.connect as { client: string }).client };
+}
+
+/** The accepted events of `user`, first delivery of each id only, in the order the backend took them. */
+function firstDeliveries(backend: WebhookBackend, path: string, user: string): Record<string, unknown>[] {
+  const seen = new Set<unknown>();
+  return backend.accepted(path).filter((e) => e.user === user && !seen.has(e.id) && seen.add(e.id));
+}
+
+const backend = new WebhookBackend();
+beforeAll(() => backend.up());
+afterAll(() => backend.down());
+
+describe('lifecycle webhooks', () => {
+  const stack = new TestStack();
+  let port = 0;
+
+  beforeAll(async () => {
+    port = (await stack.gateway(webhookEnv(`${backend.url}/events`))).port;
+    await stack.worker(webhookEnv(`${backend.url}/events`));
+  });
+  afterAll(() => stack.close());
+
+  it('sends connect, subscribe, unsubscribe and disconnect, signed, with the documented shape, in order', async () => {
+    const user = uniqueUser('alice');
+    const channel = uniqueChannel('room');
+    const { raw, client } = await connectAs(port, user);
+    expect((await raw.call('subscribe', { channel })).error).toBeUndefined();
+    expect((await raw.call('unsubscribe', { channel })).error).toBeUndefined();
+    raw.ws.close(1000, 'bye');
+    const events = await waitFor('four events of the user', () => {
+      const got = firstDeliveries(backend, '/events', user);
+      return got.length >= 4 ? got : undefined;
+    });
+    expect(events.map((e) => e.type)).toEqual(['connect', 'subscribe', 'unsubscribe', 'disconnect']);
+    for (const e of events) {
+      expect(e.id).toMatch(UUID);
+      expect(new Date(e.time as string).toISOString()).toBe(e.time);
+      expect(e).toMatchObject({ user, client });
+    }
+    expect(Object.keys(events[0]!)).toEqual(['id', 'type', 'time', 'user', 'client']);
+    expect(events[1]).toMatchObject({ channel });
+    expect(events[2]).toMatchObject({ channel });
+    expect(events[3]).toMatchObject({ reason: '1000 bye' });
+    expect(new Set(events.map((e) => e.id)).size).toBe(4);
+    const deliveries = backend.deliveries.filter((d) => d.event.user === user);
+    for (const d of deliveries) {
+      expect(d.headers['content-type']).toBe('application/json');
+      expect(verifySignature(d.raw, d.headers['x-tidings-signature'], WEBHOOK_SECRET), d.raw).toBe(true);
+      expect(verifySignature(d.raw.replace(user, 'mallory'), d.headers['x-tidings-signature'], WEBHOOK_SECRET)).toBe(false);
+    }
+  });
+
+  it('a server-side close gives its code and reason', async () => {
+    const user = uniqueUser('bob');
+    const { raw } = await connectAs(port, user);
+    await call(port, 'disconnect', { user, disconnect: { code: 4503, reason: 'go away' } });
+    await raw.closed();
+    const events = await waitFor('connect and disconnect', () => {
+      const got = firstDeliveries(backend, '/events', user);
+      return got.length >= 2 ? got : undefined;
+    });
+    expect(events.map((e) => [e.type, e.reason])).toEqual([['connect', undefined], ['disconnect', '4503 go away']]);
+  });
+
+  it('a gateway that stops cleanly queues the disconnects of the clients it closes before it goes', async () => {
+    const gateway = await stack.gateway(webhookEnv(`${backend.url}/events`));
+    const user = uniqueUser('kim');
+    const { raw, client } = await connectAs(gateway.port, user);
+    await waitFor('the connect', () => firstDeliveries(backend, '/events', user).length === 1);
+    await gateway.close();
+    expect((await raw.closed()).code).toBe(3001);
+    await waitFor('the disconnect', () => firstDeliveries(backend, '/events', user).length === 2);
+    expect(firstDeliveries(backend, '/events', user)[1]).toMatchObject({ type: 'disconnect', client, reason: '3001 shutdown' });
+  });
+
+  it('a backend down for a while (503, then refusing connections) gets every event once back, in order per user', async () => {
+    backend.statusOf.set('/events', 503);
+    const users = Array.from({ length: 6 }, (_, i) => uniqueUser(`down${i}`));
+    const cycle = async (user: string) => {
+      const { raw } = await connectAs(port, user);
+      await sleep(100 + Math.random() * 300);
+      raw.ws.close(1000, 'cycle');
+      await raw.closed();
+    };
+    // ~6 s of 503s with everyone coming and going twice, then ~6 s of refused connections.
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(users.map(cycle));
+      await sleep(2500);
+    }
+    await backend.down();
+    for (const user of users.slice(0, 3)) await cycle(user);
+    await sleep(6000);
+    backend.statusOf.delete('/events');
+    await backend.up();
+    const expected = (user: string) => (users.indexOf(user) < 3 ? 6 : 4);
+    await waitFor(
+      () => `every event delivered: ${users.map((u) => `${u}=${firstDeliveries(backend, '/events', u).length}/${expected(u)}`).join(' ')}`,
+      () => users.every((u) => firstDeliveries(backend, '/events', u).length >= expected(u)),
+      { timeoutMs: 30_000 },
+    );
+    for (const user of users) {
+      const types = firstDeliveries(backend, '/events', user).map((e) => e.type);
+      expect(types, user).toEqual(Array.from({ length: expected(user) }, (_, i) => (i % 2 === 0 ? 'connect' : 'disconnect')));
+    }
+    // A redelivery is the same event: the same bytes under the same id.
+    const byId = new Map<unknown, string>();
+    for (const d of backend.deliveries.filter((d) => users.includes(d.event.user as string))) {
+      expect(byId.get(d.event.id) ?? d.raw).toBe(d.raw);
+      byId.set(d.event.id, d.raw);
+    }
+  });
+});
+
+describe('lifecycle webhooks: dead letters', () => {
+  const stack = new TestStack();
+  let port = 0;
+
+  beforeAll(async () => {
+    backend.statusOf.set('/broken', 500);
+    const env = webhookEnv(`${backend.url}/broken`, { TIDINGS_WEBHOOK_MAX_ATTEMPTS: '3', TIDINGS_WEBHOOK_BACKOFF_MAX_MS: '50' });
+    port = (await stack.gateway(env)).port;
+    await stack.worker(env);
+  });
+  afterAll(() => stack.close());
+
+  it('an event the backend keeps refusing goes to the dead-letter list after the last attempt, in the API and the metric', async () => {
+    const counter = registry.getSingleMetric('tidings_webhook_dead_letters_total')!;
+    const before = (await counter.get()).values[0]?.value ?? 0;
+    const user = uniqueUser('carol');
+    const { raw, client } = await connectAs(port, user);
+    raw.close();
+    const result = await waitFor('two dead letters', async () => {
+      const r = await call<{ events: { event: Record<string, unknown>; attempts: number; error: string; dead_at: string }[]; total: number }>(
+        port,
+        'webhook_dead_letters',
+        { limit: 10 },
+      );
+      return r.total >= 2 ? r : undefined;
+    });
+    expect(result.events.map((d) => d.event.type)).toEqual(['disconnect', 'connect']);
+    for (const d of result.events) {
+      expect(d).toMatchObject({ attempts: 3, error: 'HTTP 500', event: { user, client } });
+      expect(backend.deliveries.filter((x) => x.event.id === d.event.id)).toHaveLength(3);
+    }
+    expect((await counter.get()).values[0]?.value).toBe(before + 2);
+    expect((await call<{ events: unknown[] }>(port, 'webhook_dead_letters', { limit: 1 })).events).toHaveLength(1);
+  });
+});
+
+describe('lifecycle webhooks: a worker that stops between attempts', () => {
+  const stack = new TestStack();
+  // Read once the backend listens (its port is known only then).
+  const env = () => webhookEnv(`${backend.url}/handback`, { TIDINGS_WEBHOOK_MAX_ATTEMPTS: '6', TIDINGS_WEBHOOK_BACKOFF_MAX_MS: '2000' });
+  let port = 0;
+
+  beforeAll(async () => {
+    backend.statusOf.set('/handback', 500);
+    port = (await stack.gateway(env())).port;
+  });
+  afterAll(() => stack.close());
+
+  it('hands the event back with its attempts counted, and the next worker sends it before the later one', async () => {
+    const first = await stack.worker(env());
+    const user = uniqueUser('lee');
+    const { raw } = await connectAs(port, user);
+    raw.close();
+    const attemptsOf = (type: string) => backend.deliveries.filter((d) => d.path === '/handback' && d.event.user === user && d.event.type === type).length;
+    await waitFor('a second attempt of the connect event', () => attemptsOf('connect') >= 2);
+    await first.close();
+    const before = attemptsOf('connect');
+    await stack.worker(env());
+    await waitFor('both events given up on', () => attemptsOf('disconnect') === 6, { timeoutMs: 60_000 });
+    // Six attempts in all, across both workers, whatever the first had made; and none of the
+    // later event before the earlier one was given up on.
+    expect(attemptsOf('connect'), `the first worker made ${before}`).toBe(6);
+    const order = backend.deliveries.filter((d) => d.path === '/handback' && d.event.user === user).map((d) => d.event.type);
+    expect(order.lastIndexOf('connect')).toBeLessThan(order.indexOf('disconnect'));
+  });
+});
+
+describe('lifecycle webhooks: a gateway cut off from Redis', () => {
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  let cut: TcpProxy;
+  let stack: TestStack;
+  let port = 0;
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    cut = new TcpProxy([Number(new URL(redis.url).port)]);
+    await cut.listen();
+    // A short presence TTL: the workers look for gone gateways every 2 s.
+    stack = new TestStack({ redisUrl: redis.url, env: { TIDINGS_PRESENCE_TTL_S: '10' } });
+    port = (await stack.gateway(webhookEnv(`${backend.url}/cut`, { REDIS_URL: `redis://127.0.0.1:${cut.port}` }))).port;
+    await stack.worker(webhookEnv(`${backend.url}/cut`));
+  });
+  afterAll(async () => {
+    await stack.close();
+    await cut.close();
+    await redis.kill();
+  });
+
+  it('keeps accepting connections, holds their events, and queues them in order once Redis is back', async () => {
+    const users = [uniqueUser('gina'), uniqueUser('hank')];
+    cut.block();
+    const started = Date.now();
+    for (const user of users) {
+      const { raw } = await connectAs(port, user);
+      raw.ws.close(1000, 'offline');
+      await raw.closed();
+    }
+    // Neither connect waited for Redis (a connect's own work needs none without server-side channels).
+    expect(Date.now() - started).toBeLessThan(2000);
+    await sleep(3000);
+    expect(users.flatMap((u) => firstDeliveries(backend, '/cut', u))).toEqual([]);
+    cut.unblock();
+    await waitFor('the held events', () => users.every((u) => firstDeliveries(backend, '/cut', u).length === 2), { timeoutMs: 20_000 });
+    for (const user of users) expect(firstDeliveries(backend, '/cut', user).map((e) => e.type)).toEqual(['connect', 'disconnect']);
+  });
+
+  it('cut off long enough to be taken for gone: its clients get "gateway gone", then "resumed" connects once it is back', async () => {
+    const user = uniqueUser('mia');
+    const { raw, client } = await connectAs(port, user);
+    await waitFor('the connect', () => firstDeliveries(backend, '/cut', user).length === 1);
+    cut.block();
+    try {
+      await waitFor('the reaped disconnect', () => firstDeliveries(backend, '/cut', user).some((e) => e.reason === 'gateway gone'), { timeoutMs: 20_000 });
+    } finally {
+      cut.unblock();
+    }
+    await waitFor('the resumed connect', () => firstDeliveries(backend, '/cut', user).some((e) => e.reason === 'resumed'), { timeoutMs: 20_000 });
+    raw.ws.close(1000, 'done');
+    await waitFor('the last disconnect', () => firstDeliveries(backend, '/cut', user).some((e) => e.reason === '1000 done'));
+    const events = firstDeliveries(backend, '/cut', user);
+    // connect, disconnect "gateway gone", connect "resumed", …, disconnect "1000 done": always alternating.
+    expect(events.every((e, i) => e.type === (i % 2 === 0 ? 'connect' : 'disconnect') && e.client === client), JSON.stringify(events)).toBe(true);
+    expect(events.map((e) => e.reason).slice(0, 3)).toEqual([undefined, 'gateway gone', 'resumed']);
+    expect(events.at(-1)!.reason).toBe('1000 done');
+  });
+
+  it('holds at most its bound while Redis is away, and counts what it drops', async () => {
+    cut.block();
+    const config = stack.config('gateway', webhookEnv(`${backend.url}/cut`, { REDIS_URL: `redis://127.0.0.1:${cut.port}` }));
+    const connection = connectRedis(config, 'queue', createLogger('silent'), 'test-emitter');
+    const emitter = new WebhookEmitter(connection, keysOf(config), config.webhooks!, 'gw-test', createLogger('silent'), 3);
+    const dropped = registry.getSingleMetric('tidings_webhook_dropped_total')!;
+    const before = (await dropped.get()).values[0]?.value ?? 0;
+    const ivy = uniqueUser('ivy');
+    try {
+      for (let i = 0; i < 5; i++) emitter.connected(`client-${i}`, ivy);
+      await sleep(50);
+      // A flush of the first three is stuck waiting for Redis: they still count, so no room for more.
+      expect(emitter.buffered).toBe(3);
+      expect((await dropped.get()).values[0]?.value).toBe(before + 2);
+      emitter.disconnected('client-0', ivy, '1000');
+      expect((await dropped.get()).values[0]?.value).toBe(before + 3);
+    } finally {
+      cut.unblock();
+      await emitter.close(5000);
+      await closeRedis(connection);
+    }
+  });
+});
+
+describe('lifecycle webhooks: a gateway killed with -9', () => {
+  const PRESENCE_TTL_S = 15;
+  const stack = new TestStack({ env: { TIDINGS_PRESENCE_TTL_S: String(PRESENCE_TTL_S) } });
+
+  beforeAll(() => stack.worker(webhookEnv(`${backend.url}/killed`)));
+  afterAll(() => stack.close());
+
+  it("still yields a disconnect for each of its clients within the presence TTL", async () => {
+    const child = await stack.spawn('gateway', webhookEnv(`${backend.url}/killed`));
+    const users = [uniqueUser('dave'), uniqueUser('erin'), uniqueUser('frank')];
+    const clients = await Promise.all(users.map((u) => connectAs(child.port, u)));
+    await waitFor('the connect events', () => users.every((u) => firstDeliveries(backend, '/killed', u).length === 1));
+    await child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await waitFor(
+      'a disconnect per client of the killed gateway',
+      () => users.every((u) => firstDeliveries(backend, '/killed', u).some((e) => e.type === 'disconnect')),
+      { timeoutMs: PRESENCE_TTL_S * 1000 },
+    );
+    expect(Date.now() - killedAt).toBeLessThan(PRESENCE_TTL_S * 1000);
+    for (const [i, user] of users.entries()) {
+      const events = firstDeliveries(backend, '/killed', user);
+      expect(events.map((e) => [e.type, e.client, e.reason])).toEqual([
+        ['connect', clients[i]!.client, undefined],
+        ['disconnect', clients[i]!.client, 'gateway gone'],
+      ]);
+    }
+  });
+});
+
+describe('lifecycle webhooks in Redis Cluster mode', () => {
+  let cluster: Awaited<ReturnType<typeof startPrivateRedisCluster>>;
+  let stack: TestStack;
+  let port = 0;
+
+  beforeAll(async () => {
+    cluster = await startPrivateRedisCluster({ masters: 3, replicasPerMaster: 0 });
+    stack = new TestStack({ redisUrl: cluster.url, env: { TIDINGS_REDIS_CLUSTER: '1', TIDINGS_PRESENCE_TTL_S: '10' } });
+    port = (await stack.gateway(webhookEnv(`${backend.url}/cluster`))).port;
+    await stack.worker(webhookEnv(`${backend.url}/cluster`));
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+    await cluster?.close();
+  });
+
+  it('delivers every event type, and reaps a gateway that is gone (its hash and set share a slot)', async () => {
+    const user = uniqueUser('jill');
+    const channel = uniqueChannel('room');
+    const { raw } = await connectAs(port, user);
+    await raw.call('subscribe', { channel });
+    raw.ws.close(1000, 'bye');
+    await waitFor('four events in cluster mode', () => firstDeliveries(backend, '/cluster', user).length === 4);
+    expect(firstDeliveries(backend, '/cluster', user).map((e) => e.type)).toEqual(['connect', 'subscribe', 'unsubscribe', 'disconnect']);
+
+    // A gateway the registry never listed (so, for the reaper, one that is gone) with two live connections.
+    const config = stack.config('gateway', webhookEnv(`${backend.url}/cluster`));
+    const connection = connectRedis(config, 'queue', createLogger('silent'), 'test-emitter');
+    const emitter = new WebhookEmitter(connection, keysOf(config), config.webhooks!, 'gw-gone', createLogger('silent'));
+    const ghost = uniqueUser('ghost');
+    emitter.connected('ghost-1', ghost);
+    emitter.connected('ghost-2', ghost);
+    await emitter.close(5000);
+    await closeRedis(connection);
+    await waitFor('the disconnects of the gone gateway', () => firstDeliveries(backend, '/cluster', ghost).length === 4, { timeoutMs: 15_000 });
+    const events = firstDeliveries(backend, '/cluster', ghost);
+    expect(events.filter((e) => e.type === 'disconnect').map((e) => [e.client, e.reason]).sort()).toEqual([
+      ['ghost-1', 'gateway gone'],
+      ['ghost-2', 'gateway gone'],
+    ]);
+  });
+});
