@@ -55,6 +55,8 @@ class OutboxRelay implements Relay {
   private leading = false;
   private running: Promise<void> | undefined;
   private again = false;
+  /** A poll still waiting on the database: the next tick skips rather than queue a second query on one client. */
+  private polling = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly opts: RelayOptions) {
@@ -103,7 +105,8 @@ class OutboxRelay implements Relay {
 
   /** Every poll: (re)connect, try for the lock if not holding it, and run a round. */
   private async poll(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.polling) return;
+    this.polling = true;
     try {
       if (!this.listener) await this.connect();
       if (!this.leading) {
@@ -116,6 +119,8 @@ class OutboxRelay implements Relay {
       await this.listener?.end().catch(() => {});
       this.listener = undefined;
       this.leading = false;
+    } finally {
+      this.polling = false;
     }
     this.wake();
   }
