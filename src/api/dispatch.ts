@@ -13,6 +13,7 @@ import type { Params } from './params.js';
 import { presence, presenceStats } from './presence.js';
 import { broadcast, publish } from './publish.js';
 import { rpc } from './rpc.js';
+import { deletePublication, edit } from './edits.js';
 import { catchup, readCursorSet, unread } from './sync.js';
 import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
 import { webhookDeadLetters } from './webhooks.js';
@@ -31,6 +32,8 @@ const METHODS: Record<string, ApiMethod> = {
   history_remove: historyRemove,
   rpc,
   refresh,
+  edit,
+  delete: deletePublication,
   read_cursor_set: readCursorSet,
   unread,
   catchup,

@@ -18,6 +18,7 @@
  */
 import { encodeHistoryResult } from '../protocol/codec.js';
 import type { ApiContext, ApiMethod } from './context.js';
+import { latestPage } from './edits.js';
 import { ApiError, ApiErrors } from './errors.js';
 import { channelName, isObject, namespaceOf, optionalBool, optionalInt, optionalString, type Params } from './params.js';
 
@@ -44,8 +45,9 @@ export const history: ApiMethod = async (ctx, params) => {
   const reverse = optionalBool(params, 'reverse');
   const page = await ctx.history.page(channel, { limit, sinceOffset: since?.offset, reverse, maxBytes: ctx.replyMaxBytes });
   if (since?.epoch && page.epoch && since.epoch !== page.epoch) throw new ApiError(ApiErrors.unrecoverablePosition);
-  // The same result as the client protocol's history reply.
-  return encodeHistoryResult(page.publications, page.epoch, page.top);
+  // The same result as the client protocol's history reply; with `latest`, edits folded in (./edits.ts).
+  const publications = optionalBool(params, 'latest') ? await latestPage(ctx.history, channel, page.publications) : page.publications;
+  return encodeHistoryResult(publications, page.epoch, page.top);
 };
 
 export const historyRemove: ApiMethod = async (ctx, params) => {

@@ -21,6 +21,7 @@ import { publicationJson } from '../protocol/publication.js';
 import type { Db } from '../db/client.js';
 import { readBefore, readPosition, readRange, type ChannelPosition, type PublicationRow } from '../db/repos/publications.js';
 import { readCatchup, type CatchupChannel } from '../db/repos/catchup.js';
+import { latestVersions, publicationAt, type StoredVersion } from '../db/repos/edits.js';
 import { metrics } from '../observability/metrics.js';
 import { withScripts, type ScriptedRedis } from '../bus/scripts.js';
 import { readWithin, ReplyBudget } from './budget.js';
@@ -65,6 +66,16 @@ export class HistoryReader implements GapSource {
    */
   catchup(user: string, wanted: { channel: string; after: number }[], limit: number, maxBytes: number): Promise<CatchupChannel[]> {
     return this.permits.run(() => readCatchup(this.db, user, wanted, limit, maxBytes));
+  }
+
+  /** The publication at `offset` (PostgreSQL, the truth), for an edit or delete to check its target. */
+  publicationAt(channel: string, offset: number): Promise<StoredVersion | undefined> {
+    return publicationAt(this.db, channel, offset);
+  }
+
+  /** The last edit or delete of each of `offsets` (`history` with `latest: true`). */
+  latestVersions(channel: string, offsets: number[]): Promise<Map<number, StoredVersion & { op: string }>> {
+    return latestVersions(this.db, channel, offsets);
   }
 
   constructor(
