@@ -175,6 +175,8 @@ const schema = {
     .regex(/^\s*[A-Za-z0-9-]+(\s*,\s*[A-Za-z0-9-]+)*\s*$/, { error: 'must be header names separated by commas' })
     .optional(),
   TIDINGS_PROXY_MAX_RESPONSE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  // The connect proxy for connects with a token too (the token is forwarded, not verified here).
+  TIDINGS_PROXY_CONNECT_WITH_TOKEN: z.stringbool({ error: 'must be true or false' }).default(false),
   // Issue 14: durable lifecycle webhooks (src/webhooks/), off unless the URL is set.
   TIDINGS_WEBHOOK_URL: url(['http:', 'https:']).optional(),
   // An HMAC key that backends paste from a config file: counted in characters, as the API key.
@@ -353,7 +355,15 @@ function proxySettings(e: Env): ProxySettings {
     if (target !== undefined) endpoints[kind] = { url: target, timeoutMs: e[timeoutVar] ?? e.TIDINGS_PROXY_TIMEOUT_MS };
   }
   const headers = (e.TIDINGS_PROXY_HTTP_HEADERS ?? '').split(',').map((h) => h.trim().toLowerCase());
-  return { endpoints, headers: headers.filter((h) => h !== ''), maxResponseBytes: e.TIDINGS_PROXY_MAX_RESPONSE_BYTES };
+  if (e.TIDINGS_PROXY_CONNECT_WITH_TOKEN && !endpoints.connect) {
+    throw new ConfigError('TIDINGS_PROXY_CONNECT_WITH_TOKEN', 'needs TIDINGS_PROXY_CONNECT_URL');
+  }
+  return {
+    endpoints,
+    headers: headers.filter((h) => h !== ''),
+    maxResponseBytes: e.TIDINGS_PROXY_MAX_RESPONSE_BYTES,
+    connectWithToken: e.TIDINGS_PROXY_CONNECT_WITH_TOKEN,
+  };
 }
 
 /**

@@ -21,4 +21,9 @@ export interface ProxySettings {
   headers: readonly string[];
   /** A proxy answer larger than this is a failed call (error 100), never buffered. */
   maxResponseBytes: number;
+  /**
+   * Connects that carry a token go to the connect proxy too, with the token in the request
+   * (`token`), and are not verified as JWTs here: the backend decides (TIDINGS_PROXY_CONNECT_WITH_TOKEN).
+   */
+  connectWithToken: boolean;
 }

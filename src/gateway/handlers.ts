@@ -26,7 +26,8 @@ import { channelOf, isObject, optionalInt, optionalOffset, optionalString, optio
 export const connect: CommandHandler = async (session, request, id) => {
   const req = requestObject(request);
   const token = optionalToken(req);
-  const creds = token !== undefined ? await verifyConnectionToken(token, session.deps.settings.tokenSecret, tokenChecks(session)) : await withoutToken(session, req);
+  const byProxy = token === undefined || session.deps.proxy.connectWithToken;
+  const creds = byProxy ? await withoutToken(session, req, token) : await verifyConnectionToken(token, session.deps.settings.tokenSecret, tokenChecks(session));
   const channels = claimedChannels(session, creds.channels);
   if (!session.authenticate(identityOf(creds))) return undefined;
   const subs = await subscribeServerSide(session, channels, req.subs);
@@ -46,10 +47,10 @@ export const connect: CommandHandler = async (session, request, id) => {
   return undefined;
 };
 
-/** No token: the connect proxy decides, when there is one (issue 14). */
-async function withoutToken(session: Session, req: Record<string, unknown>): Promise<ProxiedConnect> {
+/** No token (or TIDINGS_PROXY_CONNECT_WITH_TOKEN): the connect proxy decides, when there is one (issue 14). */
+async function withoutToken(session: Session, req: Record<string, unknown>, token: string | undefined): Promise<ProxiedConnect> {
   if (!session.deps.proxy.has('connect')) throw new DisconnectError(Disconnect.BadRequest, 'client credentials not found');
-  return connectByProxy(session, req);
+  return connectByProxy(session, req, token);
 }
 
 function identityOf(creds: Omit<ConnectionCredentials, 'claims'>): Identity {

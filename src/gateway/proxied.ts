@@ -37,12 +37,13 @@ export interface ProxiedConnect extends Omit<ConnectionCredentials, 'claims'> {
 }
 
 /** A connect without a token: the backend names the user from the forwarded headers (cookie, …). */
-export async function connectByProxy(session: Session, req: Record<string, unknown>): Promise<ProxiedConnect> {
+export async function connectByProxy(session: Session, req: Record<string, unknown>, token?: string): Promise<ProxiedConnect> {
   const body = {
     ...base(session),
     name: optionalString(req, 'name'),
     version: optionalString(req, 'version'),
     data: req.data,
+    token,
   };
   const result = await session.deps.proxy.call('connect', body, { headers: session.proxyHeaders });
   if (typeof result.user !== 'string' || !isStorableText(result.user, MAX_USER_BYTES)) throw invalid('connect', 'user');

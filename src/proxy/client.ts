@@ -55,6 +55,11 @@ export class ProxyClient {
     return this.settings.endpoints[kind] !== undefined;
   }
 
+  /** Whether a connect with a token goes to the connect proxy as well (TIDINGS_PROXY_CONNECT_WITH_TOKEN). */
+  get connectWithToken(): boolean {
+    return this.settings.connectWithToken;
+  }
+
   /** The headers of an upgrade request that may go to the backend. */
   forwardable(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
     const out: Record<string, string> = {};

@@ -273,4 +273,20 @@ describe('proxies to the app backend', () => {
     expect(backend.seen.filter((s) => s.path === '/subscribe' && s.body.channel === channel)).toHaveLength(2);
     client.disconnect();
   }, 30_000);
+
+  it('TIDINGS_PROXY_CONNECT_WITH_TOKEN: a connect with a token goes to the backend too, token forwarded and not verified here', async () => {
+    const withToken = wsUrl((await stack.gateway({ TIDINGS_PROXY_CONNECT_URL: `${backend.url}/connect`, TIDINGS_PROXY_CONNECT_WITH_TOKEN: 'true' })).port);
+    backend.answers.set('/connect', (req) =>
+      req.body.token === 'opaque-session-token' ? { result: { user: 'tokened' } } : { error: { code: 1401, message: 'bad token' } },
+    );
+    const client = newClient(withToken, 'opaque-session-token');
+    const connectedCtx = new Promise<{ client: string }>((resolve) => client.on('connected', resolve));
+    client.connect();
+    await connectedCtx;
+    expect(backend.last('/connect')!.body).toMatchObject({ token: 'opaque-session-token' });
+    client.disconnect();
+    const raw = await RawClient.open(withToken);
+    expect((await raw.call('connect', { token: 'something else' })).error).toEqual({ code: 1401, message: 'bad token' });
+    raw.close();
+  });
 });

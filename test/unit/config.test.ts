@@ -55,6 +55,8 @@ describe('configuration', () => {
     ['TIDINGS_PROXY_TIMEOUT_MS', '0', 'TIDINGS_PROXY_TIMEOUT_MS: must be at least 10'],
     ['TIDINGS_PROXY_HTTP_HEADERS', 'Cookie,,X', 'TIDINGS_PROXY_HTTP_HEADERS: must be header names separated by commas'],
     ['TIDINGS_PROXY_HTTP_HEADERS', 'Cookie: x', 'TIDINGS_PROXY_HTTP_HEADERS: must be header names separated by commas'],
+    ['TIDINGS_PROXY_CONNECT_WITH_TOKEN', 'true', 'TIDINGS_PROXY_CONNECT_WITH_TOKEN: needs TIDINGS_PROXY_CONNECT_URL'],
+    ['TIDINGS_PROXY_CONNECT_WITH_TOKEN', 'maybe', 'TIDINGS_PROXY_CONNECT_WITH_TOKEN: must be true or false'],
   ])('%s=%s is one clear line', (name, value, message) => {
     const err = errorOf(() => loadConfig('gateway', { ...base, [name]: value }));
     expect(err.message).toBe(message);
