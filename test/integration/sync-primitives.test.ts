@@ -84,6 +84,11 @@ describe('read cursors and unread counts', () => {
       [{ channel, offset: 'x' }, 107],
       [{ offset: 1 }, 107],
       [{ channel: '', offset: 1 }, 107],
+      [{ channel: 'a\u0000b', offset: 1 }, 107],
+      [{ channel: '\ud800x', offset: 1 }, 107],
+      [{ channel: 'x'.repeat(300), offset: 1 }, 107],
+      [{ channel: 42, offset: 1 }, 107],
+      [{ channel, offset: 2 ** 60 }, 107],
     ] as const) {
       await expect(client.rpc('tidings.read', data), JSON.stringify(data)).rejects.toMatchObject({ code });
     }
@@ -173,7 +178,16 @@ describe('read cursors and unread counts', () => {
 
     it('refuses a malformed request (107) and serves the API for a user', async () => {
       const client = await connected(wsUrl(port), await token('gus'));
-      for (const data of [{ channels: ['x'] }, { channels: { x: 5 } }, { channels: { x: { offset: -1 } } }, { channels: {}, limit: 0 }, { channels: { '': {} } }]) {
+      for (const data of [
+        { channels: ['x'] },
+        { channels: { x: 5 } },
+        { channels: { x: { offset: -1 } } },
+        { channels: { x: { offset: 1, epoch: 7 } } },
+        { channels: {}, limit: 0 },
+        { channels: { '': {} } },
+        { channels: { 'a\u0000b': {} } },
+        { channels: { '\udc00': {} } },
+      ]) {
         await expect(client.rpc('tidings.catchup', data), JSON.stringify(data)).rejects.toMatchObject({ code: 107 });
       }
       const many = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`c${i}`, {}]));
