@@ -10,24 +10,21 @@
  * the edit and delete events themselves left out.
  */
 import type { BusPublication } from '../bus/topic.js';
-import { EDIT_OF_TAG, EDIT_OP_TAG } from '../db/repos/edits.js';
+import { EDIT_OP_TAG } from '../db/repos/edits.js';
+import { changeTags, changeTarget, type ChangeOp } from '../history/changes.js';
 import type { HistoryReader } from '../history/reader.js';
 import type { ApiContext, ApiMethod } from './context.js';
 import { ApiError, ApiErrors } from './errors.js';
 import { channelName, namespaceOf, optionalInt, type Params } from './params.js';
 
-async function changeEvent(ctx: ApiContext, params: Params, op: 'edit' | 'delete', data: string) {
+async function changeEvent(ctx: ApiContext, params: Params, op: ChangeOp, data: string) {
   const channel = channelName(params.channel);
   namespaceOf(ctx.namespaces, channel);
   const offset = optionalInt(params, 'offset');
   if (offset === undefined || offset < 1) throw new ApiError(ApiErrors.badRequest, 'offset must be 1 or more');
-  const target = await ctx.history.publicationAt(channel, offset);
-  if (!target) throw new ApiError(ApiErrors.badRequest, `no publication at offset ${offset}`);
-  if (target.tags && EDIT_OP_TAG in (JSON.parse(target.tags) as Record<string, string>)) {
-    throw new ApiError(ApiErrors.badRequest, 'an edit or a delete cannot itself be changed');
-  }
-  const tags = JSON.stringify({ [EDIT_OP_TAG]: op, [EDIT_OF_TAG]: String(offset) });
-  const committed = await ctx.ingest.publish({ channel, data, tags });
+  const target = await changeTarget(ctx.history, channel, offset);
+  if (typeof target === 'string') throw new ApiError(ApiErrors.badRequest, target);
+  const committed = await ctx.ingest.publish({ channel, data, tags: changeTags(op, offset) });
   return { offset: committed.offset, epoch: committed.epoch };
 }
 

@@ -44,6 +44,8 @@ const optionsSchema = z
     proxy_publish: z.boolean(),
     /** Expiring subscriptions are renewed by the sub_refresh proxy, not by the client. */
     proxy_sub_refresh: z.boolean(),
+    /** Who may edit or delete a publication from a client (`tidings.edit` / `tidings.delete`): nobody, its author, or anyone who may publish. */
+    client_edits: z.enum(['none', 'own', 'any']),
   })
   .strict();
 
@@ -82,6 +84,7 @@ function builtInDefaults(d: NamespaceDefaults): z.output<typeof optionsSchema> {
     proxy_subscribe: false,
     proxy_publish: false,
     proxy_sub_refresh: false,
+    client_edits: 'none',
   };
 }
 

@@ -10,6 +10,7 @@ export interface Received {
   offset: number;
   data: unknown;
   epoch?: string;
+  tags?: Record<string, string>;
 }
 
 export interface SubscribedEvent {
@@ -42,7 +43,7 @@ export function record(client: Centrifuge, channel: string, opts: Record<string,
   const sub = client.newSubscription(channel, { minResubscribeDelay: 50, maxResubscribeDelay: 500, ...opts });
   const received: Received[] = [];
   const subscribedEvents: SubscribedEvent[] = [];
-  sub.on('publication', (ctx) => received.push({ offset: Number(ctx.offset), data: ctx.data }));
+  sub.on('publication', (ctx) => received.push({ offset: Number(ctx.offset), data: ctx.data, ...(ctx.tags ? { tags: ctx.tags } : {}) }));
   sub.on('subscribed', (ctx) =>
     subscribedEvents.push({
       wasRecovering: ctx.wasRecovering,

@@ -78,7 +78,7 @@ describe('proxies to the app backend', () => {
     await backend.start();
     const config = await namespacesFile({
       namespaces: {
-        moderated: { proxy_publish: true },
+        moderated: { proxy_publish: true, client_edits: 'own' },
         gated: { proxy_subscribe: true },
         renewed: { proxy_subscribe: true, proxy_sub_refresh: true },
         news: {},
@@ -214,6 +214,14 @@ describe('proxies to the app backend', () => {
     const history = await rec.sub.history({ limit: 10 });
     expect(history.publications.map((p) => p.data)).toEqual(rec.received.map((r) => r.data));
     expect(backend.seen.filter((s) => s.path === '/publish').map((s) => (s.body.data as { text: string }).text)).toEqual(texts);
+
+    // A client edit is a publish too: the backend rejects or rewrites its new data the same way.
+    await expect(client.rpc('tidings.edit', { channel, offset: 1, data: { text: 'bad edit' } })).rejects.toMatchObject({ code: 1001 });
+    expect(await client.rpc('tidings.edit', { channel, offset: 1, data: { text: 'one, edited' } })).toEqual({
+      data: { offset: 5, epoch: expect.any(String) },
+    });
+    await waitFor('the edit, live', () => rec.received.length === 5);
+    expect(rec.received[4]!.data).toEqual({ text: 'ONE, EDITED' });
     client.disconnect();
   });
 

@@ -14,14 +14,16 @@ export interface StoredVersion {
   offset: number;
   data: string;
   tags: string | null;
+  /** The publishing connection's user ('' anonymous); absent for API, SQL and edit-event rows read as versions. */
+  user?: string | null;
 }
 
 /** The publication at `offset`, or undefined (never published, or removed). */
 export async function publicationAt(db: Db, channel: string, offset: number): Promise<StoredVersion | undefined> {
-  const result = await db.execute<{ offset: number; data: string; tags: string | null }>(sql`
-    select "offset", data, tags from publications where channel = ${channel} and "offset" = ${offset} limit 1`);
+  const result = await db.execute<{ offset: number; data: string; tags: string | null; user: string | null }>(sql`
+    select "offset", data, tags, "user" from publications where channel = ${channel} and "offset" = ${offset} limit 1`);
   const row = result.rows[0];
-  return row ? { offset: Number(row.offset), data: row.data, tags: row.tags } : undefined;
+  return row ? { offset: Number(row.offset), data: row.data, tags: row.tags, user: row.user } : undefined;
 }
 
 /** For each of `offsets` that was edited or deleted, its last edit or delete. */
