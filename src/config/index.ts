@@ -425,7 +425,7 @@ function buildConfig(e: Env, role: Role): Config {
       historySize: e.TIDINGS_HISTORY_CACHE_SIZE,
       historyTtlS: e.TIDINGS_HISTORY_CACHE_TTL_S,
       recoveryMax: e.TIDINGS_RECOVERY_MAX,
-    }),
+    }, role === 'dev'),
     devDir: e.TIDINGS_DEV_DIR,
     demo: demo.page,
     demoTokens: demo.tokens,

@@ -118,8 +118,15 @@ export class Namespaces {
   }
 }
 
-export function loadNamespaces(file: string | undefined, defaults: NamespaceDefaults): Namespaces {
-  if (!file) return new Namespaces({}, defaults);
+/**
+ * What `tidings dev` runs with when TIDINGS_CONFIG is unset: authors may edit and delete
+ * their own messages, so the demo page's edit works on a laptop from the first minute.
+ * Every other role's built-in default stays `none`.
+ */
+const DEV_NAMESPACES: NamespaceFile = { default: { client_edits: 'own' } };
+
+export function loadNamespaces(file: string | undefined, defaults: NamespaceDefaults, dev = false): Namespaces {
+  if (!file) return new Namespaces(dev ? DEV_NAMESPACES : {}, defaults);
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));

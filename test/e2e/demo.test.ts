@@ -3,7 +3,8 @@
  * two people chat and share a to-do list; one loses the network, the other keeps writing,
  * and when the first comes back the page shows exactly what it missed, in order, with a
  * "recovered N messages" notice. Then a gateway without demo tokens: the page asks for a
- * token, and with ?token=… rebuilds chat and list from history.
+ * token, and with ?token=… rebuilds chat and list from history. Then one user in two
+ * windows: unread badges agree across them, and an edit reaches everyone.
  *
  * Needs /usr/bin/chromium (`apt-get install -y chromium`; .ci/run installs it). Without it
  * the file is skipped, except in CI (CI set), where it must run and so fails.
@@ -16,6 +17,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../src/app/gateway.js';
 import { TcpProxy } from '../helpers/proxy.js';
+import { namespacesFile } from '../helpers/api.js';
 import { TestStack, token, uniqueChannel } from '../helpers/stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -39,9 +41,11 @@ describe.skipIf(skip)(`demo page in headless Chromium (${CHROMIUM})`, () => {
   const room = uniqueChannel('e2e');
 
   beforeAll(async () => {
-    gateway = await stack.gateway({ TIDINGS_DEMO_TOKENS: 'true' }); // on loopback: the stack's HOST
-    plain = await stack.gateway({ TIDINGS_DEMO: 'true' }); // the page without demo tokens
-    await stack.worker();
+    // Authors may edit their messages, as under `tidings dev`.
+    const config = await namespacesFile({ default: { client_edits: 'own' } });
+    gateway = await stack.gateway({ TIDINGS_DEMO_TOKENS: 'true', TIDINGS_CONFIG: config }); // on loopback: the stack's HOST
+    plain = await stack.gateway({ TIDINGS_DEMO: 'true', TIDINGS_CONFIG: config }); // the page without demo tokens
+    await stack.worker({ TIDINGS_CONFIG: config });
     proxy.backends = [gateway.port];
     await proxy.listen();
     shots = process.env.TIDINGS_E2E_SCREENSHOTS ?? (await mkdtemp(join(tmpdir(), 'tidings-e2e-')));
@@ -210,6 +214,52 @@ describe.skipIf(skip)(`demo page in headless Chromium (${CHROMIUM})`, () => {
       ['Write docs', false],
     ]);
     expect(await carol.locator('#todo-events-count').textContent()).toBe('3 events');
+    expect(pageErrors).toEqual([]);
+  });
+
+  /** The unread badge of a conversation tab. */
+  function badge(page: Page, conv: string) {
+    return page.locator(`.conv[data-conv="${conv}"] .badge`);
+  }
+
+  it('one user in two windows: unread badges agree across them; an author edits a message and everyone sees it edited', async () => {
+    const here = uniqueChannel('e2eb');
+    const url = (user: string) => `http://127.0.0.1:${gateway.port}/?room=${here}&user=${user}`;
+    const phone = await open(url('dana'));
+    const laptop = await open(url('dana'));
+    const erin = await open(url('erin'));
+    await Promise.all([ready(phone), ready(laptop), ready(erin)]);
+
+    // Erin writes in "random" while both of Dana's windows show "general".
+    await erin.locator('.conv[data-conv="random"]').click();
+    await expect.poll(() => erin.locator('#chat-channel').textContent()).toBe(`demo.${here}.random`);
+    for (const text of ['r1', 'r2', 'r3']) await say(erin, text);
+    for (const page of [phone, laptop]) await badge(page, 'random').filter({ hasText: '3' }).waitFor();
+    expect(await badge(erin, 'random').isHidden(), 'what Erin writes where she reads is read').toBe(true);
+    await phone.screenshot({ path: join(shots, 'demo-unread-badge.png') });
+
+    // Dana reads "random" on her laptop: the badge clears there, and on her phone at once.
+    await laptop.locator('.conv[data-conv="random"]').click();
+    await laptop.locator('#chat-log li', { hasText: 'r3' }).waitFor();
+    await badge(laptop, 'random').waitFor({ state: 'hidden' });
+    await badge(phone, 'random').waitFor({ state: 'hidden' });
+    expect(await phone.locator('.conv[aria-pressed="true"]').getAttribute('data-conv'), 'the phone still shows general').toBe('general');
+    await phone.screenshot({ path: join(shots, 'demo-badge-cleared.png') });
+
+    // Dana writes in "general" from her phone, then fixes a typo; Erin sees the edit.
+    await erin.locator('.conv[data-conv="general"]').click();
+    await erin.locator('#chat-empty:visible').waitFor();
+    await say(phone, 'helo erin');
+    await erin.locator('#chat-log li', { hasText: 'helo erin' }).waitFor();
+    expect(await erin.locator('#chat-log .msg-edit').count(), 'no edit button on what others wrote').toBe(0);
+    await phone.locator('#chat-log li.mine', { hasText: 'helo erin' }).locator('.msg-edit').click();
+    await phone.locator('.msg-editor input').fill('hello erin');
+    await phone.locator('.msg-editor .msg-save').click();
+    await erin.locator('#chat-log li', { hasText: 'hello erin' }).locator('.msg-edited').waitFor();
+    await laptop.locator('.conv[data-conv="general"]').click();
+    await laptop.locator('#chat-log li', { hasText: 'hello erin' }).locator('.msg-edited').waitFor();
+    for (const page of [phone, laptop, erin]) expect(await chatLog(page)).toEqual([[1, 'hello erin']]);
+    await erin.screenshot({ path: join(shots, 'demo-edited.png') });
     expect(pageErrors).toEqual([]);
   });
 });

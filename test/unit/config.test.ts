@@ -139,6 +139,11 @@ describe('configuration', () => {
     expect(err.message).toBe('TIDINGS_PROXY_PUBLISH_URL: required: namespace "mod" sets proxy_publish');
   });
 
+  it('lets authors edit their messages under `tidings dev` without a config file, and nowhere else by default', () => {
+    expect(loadConfig('dev', {}).namespaces.default.client_edits).toBe('own');
+    expect(loadConfig('worker', { DATABASE_URL: 'postgres://h/db', REDIS_URL: 'redis://h' }).namespaces.default.client_edits).toBe('none');
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig('gateway', { ...base, PORT: '' }).port).toBe(8000);
   });

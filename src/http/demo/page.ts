@@ -57,8 +57,14 @@ export function renderDemoPage(sdkVersion: string): DemoPage {
   <div class="grid">
     <section class="card" aria-labelledby="chat-title">
       <header>
-        <h2 id="chat-title">Chat</h2>
-        <p class="sub">Channel <code id="chat-channel"></code>. Each message shows its offset: its place in the channel, assigned when it is committed.</p>
+        <div class="chat-head">
+          <h2 id="chat-title">Chat</h2>
+          <nav class="convs" aria-label="Conversations">
+            <button type="button" class="conv" data-conv="general" aria-pressed="true">general<span class="badge" hidden></span></button>
+            <button type="button" class="conv" data-conv="random" aria-pressed="false">random<span class="badge" hidden></span></button>
+          </nav>
+        </div>
+        <p class="sub">Channel <code id="chat-channel"></code>. Each message shows its offset: its place in the channel, assigned when it is committed. Badges count what you have not read yet, in every window you have open.</p>
       </header>
       <p id="chat-empty" class="empty">Loading…</p>
       <ol id="chat-log" class="chat-log" role="log" aria-live="polite" aria-label="Chat messages"></ol>

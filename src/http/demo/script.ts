@@ -8,6 +8,12 @@
  * its channel (add, toggle), so any page that loads the history rebuilds the same list.
  * Live publications and history pages may overlap; keying by offset makes that harmless.
  *
+ * The chat has two conversations, each a channel. Tabs carry unread badges from the user's
+ * read cursors (RPC tidings.unread / tidings.read, docs/sync.md): reading a conversation in
+ * one window clears its badge in every other window of the same user, through the
+ * `tidings.read` message the server pushes to them. Authors edit their messages with RPC
+ * tidings.edit; an edit is a publication of its own, folded into the message it names.
+ *
  * This text is embedded in the HTML as it is (String.raw): it must contain no backtick,
  * no dollar-brace and no closing script tag.
  */
@@ -40,7 +46,7 @@ export const DEMO_SCRIPT = String.raw`
 
   var params = new URLSearchParams(location.search);
   var room = ROOM_RE.test(params.get('room') || '') ? params.get('room') : 'lobby';
-  var channels = { chat: 'demo.' + room + '.chat', todos: 'demo.' + room + '.todos' };
+  var channels = { chat: 'demo.' + room + '.chat', random: 'demo.' + room + '.random', todos: 'demo.' + room + '.todos' };
   var wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/connection/websocket';
 
   $('room').textContent = room;
@@ -62,7 +68,7 @@ export const DEMO_SCRIPT = String.raw`
   $('notice-close').addEventListener('click', function () { $('notice').hidden = true; });
 
   // After a reconnect each subscription reports what it recovered; the notice adds them up.
-  var LABELS = { chat: 'chat', todos: 'to-do' };
+  var LABELS = { chat: 'chat', random: 'random', todos: 'to-do' };
   var round = null;
   function reportRecovered(key, count, fromHistory) {
     if (!round) round = { counts: {}, fromHistory: false };
@@ -72,9 +78,9 @@ export const DEMO_SCRIPT = String.raw`
     var detail = [];
     Object.keys(round.counts).forEach(function (k) {
       total += round.counts[k];
-      detail.push(round.counts[k] + ' ' + LABELS[k]);
+      if (round.counts[k] > 0) detail.push(round.counts[k] + ' ' + LABELS[k]);
     });
-    var text = 'Back online: recovered ' + plural(total, 'message', 'messages') + ' (' + detail.join(', ') + ')';
+    var text = 'Back online: recovered ' + plural(total, 'message', 'messages') + (detail.length ? ' (' + detail.join(', ') + ')' : '');
     text += round.fromHistory ? ', reloaded from history.' : ', in order, none twice.';
     $('notice-text').textContent = text;
     $('notice').hidden = false;
@@ -90,6 +96,7 @@ export const DEMO_SCRIPT = String.raw`
     this.loaded = false;
     this.queued = false;
     this.sub = null;
+    this.onLive = null;     // called with the offset of each live publication
   }
   Stream.prototype.maxOffset = function () {
     var max = 0;
@@ -101,7 +108,10 @@ export const DEMO_SCRIPT = String.raw`
     if (!offset || this.events.has(offset)) return;
     var data = pub.data && typeof pub.data === 'object' ? pub.data : {};
     var user = pub.info && pub.info.user ? pub.info.user : (typeof data.user === 'string' ? data.user : 'server');
-    this.events.set(offset, { offset: offset, data: data, user: user });
+    var tags = pub.tags || {};
+    // An edit or delete event names the offset it changes (docs/sync.md).
+    var op = tags.tidings_op === 'edit' || tags.tidings_op === 'delete' ? tags.tidings_op : '';
+    this.events.set(offset, { offset: offset, data: data, user: user, op: op, of: Number(tags.tidings_of) || 0 });
     this.schedule();
   };
   Stream.prototype.ordered = function () {
@@ -169,6 +179,7 @@ export const DEMO_SCRIPT = String.raw`
     sub.on('publication', function (ctx) {
       if (tally) tally.n++;
       self.add(ctx);
+      if (self.onLive) self.onLive(Number(ctx.offset));
     });
     sub.on('subscribing', updateControls);
     sub.on('unsubscribed', function (ctx) {
@@ -186,38 +197,212 @@ export const DEMO_SCRIPT = String.raw`
 
   var me = '';
   var chatLog = $('chat-log');
+  var editing = null; // { offset, draft } of the message being edited, kept across renders
 
-  function chatItem(ev) {
-    var li = el('li', 'msg' + (ev.user === me ? ' mine' : ''));
-    li.dataset.offset = String(ev.offset);
+  // Originals in offset order, each at its latest edit (events are in offset order, so the
+  // last change of an offset wins); edit and delete events themselves are not shown.
+  function chatMessages(events) {
+    var changes = new Map();
+    events.forEach(function (ev) { if (ev.op) changes.set(ev.of, ev); });
+    return events.filter(function (ev) { return !ev.op; }).map(function (ev) {
+      var change = changes.get(ev.offset);
+      if (!change) return { offset: ev.offset, user: ev.user, data: ev.data, sig: String(ev.offset) };
+      var data = change.op === 'delete' ? { at: ev.data.at } : { text: change.data.text, at: ev.data.at };
+      return { offset: ev.offset, user: ev.user, data: data, change: change.op, sig: ev.offset + '@' + change.offset };
+    });
+  }
+
+  function chatItem(msg) {
+    var li = el('li', 'msg' + (msg.user === me ? ' mine' : '') + (msg.change === 'delete' ? ' deleted' : ''));
+    li.dataset.offset = String(msg.offset);
+    li.dataset.sig = msg.sig;
     var meta = el('div', 'msg-meta');
-    meta.appendChild(el('span', 'msg-user', ev.user));
-    var at = timeOf(ev.data.at);
+    meta.appendChild(el('span', 'msg-user', msg.user));
+    var at = timeOf(msg.data.at);
     if (at) meta.appendChild(el('time', '', at));
-    var off = el('span', 'offset', '#' + ev.offset);
-    off.title = 'offset ' + ev.offset + ' in ' + channels.chat;
+    var off = el('span', 'offset', '#' + msg.offset);
+    off.title = 'offset ' + msg.offset + ' in ' + convChannel[active];
     meta.appendChild(off);
+    if (msg.change === 'edit') meta.appendChild(el('span', 'msg-edited', 'edited'));
+    if (msg.user === me && msg.change !== 'delete' && !(editing && editing.offset === msg.offset)) {
+      var button = el('button', 'quiet msg-edit', 'Edit');
+      button.type = 'button';
+      button.setAttribute('aria-label', 'Edit message #' + msg.offset);
+      button.addEventListener('click', function () { startEdit(msg); });
+      meta.appendChild(button);
+    }
     li.appendChild(meta);
-    li.appendChild(el('p', 'msg-text', typeof ev.data.text === 'string' ? ev.data.text : JSON.stringify(ev.data)));
+    if (editing && editing.offset === msg.offset) {
+      li.appendChild(editor(msg));
+    } else if (msg.change === 'delete') {
+      li.appendChild(el('p', 'msg-text', 'message deleted'));
+    } else {
+      li.appendChild(el('p', 'msg-text', typeof msg.data.text === 'string' ? msg.data.text : JSON.stringify(msg.data)));
+    }
     return li;
   }
 
   function renderChat(events) {
+    var msgs = chatMessages(events);
     var atBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 40;
-    var shown = chatLog.children.length;
-    var lastShown = shown ? Number(chatLog.lastElementChild.dataset.offset) : 0;
-    var older = events.filter(function (e) { return e.offset <= lastShown; }).length;
-    if (older === shown) {
+    var shown = Array.from(chatLog.children);
+    var unchanged = shown.length <= msgs.length && shown.every(function (li, i) { return li.dataset.sig === msgs[i].sig; });
+    if (unchanged) {
       // Only newer messages: append them (screen readers announce just these).
-      events.forEach(function (e) { if (e.offset > lastShown) chatLog.appendChild(chatItem(e)); });
+      msgs.slice(shown.length).forEach(function (m) { chatLog.appendChild(chatItem(m)); });
     } else {
+      var focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest('.msg-editor') : null;
       chatLog.textContent = '';
-      events.forEach(function (e) { chatLog.appendChild(chatItem(e)); });
+      msgs.forEach(function (m) { chatLog.appendChild(chatItem(m)); });
+      if (focused) focusEditor();
     }
     $('chat-empty').textContent = 'No messages yet. Say hello!';
-    $('chat-empty').hidden = events.length > 0;
-    if (atBottom || shown === 0) chatLog.scrollTop = chatLog.scrollHeight;
+    $('chat-empty').hidden = msgs.length > 0;
+    if (atBottom || shown.length === 0) chatLog.scrollTop = chatLog.scrollHeight;
   }
+
+  function rerenderChat() {
+    chatLog.textContent = '';
+    var stream = convs[active];
+    if (stream.loaded) renderChat(stream.ordered());
+  }
+
+  // ---- editing one's own messages (RPC tidings.edit) -----------------------------------
+
+  function startEdit(msg) {
+    editing = { offset: msg.offset, draft: typeof msg.data.text === 'string' ? msg.data.text : '', at: msg.data.at };
+    rerenderChat();
+    focusEditor();
+  }
+
+  function focusEditor() {
+    var input = chatLog.querySelector('.msg-editor input');
+    if (input) input.focus();
+  }
+
+  function editor(msg) {
+    var form = el('form', 'msg-editor');
+    form.setAttribute('autocomplete', 'off');
+    var input = document.createElement('input');
+    input.type = 'text';
+    input.maxLength = 500;
+    input.value = editing.draft;
+    input.setAttribute('aria-label', 'New text of message #' + msg.offset);
+    input.addEventListener('input', function () { editing.draft = input.value; });
+    input.addEventListener('keydown', function (event) { if (event.key === 'Escape') { editing = null; rerenderChat(); } });
+    var save = el('button', 'msg-save', 'Save');
+    save.type = 'submit';
+    var cancel = el('button', 'quiet', 'Cancel');
+    cancel.type = 'button';
+    cancel.addEventListener('click', function () { editing = null; rerenderChat(); });
+    form.appendChild(input);
+    form.appendChild(save);
+    form.appendChild(cancel);
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      var text = input.value.trim();
+      if (!text || !live(convs[active])) return;
+      save.disabled = true;
+      var channel = convChannel[active];
+      var target = editing;
+      // Shown once its publication comes back, like a new message.
+      client.rpc('tidings.edit', { channel: channel, offset: target.offset, data: { type: 'chat', text: text, user: me, at: target.at } }).then(function () {
+        if (editing === target) editing = null;
+        rerenderChat();
+      }, function (err) {
+        save.disabled = false;
+        showAlert(['Could not edit the message: ' + errText(err)]);
+      });
+    });
+    return form;
+  }
+
+  // ---- conversations and unread badges (read cursors) ----------------------------------
+
+  var CONVS = ['general', 'random'];
+  var convChannel = { general: channels.chat, random: channels.random };
+  var active = 'general';
+  var cursors = {};  // channel → { offset, read }: the server's answer, moved on by live publications
+  var reading = {};  // channel → a tidings.read in flight; 'again' asks for one more after it
+
+  function cursorsOn() { return client !== null && client.state === 'connected' && me !== 'anonymous'; }
+
+  function renderBadges() {
+    CONVS.forEach(function (key) {
+      var tab = document.querySelector('.conv[data-conv="' + key + '"]');
+      var c = cursors[convChannel[key]];
+      var n = c ? Math.max(0, c.offset - c.read) : 0;
+      var badge = tab.querySelector('.badge');
+      badge.textContent = n > 99 ? '99+' : String(n);
+      badge.hidden = n === 0;
+      tab.setAttribute('aria-pressed', key === active ? 'true' : 'false');
+      tab.setAttribute('aria-label', key + (n ? ', ' + plural(n, 'unread message', 'unread messages') : ''));
+    });
+  }
+
+  // Positions only move forward: answers and pushes may arrive in any order.
+  function setCursor(channel, state) {
+    var c = cursors[channel] || { offset: 0, read: 0 };
+    cursors[channel] = {
+      offset: Math.max(c.offset, Number(state.offset) || 0),
+      read: Math.max(c.read, Number(state.read) || 0),
+    };
+    renderBadges();
+  }
+
+  function markRead(channel) {
+    var c = cursors[channel];
+    if (!cursorsOn() || !c || c.read >= c.offset) return;
+    if (reading[channel]) { reading[channel].again = true; return; }
+    reading[channel] = { again: false };
+    client.rpc('tidings.read', { channel: channel, offset: c.offset }).then(function (res) {
+      setCursor(channel, res.data);
+    }, function () {
+      // Badges are a convenience: the next message or visit tries again.
+    }).finally(function () {
+      var again = reading[channel].again;
+      delete reading[channel];
+      if (again) markRead(channel);
+    });
+  }
+
+  function onLive(key) {
+    return function (offset) {
+      var channel = convChannel[key];
+      setCursor(channel, { offset: offset });
+      if (key === active && document.visibilityState === 'visible') markRead(channel);
+    };
+  }
+
+  function loadUnread() {
+    if (!cursorsOn()) return;
+    var names = CONVS.map(function (k) { return convChannel[k]; });
+    client.rpc('tidings.unread', { channels: names }).then(function (res) {
+      var states = res.data.channels || {};
+      names.forEach(function (ch) { if (states[ch] && !states[ch].error) setCursor(ch, states[ch]); });
+      if (document.visibilityState === 'visible') markRead(convChannel[active]);
+    }, function () {});
+  }
+
+  function show(key) {
+    if (key === active) return;
+    active = key;
+    editing = null;
+    $('chat-channel').textContent = convChannel[key];
+    $('chat-empty').textContent = 'Loading\u2026';
+    $('chat-empty').hidden = false;
+    rerenderChat();
+    renderBadges();
+    updateControls();
+    markRead(convChannel[key]);
+  }
+
+  Array.from(document.querySelectorAll('.conv')).forEach(function (tab) {
+    tab.addEventListener('click', function () { show(tab.dataset.conv); });
+  });
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'visible') markRead(convChannel[active]);
+  });
 
   // ---- to-do list: a fold over the channel's events -----------------------------------
 
@@ -227,6 +412,7 @@ export const DEMO_SCRIPT = String.raw`
     var items = new Map();
     events.forEach(function (ev) {
       var d = ev.data;
+      if (ev.op) return; // edits and deletes are for the chat
       if (d.type === 'add' && typeof d.text === 'string') {
         items.set(ev.offset, { id: ev.offset, text: d.text, done: false, by: ev.user });
       } else if (d.type === 'toggle' && items.has(Number(d.item))) {
@@ -304,7 +490,12 @@ export const DEMO_SCRIPT = String.raw`
   // ---- wiring -------------------------------------------------------------------------
 
   var client = null;
-  var chat = new Stream('chat', 'tail', renderChat);
+  var convs = {
+    general: new Stream('chat', 'tail', function (events) { if (active === 'general') renderChat(events); }),
+    random: new Stream('random', 'tail', function (events) { if (active === 'random') renderChat(events); }),
+  };
+  convs.general.onLive = onLive('general');
+  convs.random.onLive = onLive('random');
   var todos = new Stream('todos', 'all', function (events) { todosRendered = events; renderTodos(events); });
   var todosRendered = [];
 
@@ -312,7 +503,7 @@ export const DEMO_SCRIPT = String.raw`
     return client !== null && client.state === 'connected' && stream.sub !== null && stream.sub.state === 'subscribed';
   }
   function updateControls() {
-    var chatOk = live(chat);
+    var chatOk = live(convs[active]);
     var todoOk = live(todos);
     $('chat-input').disabled = !chatOk;
     $('chat-send').disabled = !chatOk;
@@ -339,10 +530,10 @@ export const DEMO_SCRIPT = String.raw`
     event.preventDefault();
     var input = $('chat-input');
     var text = input.value.trim();
-    if (!text || !live(chat)) return;
+    if (!text || !live(convs[active])) return;
     $('chat-send').disabled = true;
     // Shown when its publication comes back: that is, once committed, with its offset.
-    chat.sub.publish({ type: 'chat', text: text, user: me, at: new Date().toISOString() }).then(function () {
+    convs[active].sub.publish({ type: 'chat', text: text, user: me, at: new Date().toISOString() }).then(function () {
       input.value = '';
     }, function (err) {
       showAlert(['Could not send the message: ' + errText(err)]);
@@ -473,12 +664,19 @@ export const DEMO_SCRIPT = String.raw`
       wasConnected = true;
       setConnection('connected', 'Connected');
       $('conn').title = '';
+      loadUnread();
+    });
+    // Another window of this user read a conversation: its badge here follows.
+    client.on('message', function (ctx) {
+      var d = ctx.data;
+      if (d && d.type === 'tidings.read' && typeof d.channel === 'string') setCursor(d.channel, d);
     });
     client.on('disconnected', function (ctx) {
       setConnection('disconnected', 'Disconnected');
       if (ctx.code !== 0) showAlert(['Disconnected by the server: ' + ctx.reason + ' (code ' + ctx.code + ').']);
     });
-    chat.subscribe(client, channels.chat);
+    convs.general.subscribe(client, channels.chat);
+    convs.random.subscribe(client, channels.random);
     todos.subscribe(client, channels.todos);
     client.connect();
   }

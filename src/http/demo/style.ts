@@ -91,6 +91,24 @@ main { max-width: 1100px; margin: 0 auto; padding: 1.25rem 1.5rem 2rem; }
 .card .sub code { font-size: .95em; }
 .empty { color: var(--muted); font-size: .92rem; padding: 1rem; margin: 0; }
 .empty[hidden] { display: none; }
+.chat-head { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between; gap: .5rem; }
+.convs { display: flex; gap: .35rem; }
+button.conv {
+  display: inline-flex; align-items: center; gap: .4rem; padding: .2rem .7rem; font-weight: 500;
+  background: transparent; color: var(--text); border-color: var(--line);
+}
+button.conv[aria-pressed="true"] { background: var(--accent-soft); border-color: var(--accent); font-weight: 600; }
+.badge {
+  min-width: 1.3rem; padding: 0 .35rem; border-radius: 999px; background: var(--bad); color: #fff;
+  font-size: .75rem; font-weight: 700; line-height: 1.3rem; text-align: center;
+}
+.badge[hidden] { display: none; }
+.msg-edit { margin-left: auto; padding: 0 .45rem; font-size: .75rem; }
+.msg-edited { font-style: italic; }
+.msg.deleted .msg-text { color: var(--muted); font-style: italic; }
+form.msg-editor { display: flex; flex-wrap: wrap; gap: .35rem; margin-top: .25rem; }
+form.msg-editor input { flex: 1 1 10rem; min-width: 0; }
+form.msg-editor button { padding: .25rem .7rem; }
 .chat-log { list-style: none; margin: 0; padding: .5rem 1rem; height: 26rem; overflow-y: auto; }
 .msg { padding: .45rem .65rem; margin: .35rem 0; border-radius: 8px; background: var(--bg); max-width: 85%; width: fit-content; }
 .msg.mine { margin-left: auto; background: var(--accent-soft); }
