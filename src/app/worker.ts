@@ -13,6 +13,9 @@ import { withScripts } from '../bus/scripts.js';
 import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
 import { startWebhookConsumer } from '../webhooks/consumer.js';
+import { NO_COMMIT_HOOK, PublicationWebhooks, type CommitHook } from '../webhooks/publications.js';
+import type { RedisClient } from '../bus/client.js';
+import type { Keys } from '../bus/keys.js';
 
 /**
  * How often a worker looks for dead gateways' connections (src/webhooks/reaper.ts): a fifth
@@ -37,17 +40,19 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     const ns = config.namespaces.of(channel) ?? config.namespaces.default;
     return { size: ns.history_size, ttlS: ns.history_ttl_s };
   };
+  const hook = commitHook(config, redis, keys);
   const worker = startPersistWorker({
     database,
     redis,
     keys,
     partitions: config.ingest.partitions,
     cache,
+    hook,
     lockMs: config.ingest.workerLockMs,
     log: log.child({ component: 'persist' }),
   });
   await worker.ready();
-  const relay = startRelay({ databaseUrl: config.databaseUrl, database, redis: withScripts(redis), keys, cache, log: log.child({ component: 'relay' }) });
+  const relay = startRelay({ databaseUrl: config.databaseUrl, database, redis: withScripts(redis), keys, cache, hook, log: log.child({ component: 'relay' }) });
   const webhooks = config.webhooks
     ? await startWebhookConsumer({
         redis,
@@ -65,11 +70,19 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     ['stop the outbox relay', () => relay.close()],
     ['close metrics endpoint', () => http?.close()],
     ['finish the current jobs', () => worker.close()],
+    ['close the publication webhook queues', () => hook.close()],
     ['stop webhook delivery', () => webhooks?.close()],
     ['close redis', () => closeRedis(redis)],
     ['close database', () => database.close()],
   ]);
   return { close };
+}
+
+/** `publication` webhooks when they are selected (config refuses them without a namespace that opts in). */
+function commitHook(config: WorkerConfig, redis: RedisClient, keys: Keys): CommitHook {
+  if (!config.webhooks?.events.has('publication')) return NO_COMMIT_HOOK;
+  const wanted = (channel: string) => (config.namespaces.of(channel) ?? config.namespaces.default).webhook_publications;
+  return new PublicationWebhooks(redis, keys, config.webhooks, wanted);
 }
 
 /** Workers have no client port; this one serves /metrics and /health for Prometheus and probes. */

@@ -334,6 +334,7 @@ export function loadConfig<R extends Role>(role: R, env: NodeJS.ProcessEnv = pro
   }
   const config = buildConfig(e, role);
   if (role === 'gateway' || role === 'dev') checkNamespaceProxies(config.namespaces, config.proxy);
+  checkPublicationWebhooks(config.namespaces, config.webhooks);
   // The loop above refused the role's missing REQUIRED variables, which is all ConfigFor adds.
   return Object.freeze(config) as Readonly<ConfigFor<R>>;
 }
@@ -380,8 +381,6 @@ function webhookSettings(e: Env): WebhookSettings | undefined {
   }
   const parsed = e.TIDINGS_WEBHOOK_EVENTS === undefined ? undefined : parseWebhookEvents(e.TIDINGS_WEBHOOK_EVENTS);
   const events = parsed && 'events' in parsed ? parsed.events : DEFAULT_WEBHOOK_EVENTS;
-  // Named by the contract, not built yet: refused rather than accepted and never sent.
-  if (events.includes('publication')) throw new ConfigError('TIDINGS_WEBHOOK_EVENTS', '"publication" events are not available yet');
   return {
     url: e.TIDINGS_WEBHOOK_URL,
     secret: e.TIDINGS_WEBHOOK_SECRET,
@@ -392,6 +391,23 @@ function webhookSettings(e: Env): WebhookSettings | undefined {
     backoffMaxMs: e.TIDINGS_WEBHOOK_BACKOFF_MAX_MS,
     partitions: e.TIDINGS_WEBHOOK_PARTITIONS,
   };
+}
+
+/**
+ * `publication` events need both switches: the event type selected, and a namespace that
+ * opts in. Either alone would send nothing, silently: refused at boot, in every role, so a
+ * gateway with a config its workers refuse fails as loudly.
+ */
+function checkPublicationWebhooks(namespaces: Namespaces, webhooks: WebhookSettings | undefined): void {
+  const optedIn = namespaces.all().filter((ns) => ns.webhook_publications);
+  const selected = webhooks?.events.has('publication') === true;
+  if (selected && optedIn.length === 0) {
+    throw new ConfigError('TIDINGS_WEBHOOK_EVENTS', '"publication" is selected but no namespace sets "webhook_publications": true');
+  }
+  if (!selected && optedIn.length > 0) {
+    const name = optedIn[0]!.name || 'default';
+    throw new ConfigError('TIDINGS_CONFIG', `namespace "${name}" sets "webhook_publications" but TIDINGS_WEBHOOK_EVENTS does not select "publication"${webhooks ? '' : ' (and TIDINGS_WEBHOOK_URL is unset)'}`);
+  }
 }
 
 /** A namespace that asks for a proxy that has no URL would silently let everything through: refused at boot. */

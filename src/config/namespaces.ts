@@ -46,6 +46,8 @@ const optionsSchema = z
     proxy_sub_refresh: z.boolean(),
     /** Who may edit or delete a publication from a client (`tidings.edit` / `tidings.delete`): nobody, its author, or anyone who may publish. */
     client_edits: z.enum(['none', 'own', 'any']),
+    /** Committed publications become `publication` webhook events (with `publication` in TIDINGS_WEBHOOK_EVENTS). */
+    webhook_publications: z.boolean(),
   })
   .strict();
 
@@ -85,6 +87,7 @@ function builtInDefaults(d: NamespaceDefaults): z.output<typeof optionsSchema> {
     proxy_publish: false,
     proxy_sub_refresh: false,
     client_edits: 'none',
+    webhook_publications: false,
   };
 }
 

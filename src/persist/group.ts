@@ -23,6 +23,7 @@ import { OrderGap, type JobOrder } from '../db/repos/streams.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import type { NewPublication } from '../protocol/publication.js';
+import type { CommitHook } from '../webhooks/publications.js';
 import { fanoutCommitted, type CachePolicy } from './fanout.js';
 import { ORDER_GAP_WAIT_MS } from './order.js';
 import { isTransient, retryInPlace, rootCause, settlesWithin, ShuttingDown } from './retry.js';
@@ -39,6 +40,8 @@ export interface GroupCommitOptions {
   redis: ScriptedRedis;
   keys: Keys;
   cache: CachePolicy;
+  /** After each fan-out, before the jobs resolve: `publication` webhooks (src/webhooks/publications.ts). */
+  hook: CommitHook;
   log: Logger;
   /** Aborted when the worker stops: a round retrying in place gives up and its jobs are put back. */
   signal: AbortSignal;
@@ -229,10 +232,14 @@ export class GroupCommit {
   }
 
   private async fanout(committed: { job: Pending; outcome: PersistOutcome }[]): Promise<void> {
-    const { redis, keys, cache, log, signal } = this.opts;
+    const { redis, keys, cache, hook, log, signal } = this.opts;
     const jobs = committed.map(({ job, outcome }) => ({ outcome, gatewayId: job.gatewayId, partition: job.partition }));
     try {
-      const attempt = () => fanoutCommitted(redis, keys, cache, jobs);
+      // Before the jobs resolve (and complete): a worker killed first leaves them to run again, and both steps with them.
+      const attempt = async () => {
+        await fanoutCommitted(redis, keys, cache, jobs);
+        await hook.committed(jobs.flatMap((j) => j.outcome.stored));
+      };
       await retryInPlace('fanout', () => settlesWithin('fanout', FANOUT_ATTEMPT_MS, attempt), {
         log,
         signal,

@@ -8,14 +8,16 @@
  *   A single relay keeps each channel's outbox rows in their order.
  * - Woken by NOTIFY (sent at the app's commit), with a poll every second as the backstop
  *   for a lost connection or a missed notification.
- * - A round takes up to BATCH rows in id order and, in one transaction, commits them
- *   through the same numbering as socket and API publishes (so they interleave correctly,
- *   under the channel locks) and deletes them: a crash leaves them all in the outbox or none.
- *   The idempotency key given to `tidings.publish` deduplicates as an API key does.
- * - Then the fan-out. A crash between commit and fan-out delays delivery (gateways' position
- *   check, and recovery, find the committed publications), it loses nothing.
+ * - A round takes up to BATCH rows in id order and commits them through the same numbering
+ *   as socket and API publishes (so they interleave correctly, under the channel locks),
+ *   each under an id derived from its row (`relayId`). Then the fan-out and the commit hook
+ *   (`publication` webhooks), and only then are the rows deleted. A relay that dies before
+ *   the delete leaves the rows for the next one, whose commit finds them stored under the
+ *   same ids (nothing stored twice) and fans them out and hooks them again: live delivery
+ *   and webhooks are at least once, as for ingest jobs. The idempotency key given to
+ *   `tidings.publish` deduplicates as an API key does.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import type { Keys } from '../bus/keys.js';
@@ -24,6 +26,7 @@ import type { Database, Db } from '../db/client.js';
 import { persistBatch } from '../db/repos/publications.js';
 import type { Logger } from '../observability/logger.js';
 import type { NewPublication } from '../protocol/publication.js';
+import type { CommitHook } from '../webhooks/publications.js';
 import { fanoutCommitted, type CachePolicy } from './fanout.js';
 import { isTransient } from './retry.js';
 
@@ -38,6 +41,7 @@ export interface RelayOptions {
   redis: ScriptedRedis;
   keys: Keys;
   cache: CachePolicy;
+  hook: CommitHook;
   log: Logger;
 }
 
@@ -131,32 +135,42 @@ type OutboxRow = {
   channel: string;
   data: string;
   idempotency_key: string | null;
+  /** Microseconds since the epoch, as text: with the id, unique for the life of the database. */
+  created_us: string;
 };
 
-/** One round: commit and delete up to BATCH outbox rows, then fan them out. Returns how many it took. */
+/**
+ * The publication id of an outbox row, the same on every attempt. The row's creation time is
+ * in it because a sequence can be reset (a restored dump): an id alone could then name an old
+ * publication, and its new one would be taken for a re-run and never stored.
+ */
+export function relayId(row: Pick<OutboxRow, 'id' | 'created_us'>): string {
+  const hex = createHash('sha256').update(`tidings.outbox\n${row.id}\n${row.created_us}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** One round: commit up to BATCH outbox rows, fan them out, run the hook, then delete them. Returns how many it took. */
 async function relayRound(opts: RelayOptions): Promise<number> {
-  const { database, redis, keys, cache } = opts;
-  let taken = 0;
-  const outcome = await database.db.transaction(async (tx) => {
-    const client = tx as unknown as Db;
-    const result = await client.execute<OutboxRow>(
-      sql`select id::text, channel, data, idempotency_key from tidings.outbox order by id limit ${BATCH} for update`,
-    );
-    taken = result.rows.length;
-    if (taken === 0) return undefined;
-    const batch: NewPublication[] = result.rows.map((r) => ({
-      id: randomUUID(),
-      channel: r.channel,
-      data: r.data,
-      idempotencyKey: r.idempotency_key ?? undefined,
-    }));
-    // A publication PostgreSQL refuses for what it is fails alone (persistBatch's savepoints)
-    // and leaves the outbox with the rest: nothing could ever store it.
-    const committed = await persistBatch(client, batch, undefined, (err) => !isTransient(err));
-    await client.execute(sql`delete from tidings.outbox where id = any(${sql.param(result.rows.map((r) => r.id))}::bigint[])`);
-    if (committed.rejected.length > 0) opts.log.error({ rejected: committed.rejected.length }, 'tidings.publish rows PostgreSQL refused were dropped');
-    return committed;
-  });
-  if (outcome && outcome.stored.length > 0) await fanoutCommitted(redis, keys, cache, [{ outcome, gatewayId: undefined }]);
-  return taken;
+  const { database, redis, keys, cache, hook } = opts;
+  const result = await database.db.execute<OutboxRow>(
+    sql`select id::text, channel, data, idempotency_key, (extract(epoch from created_at) * 1000000)::bigint::text as created_us
+          from tidings.outbox order by id limit ${BATCH}`,
+  );
+  if (result.rows.length === 0) return 0;
+  const batch: NewPublication[] = result.rows.map((r) => ({
+    id: relayId(r),
+    channel: r.channel,
+    data: r.data,
+    idempotencyKey: r.idempotency_key ?? undefined,
+  }));
+  // A publication PostgreSQL refuses for what it is fails alone (persistBatch's savepoints)
+  // and is deleted with the rest: nothing could ever store it.
+  const outcome = await database.db.transaction((tx) => persistBatch(tx as unknown as Db, batch, undefined, (err) => !isTransient(err)));
+  if (outcome.rejected.length > 0) opts.log.error({ rejected: outcome.rejected.length }, 'tidings.publish rows PostgreSQL refused were dropped');
+  if (outcome.stored.length > 0) {
+    await fanoutCommitted(redis, keys, cache, [{ outcome, gatewayId: undefined }]);
+    await hook.committed(outcome.stored);
+  }
+  await database.db.execute(sql`delete from tidings.outbox where id = any(${sql.param(result.rows.map((r) => r.id))}::bigint[])`);
+  return result.rows.length;
 }

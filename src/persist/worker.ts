@@ -20,6 +20,7 @@ import { withScripts } from '../bus/scripts.js';
 import type { Database } from '../db/client.js';
 import type { Logger } from '../observability/logger.js';
 import type { CachePolicy } from './fanout.js';
+import type { CommitHook } from '../webhooks/publications.js';
 import { GroupCommit } from './group.js';
 import { guardPartitions, type PersistWorker } from './guard.js';
 import { makeJobProcessor } from './processor.js';
@@ -33,15 +34,16 @@ export interface PersistWorkerOptions {
   keys: Keys;
   partitions: number;
   cache: CachePolicy;
+  hook: CommitHook;
   lockMs: number;
   log: Logger;
 }
 
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
   const stopping = new AbortController();
-  const { database, keys, cache, log } = opts;
+  const { database, keys, cache, hook, log } = opts;
   const redis = withScripts(opts.redis);
-  const group = new GroupCommit({ database, redis, keys, cache, log, signal: stopping.signal });
+  const group = new GroupCommit({ database, redis, keys, cache, hook, log, signal: stopping.signal });
   const processor = makeJobProcessor({ database, group, redis, keys, cache, log, signal: stopping.signal });
   return guardPartitions({
     redis: opts.redis,

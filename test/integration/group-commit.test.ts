@@ -22,6 +22,7 @@ import { decodeAcks, type Ack } from '../../src/ingest/acks.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { metrics } from '../../src/observability/metrics.js';
 import { GroupCommit, type GroupJob } from '../../src/persist/group.js';
+import { NO_COMMIT_HOOK } from '../../src/webhooks/publications.js';
 import type { NewPublication } from '../../src/protocol/publication.js';
 import { TestStack, uniqueChannel } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -116,7 +117,7 @@ describe('group commit', () => {
         heard.set(topic, list);
       });
       const log = createLogger('warn');
-      group = new GroupCommit({ database, redis: withScripts(redis), keys, cache: () => ({ size: 100, ttlS: 60 }), log, signal: stopping.signal });
+      group = new GroupCommit({ database, redis: withScripts(redis), keys, cache: () => ({ size: 100, ttlS: 60 }), hook: NO_COMMIT_HOOK, log, signal: stopping.signal });
     });
     afterAll(() => {
       stopping.abort();
@@ -188,7 +189,7 @@ describe('group commit', () => {
     it('stopping fails a job still waiting for its turn with ShuttingDown, so its processor puts it back', async () => {
       const own = new AbortController();
       const log = createLogger('warn');
-      const local = new GroupCommit({ database, redis: withScripts(redis), keys: makeKeys(stack.prefix), cache: () => ({ size: 100, ttlS: 60 }), log, signal: own.signal });
+      const local = new GroupCommit({ database, redis: withScripts(redis), keys: makeKeys(stack.prefix), cache: () => ({ size: 100, ttlS: 60 }), hook: NO_COMMIT_HOOK, log, signal: own.signal });
       const waiting = local.submit(job([pub(uniqueChannel('stop'))], `s-${randomUUID()}`, 5));
       await new Promise((r) => setTimeout(r, 50));
       own.abort();

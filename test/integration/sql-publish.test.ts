@@ -6,7 +6,15 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { makeKeys } from '../../src/bus/keys.js';
+import { withScripts } from '../../src/bus/scripts.js';
+import { openDatabase } from '../../src/db/client.js';
 import { runMigrations } from '../../src/db/migrate.js';
+import type { StoredPublication } from '../../src/db/repos/publications.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startRelay } from '../../src/persist/relay.js';
+import type { CommitHook } from '../../src/webhooks/publications.js';
 import { expectContiguous, subscribed } from '../helpers/client.js';
 import { freshDatabase } from '../helpers/database.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
@@ -86,6 +94,37 @@ describe('tidings.publish from SQL', () => {
       const err = await app.query('select tidings.publish($1, $2, $3)', [channel, data, key]).catch((e: { code: string }) => e);
       expect((err as { code: string }).code, JSON.stringify([channel.slice(0, 10), data, key])).toBe('22023');
     }
+  });
+
+  it('a relay that fails after its commit, before its hook ran, stores nothing twice and hooks the same publications next round', async () => {
+    const database = openDatabase(stack.databaseUrl, { max: 2 });
+    const redis = new Redis(stack.redisUrl);
+    const seen: StoredPublication[][] = [];
+    let failures = 1;
+    const hook: CommitHook = {
+      committed: async (stored) => {
+        seen.push([...stored]);
+        if (failures-- > 0) throw new Error('killed between the commit and the hook');
+      },
+      close: async () => {},
+    };
+    const channel = uniqueChannel('relayhook');
+    for (const n of [1, 2]) await app.query('select tidings.publish($1, $2)', [channel, { n }]);
+    const log = createLogger('silent');
+    const cache = () => ({ size: 10, ttlS: 60 });
+    const relay = startRelay({ databaseUrl: stack.databaseUrl, database, redis: withScripts(redis), keys: makeKeys(stack.prefix), cache, hook, log });
+    try {
+      await waitFor('a second hook call, after the failed one', () => seen.length >= 2, { timeoutMs: 15_000 });
+    } finally {
+      await relay.close();
+      redis.disconnect();
+    }
+    expect(seen[1]!.map((p) => [p.offset, p.id])).toEqual(seen[0]!.map((p) => [p.offset, p.id]));
+    const stored = await app.query<{ offset: string }>('select "offset" from publications where channel = $1 order by "offset"', [channel]);
+    expect(stored.rows.map((r) => Number(r.offset))).toEqual([1, 2]);
+    const left = await app.query<{ n: number }>('select count(*)::int as n from tidings.outbox where channel = $1', [channel]);
+    expect(left.rows[0]!.n, 'the rows leave the outbox once hooked').toBe(0);
+    await database.close();
   });
 
   it('loses nothing when the worker dies: what waited in the outbox goes out with the next worker', async () => {

@@ -12,7 +12,9 @@ import { closeRedis, connectRedis, keysOf } from '../../src/app/redis.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { registry } from '../../src/observability/metrics.js';
 import { WebhookEmitter } from '../../src/webhooks/emitter.js';
-import { API_KEY, call } from '../helpers/api.js';
+import pg from 'pg';
+import { API_KEY, call, namespacesFile } from '../helpers/api.js';
+import { connected } from '../helpers/client.js';
 import { TcpProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw.js';
 import { startPrivateRedis, startPrivateRedisCluster, TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
@@ -374,5 +376,79 @@ describe('lifecycle webhooks in Redis Cluster mode', () => {
       ['ghost-1', 'gateway gone'],
       ['ghost-2', 'gateway gone'],
     ]);
+  });
+});
+
+describe('publication webhooks', () => {
+  const stack = new TestStack();
+  let port = 0;
+  let env: Record<string, string> = {};
+
+  beforeAll(async () => {
+    const config = await namespacesFile({ namespaces: { hooked: { webhook_publications: true, client_edits: 'own' } } });
+    env = webhookEnv(`${backend.url}/pubs`, { TIDINGS_CONFIG: config, TIDINGS_WEBHOOK_EVENTS: 'publication' });
+    port = (await stack.gateway(env)).port;
+    await stack.worker(env);
+  });
+  afterAll(() => stack.close());
+
+  /** First delivery of each publication event of `channel`, in the order the backend took them. */
+  function publications(channel: string): Record<string, unknown>[] {
+    const seen = new Set<unknown>();
+    return backend.accepted('/pubs').filter((e) => e.channel === channel && !seen.has(e.id) && seen.add(e.id));
+  }
+
+  it('sends each committed publication of an opted-in namespace, from a client, the API and SQL, in offset order, signed', async () => {
+    const channel = `hooked:${uniqueChannel('p')}`;
+    const quiet = uniqueChannel('quiet');
+    const user = uniqueUser('pat');
+    const client = await connected(wsUrl(port), await token(user));
+    await client.publish(channel, { n: 1 });
+    await call(port, 'publish', { channel, data: { n: 2 } });
+    const db = new pg.Client({ connectionString: stack.databaseUrl });
+    await db.connect();
+    await db.query(`select tidings.publish($1, $2::jsonb)`, [channel, JSON.stringify({ n: 3 })]);
+    await db.end();
+    expect(await client.rpc('tidings.edit', { channel, offset: 1, data: { n: 11 } })).toMatchObject({ data: { offset: 4 } });
+    await call(port, 'publish', { channel: quiet, data: { n: 0 } });
+
+    const events = await waitFor('four publication events', () => {
+      const got = publications(channel);
+      return got.length >= 4 ? got : undefined;
+    });
+    expect(events.map((e) => [e.type, e.offset, e.data])).toEqual([
+      ['publication', 1, { n: 1 }],
+      ['publication', 2, { n: 2 }],
+      ['publication', 3, { n: 3 }],
+      ['publication', 4, { n: 11 }],
+    ]);
+    expect(Object.keys(events[0]!)).toEqual(['id', 'type', 'time', 'user', 'client', 'channel', 'offset', 'epoch', 'data']);
+    expect(events[0]).toMatchObject({ user, client: expect.any(String), channel, epoch: expect.any(String) });
+    expect(events[0]!.client).not.toBe('');
+    expect(events[1]).toMatchObject({ user: '', client: '' });
+    expect(events[3]).toMatchObject({ user, tags: { tidings_op: 'edit', tidings_of: '1' } });
+    for (const e of events) expect(e.id).toMatch(UUID);
+    for (const d of backend.deliveries.filter((x) => x.event.channel === channel)) {
+      expect(verifySignature(d.raw, d.headers['x-tidings-signature'], WEBHOOK_SECRET), d.raw).toBe(true);
+    }
+    await sleep(300);
+    expect(backend.accepted('/pubs').filter((e) => e.channel === quiet), 'a namespace that did not opt in sends nothing').toEqual([]);
+    client.disconnect();
+  });
+
+  it('a backend down while publications commit gets every one once it is back, in offset order', async () => {
+    const channel = `hooked:${uniqueChannel('down')}`;
+    backend.statusOf.set('/pubs', 503);
+    try {
+      for (let n = 1; n <= 20; n++) await call(port, 'publish', { channel, data: { n } });
+      await sleep(1500);
+    } finally {
+      backend.statusOf.delete('/pubs');
+    }
+    const events = await waitFor('twenty publication events', () => {
+      const got = publications(channel);
+      return got.length >= 20 ? got : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(events.map((e) => e.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 });

@@ -170,10 +170,22 @@ describe('webhooks configuration (issue 14)', () => {
     expect([...webhooks.events].sort()).toEqual(['connect', 'disconnect']);
   });
 
+  it('takes "publication" with a namespace that opts in, and refuses the opt-in without the event', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tidings-cfg-')), 'ns.json');
+    writeFileSync(file, JSON.stringify({ namespaces: { orders: { webhook_publications: true } } }));
+    const webhooks = loadConfig('worker', { ...on, TIDINGS_CONFIG: file, TIDINGS_WEBHOOK_EVENTS: 'publication' }).webhooks!;
+    expect([...webhooks.events]).toEqual(['publication']);
+    for (const env of [{ ...on, TIDINGS_CONFIG: file }, { ...base, TIDINGS_CONFIG: file }]) {
+      const err = errorOf(() => loadConfig('worker', env));
+      expect(err.variable).toBe('TIDINGS_CONFIG');
+      expect(err.message).toMatch(/^TIDINGS_CONFIG: namespace "orders" sets "webhook_publications" but TIDINGS_WEBHOOK_EVENTS does not select "publication"/);
+    }
+  });
+
   it.each([
     [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,close' }, 'TIDINGS_WEBHOOK_EVENTS: "close" is not an event; choose among connect, disconnect, subscribe, unsubscribe, publication'],
     [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,,disconnect' }, 'TIDINGS_WEBHOOK_EVENTS: is a comma-separated list with an empty entry'],
-    [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,publication' }, 'TIDINGS_WEBHOOK_EVENTS: "publication" events are not available yet'],
+    [{ ...on, TIDINGS_WEBHOOK_EVENTS: 'connect,publication' }, 'TIDINGS_WEBHOOK_EVENTS: "publication" is selected but no namespace sets "webhook_publications": true'],
     [{ ...on, TIDINGS_WEBHOOK_SECRET: undefined }, 'TIDINGS_WEBHOOK_SECRET: required: TIDINGS_WEBHOOK_URL is set (events are signed with it)'],
     [{ ...base, TIDINGS_WEBHOOK_SECRET: secret }, 'TIDINGS_WEBHOOK_URL: required: TIDINGS_WEBHOOK_SECRET is set'],
     [{ ...on, TIDINGS_WEBHOOK_SECRET: 'short' }, 'TIDINGS_WEBHOOK_SECRET: must be at least 32 characters, e.g. openssl rand -hex 32'],
