@@ -21,6 +21,11 @@ export interface RedisOptions {
    * 10000, could land in the ephemeral range or on another test's server).
    */
   clusterBusPort?: number;
+  /**
+   * A redis.conf to start from (deploy/redis-cluster/redis.conf): its settings stand, the
+   * devstack only sets where the server listens and writes (port, bind, dir, log, bus port).
+   */
+  configFile?: string;
 }
 
 export function startRedis(opts: RedisOptions): Promise<ServerHandle> {
@@ -32,12 +37,15 @@ export function startRedis(opts: RedisOptions): Promise<ServerHandle> {
 function redisSpec(binary: string, port: number, opts: RedisOptions, logger: Logger | undefined): ServerSpec {
   const dir = resolve(opts.dir); // redis-server runs in it, so relative paths would go wrong
   const logFile = join(dir, 'redis.log');
-  const args = [
-    ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dir],
-    ...['--save', '', '--appendonly', opts.appendonly === false ? 'no' : 'yes', '--appendfsync', 'everysec'],
-    ...['--logfile', logFile, '--daemonize', 'no'],
-    ...clusterArgs(opts.clusterBusPort),
-  ];
+  const where = [...['--port', String(port), '--bind', '127.0.0.1', '--dir', dir], ...['--logfile', logFile, '--daemonize', 'no']];
+  const args =
+    opts.configFile === undefined
+      ? [
+          ...where,
+          ...['--save', '', '--appendonly', opts.appendonly === false ? 'no' : 'yes', '--appendfsync', 'everysec'],
+          ...clusterArgs(opts.clusterBusPort),
+        ]
+      : [resolve(opts.configFile), ...where, ...(opts.clusterBusPort === undefined ? [] : ['--cluster-port', String(opts.clusterBusPort)])];
   return {
     kind: 'redis',
     port,

@@ -43,14 +43,37 @@ const EXPORTED = {
 };
 /** The environment as `docker compose up` sees it with only the secrets exported: the defaults. */
 const env = (name: string) => serviceEnv(services[name]!, EXPORTED);
+/**
+ * Floors for the observability images (issue 16). Prometheus 3.13 is the LTS line supported
+ * until July 2027 (3.11 reached its end of life in 2026); Grafana 13.2.1 fixed CVE-2026-12704
+ * and CVE-2026-14199, after 13.0.1 had fixed CVE-2026-27876 (arbitrary file write, CVSS 9.1).
+ */
+const PROMETHEUS_FLOOR: [number, number, number] = [3, 13, 0];
+const GRAFANA_FLOOR: [number, number, number] = [13, 2, 1];
+/**
+ * name:MAJOR.MINOR.PATCH with an optional v and variant (-alpine): a tag that never moves to
+ * another release. PostgreSQL numbers its patch releases MAJOR.MINOR (17.8).
+ */
+const PINNED_IMAGE = /^[a-z0-9./-]+:v?\d+\.\d+\.\d+(-[a-z0-9.]+)?$/;
+const PINNED_POSTGRES = /^postgres:\d+\.\d+(-[a-z0-9.]+)?$/;
+const imageVersion = (image: string) => image.split(':')[1]!.replace(/^v/, '').split('-')[0]!.split('.').map(Number);
 const healthTest = (s: ComposeService) => [s.healthcheck?.test ?? []].flat().join(' ');
 const conditions = (s: ComposeService) => (Array.isArray(s.depends_on) ? {} : (s.depends_on ?? {}));
 
+/** The services `docker compose up` runs: those of no profile. */
+const profiled = (s: ComposeService) => ((s.profiles as string[] | undefined) ?? []).length > 0;
+
 describe('docker-compose.yml', () => {
-  it('has the reference services', () => {
-    expect(Object.keys(services).sort()).toEqual(
-      ['gateway-1', 'gateway-2', 'lb', 'migrate', 'postgres', 'redis', 'worker-1', 'worker-2'].sort(),
-    );
+  it('has the reference services, and Prometheus and Grafana under the observability profile', () => {
+    expect(
+      Object.entries(services)
+        .filter(([, s]) => !profiled(s))
+        .map(([name]) => name)
+        .sort(),
+    ).toEqual(['gateway-1', 'gateway-2', 'lb', 'migrate', 'postgres', 'redis', 'worker-1', 'worker-2'].sort());
+    expect(services.prometheus?.profiles).toEqual(['observability']);
+    expect(services.grafana?.profiles).toEqual(['observability']);
+    expect(Object.keys(services).filter((name) => profiled(services[name]!)).sort()).toEqual(['grafana', 'prometheus']);
     expect(
       tidingsServices(compose)
         .map(([name]) => name)
@@ -65,10 +88,15 @@ describe('docker-compose.yml', () => {
    * 2026. A tag below its floor fails here, so an old pin cannot come back unnoticed.
    */
   it('runs no image release known to be unsafe', () => {
-    const floors: Record<string, [number, number, number]> = { redis: [7, 4, 6], postgres: [17, 8, 0] };
+    const floors: Record<string, [number, number, number]> = {
+      redis: [7, 4, 6],
+      postgres: [17, 8, 0],
+      prometheus: PROMETHEUS_FLOOR,
+      grafana: GRAFANA_FLOOR,
+    };
     const below = (v: number[], floor: number[]) => v[0] === floor[0] && (v[1]! < floor[1]! || (v[1] === floor[1] && (v[2] ?? 0) < floor[2]!));
     for (const [name, floor] of Object.entries(floors)) {
-      const version = (services[name]!.image ?? '').split(':')[1]!.split('-')[0]!.split('.').map(Number);
+      const version = imageVersion(services[name]!.image ?? '');
       expect(version[0], `${name}: a major the floors know`).toBe(floor[0]);
       expect(below(version, floor), `${name} ${version.join('.')} is below ${floor.join('.')}`).toBe(false);
     }
@@ -76,11 +104,23 @@ describe('docker-compose.yml', () => {
     expect(Number(node?.[1]), 'the Dockerfile runs a supported Node.js LTS line').toBeGreaterThanOrEqual(24);
   });
 
-  it('pins every third-party image to a version (no latest)', () => {
-    for (const name of ['postgres', 'redis', 'lb']) {
-      const image = services[name]!.image ?? '';
-      expect(image, name).toMatch(/^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$/);
-      expect(image, name).not.toMatch(/latest/);
+  it('pins every third-party image to a patch release (no latest, no floating major or minor)', () => {
+    const thirdParty = Object.entries(services).filter(([name]) => !TIDINGS.includes(name));
+    expect(thirdParty.map(([name]) => name).sort()).toEqual(['grafana', 'lb', 'postgres', 'prometheus', 'redis']);
+    for (const [name, service] of thirdParty) {
+      const image = service.image ?? '';
+      expect(image, name).toMatch(name === 'postgres' ? PINNED_POSTGRES : PINNED_IMAGE);
+      expect(image, name).not.toMatch(/latest|\$/);
+    }
+    expect(services.prometheus!.image).toMatch(/^prom\/prometheus:v/);
+    expect(services.grafana!.image).toMatch(/^grafana\/grafana:/);
+  });
+
+  it('uses no required variable (${VAR:?}) in a profile: Compose interpolates every service, so `up` would stop without the profile', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      const body = JSON.stringify(services[name]);
+      expect(body, name).not.toMatch(/\$\{[A-Za-z_][A-Za-z0-9_]*:?\?/);
+      expect(() => serviceEnv(services[name]!, {}), name).not.toThrow();
     }
   });
 
@@ -207,10 +247,12 @@ describe('docker-compose.yml', () => {
     });
   });
 
-  it('publishes one port, 8000, on the balancer only', () => {
+  it('publishes one port, 8000, on the balancer only; Prometheus and Grafana on loopback unless asked', () => {
     for (const [name, service] of Object.entries(services)) {
-      if (name !== 'lb') expect(service.ports, name).toBeUndefined();
+      if (name !== 'lb' && !profiled(service)) expect(service.ports, name).toBeUndefined();
     }
+    expect(services.prometheus!.ports!.map((p) => interpolate(String(p), {}))).toEqual(['127.0.0.1:9090:9090']);
+    expect(services.grafana!.ports!.map((p) => interpolate(String(p), {}))).toEqual(['127.0.0.1:3000:3000']);
     expect(services.lb!.ports).toHaveLength(1);
     expect(interpolate(String(services.lb!.ports![0]), {})).toBe('8000:8000');
     // The balancer's internal (API) listener is reachable on the compose network only.
