@@ -124,6 +124,24 @@ describe('server API: history and presence', () => {
     client.disconnect();
   });
 
+  it('gives publications one shape whether Redis or PostgreSQL answers (epoch, info, tags)', async () => {
+    const channel = uniqueChannel('shape');
+    const client = await connected(wsUrl(port), await token('shaper'));
+    await client.publish(channel, { from: 'client' });
+    await call(port, 'publish', { channel, data: { from: 'api' }, tags: { lang: 'en' } });
+    await client.publish(channel, { from: 'client again' });
+    client.disconnect();
+    const fromCache = await call<History>(port, 'history', { channel, limit: -1 });
+    expect(await redis.del(`${stack.prefix}:h:${channel}`), 'the cache held them').toBe(1);
+    const fromDatabase = await call<History>(port, 'history', { channel, limit: -1 });
+    expect(fromDatabase).toEqual(fromCache);
+    expect(fromCache.publications.map((p) => Object.keys(p).sort())).toEqual([
+      ['data', 'epoch', 'info', 'offset'],
+      ['data', 'offset', 'tags'],
+      ['data', 'info', 'offset'],
+    ]);
+  });
+
   it('history_remove of a channel never published to creates nothing', async () => {
     const channel = uniqueChannel('never');
     expect(await call(port, 'history_remove', { channel })).toEqual({});
