@@ -187,10 +187,7 @@ export class Connection implements Session {
     // Each format has its one kind of frame; the other kind means a client speaking the
     // other protocol, which would only misread everything that follows.
     if (isBinary !== this.format.binary) {
-      this.close(
-        Disconnect.BadRequest,
-        `${isBinary ? 'binary' : 'text'} frame on a ${this.format.name} connection`,
-      );
+      this.close(Disconnect.BadRequest, `${isBinary ? 'binary' : 'text'} frame on a ${this.format.name} connection`);
       return;
     }
     const commands = this.decode(data);
@@ -258,10 +255,7 @@ export class Connection implements Session {
       this.close(Disconnect.BadRequest, 'command without id');
       return false;
     }
-    if (
-      (this.state === 'connecting') !== (method === 'connect') ||
-      (method === 'connect' && this.connectTried)
-    ) {
+    if ((this.state === 'connecting') !== (method === 'connect') || (method === 'connect' && this.connectTried)) {
       this.close(Disconnect.BadRequest, method === 'connect' ? 'second connect' : 'command before connect');
       return false;
     }
@@ -279,8 +273,7 @@ export class Connection implements Session {
     } catch (err) {
       metrics.commands.inc({ method, result: 'error' });
       this.fail(command.id, err, method);
-      if (method === 'publish' && !(err instanceof ProtocolError && err.error.temporary))
-        this.chargeRefused();
+      if (method === 'publish' && !(err instanceof ProtocolError && err.error.temporary)) this.chargeRefused();
     }
   }
 
@@ -292,8 +285,7 @@ export class Connection implements Session {
       return;
     }
     if (!(err instanceof ProtocolError)) this.log.error({ err, method }, 'command failed');
-    if (id !== undefined && !this.closed)
-      this.write(this.format.encode(encodeErrorReply(id, replyErrorOf(err))), false);
+    if (id !== undefined && !this.closed) this.write(this.format.encode(encodeErrorReply(id, replyErrorOf(err))), false);
   }
 
   /**
@@ -311,8 +303,7 @@ export class Connection implements Session {
     const verdict = this.bucket.take();
     if (verdict === 'ok') return true;
     if (verdict === 'abusive') this.close(Disconnect.TooManyRequests, 'rate limit exceeded repeatedly');
-    else if (id !== undefined)
-      this.write(this.format.encode(encodeErrorReply(id, Errors.tooManyRequests)), false);
+    else if (id !== undefined) this.write(this.format.encode(encodeErrorReply(id, Errors.tooManyRequests)), false);
     return false;
   }
 
@@ -389,11 +380,7 @@ export class Connection implements Session {
       const renewal = await refreshByProxy(this);
       if (this.closed) return;
       if (renewal.expired) return this.close(Disconnect.Expired, 'refresh proxy: expired');
-      this.identity = {
-        ...this.identity,
-        expiresAt: renewal.expiresAt,
-        connInfo: renewal.info ?? this.identity.connInfo,
-      };
+      this.identity = { ...this.identity, expiresAt: renewal.expiresAt, connInfo: renewal.info ?? this.identity.connInfo };
       this.scheduleExpiry();
     } catch (err) {
       if (err instanceof DisconnectError) return this.close(err.disconnect, err.detail);
@@ -411,8 +398,7 @@ export class Connection implements Session {
       else sub.expireAt(renewal.expiresAt);
     } catch (err) {
       if (err instanceof DisconnectError) return this.close(err.disconnect, err.detail);
-      if (this.subs.get(sub.channel) === sub)
-        setTimeout(() => void this.renewSubscription(sub), PROXY_RETRY_MS).unref();
+      if (this.subs.get(sub.channel) === sub) setTimeout(() => void this.renewSubscription(sub), PROXY_RETRY_MS).unref();
     }
   }
 
@@ -512,14 +498,12 @@ export class Connection implements Session {
   private lostPosition(sub: Subscription): void {
     if (this.subs.get(sub.channel) !== sub) return;
     // A server-side subscription recovers through the connect command: reconnect (3010).
-    if (sub.serverSide)
-      this.close(Disconnect.InsufficientState, 'server-side subscription lost its position');
+    if (sub.serverSide) this.close(Disconnect.InsufficientState, 'server-side subscription lost its position');
     else this.serverUnsubscribe(sub.channel, Unsubscribe.InsufficientState);
   }
 
   /** A subscription token lapsed without a sub_refresh: the client resubscribes with a new one (2501). */
   private subscriptionExpired(sub: Subscription): void {
-    if (this.subs.get(sub.channel) === sub)
-      this.serverUnsubscribe(sub.channel, Unsubscribe.SubscriptionExpired);
+    if (this.subs.get(sub.channel) === sub) this.serverUnsubscribe(sub.channel, Unsubscribe.SubscriptionExpired);
   }
 }

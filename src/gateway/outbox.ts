@@ -105,7 +105,7 @@ export class Outbox {
    * ms and one that never reads a few wake-ups a second. One poll per outbox, shared.
    */
   private async untilWritable(): Promise<void> {
-    for (let delay = DRAIN_POLL_FIRST_MS; !this.closed && this.pending() > this.maxBytes;) {
+    for (let delay = DRAIN_POLL_FIRST_MS; !this.closed && this.pending() > this.maxBytes; ) {
       await sleep(delay, undefined, { ref: false });
       delay = Math.min(delay * 2, DRAIN_POLL_MAX_MS);
     }
@@ -118,14 +118,10 @@ export class Outbox {
     this.frames = [];
     this.bytes = 0;
     if (this.binary) {
-      this.ws.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames as Uint8Array[]), {
-        binary: true,
-      });
+      this.ws.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames as Uint8Array[]), { binary: true });
       return;
     }
-    this.ws.send(frames.length === 1 ? frames[0]! : joinFrames(frames as (Buffer | string)[]), {
-      binary: false,
-    });
+    this.ws.send(frames.length === 1 ? frames[0]! : joinFrames(frames as (Buffer | string)[]), { binary: false });
   }
 
   /** Writes what is queued now (a reply before a close frame, say). */
@@ -150,8 +146,7 @@ function joinFrames(frames: (Buffer | string)[]): Buffer | string {
     else bytes += frame.length;
   }
   if (strings === frames.length) return (frames as string[]).join('\n');
-  const parts =
-    strings === 0 ? (frames as Buffer[]) : frames.map((f) => (typeof f === 'string' ? Buffer.from(f) : f));
+  const parts = strings === 0 ? (frames as Buffer[]) : frames.map((f) => (typeof f === 'string' ? Buffer.from(f) : f));
   if (strings > 0) bytes = parts.reduce((n, p) => n + p.length, frames.length - 1);
   const out = Buffer.allocUnsafe(bytes);
   let at = 0;

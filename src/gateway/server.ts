@@ -11,9 +11,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { metrics } from '../observability/metrics.js';
 import { Disconnect } from '../protocol/codes.js';
 import { JSON_FORMAT, PROTOBUF_FORMAT, type WireFormat } from '../protocol/wire.js';
-import { metrics } from '../observability/metrics.js';
 import { Admission, type AdmissionSettings } from './admission.js';
 import { Connection } from './connection.js';
 import type { GatewayDeps } from './deps.js';
@@ -73,9 +73,7 @@ export class WebSocketGateway {
     }
     const verdict = this.admission.check(req);
     if (!verdict.ok) {
-      socket.end(
-        `HTTP/1.1 ${verdict.status} ${verdict.reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-      );
+      socket.end(`HTTP/1.1 ${verdict.status} ${verdict.reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return true;
     }
     const proxyHeaders = this.deps.proxy.forwardable(req.headers);

@@ -62,11 +62,7 @@ function tallied<T extends string>(counter: Counter<T>, labelNames: readonly T[]
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export const metrics = {
-  connections: new Gauge({
-    name: 'tidings_gateway_connections',
-    help: 'Open client connections',
-    registers: [registry],
-  }),
+  connections: new Gauge({ name: 'tidings_gateway_connections', help: 'Open client connections', registers: [registry] }),
   connectionsAccepted: new Counter({
     name: 'tidings_gateway_connections_accepted_total',
     help: 'WebSocket connections accepted, by client protocol (json, protobuf)',
@@ -270,11 +266,7 @@ export const metrics = {
  * Redis call per partition) must not cost them on every scrape, however often, or by however
  * many scrapers, /metrics is read (issue 16). A failed answer is not kept.
  */
-export function reusedFor<T>(
-  ms: number,
-  fn: () => Promise<T>,
-  now: () => number = Date.now,
-): () => Promise<T> {
+export function reusedFor<T>(ms: number, fn: () => Promise<T>, now: () => number = Date.now): () => Promise<T> {
   let at = -Infinity;
   let last: Promise<T> | undefined;
   return () => {

@@ -209,6 +209,40 @@ describe('client protocol: Protobuf', () => {
     });
   });
 
+  it('pings are empty Replies: the SDK answers them with empty Commands and stays; a silent client is closed 3012', async () => {
+    const pinging = await stack.gateway({ TIDINGS_PING_INTERVAL_S: '2', TIDINGS_PONG_TIMEOUT_S: '1' });
+    const pingUrl = wsUrl(pinging.port);
+    const sdk = newProtobufClient(pingUrl, await token('pb-pinged'));
+    clients.push(sdk);
+    const disconnects: number[] = [];
+    sdk.on('disconnected', (ctx) => disconnects.push(ctx.code));
+    sdk.connect();
+    await sdk.ready(5000);
+    const silent = await RawProtobufClient.open(pingUrl);
+    await silent.connect(await token('pb-silent'));
+    await waitFor(
+      'an empty Reply (the ping)',
+      () => silent.replies.some((r) => Object.keys(r).length === 0),
+      { timeoutMs: 5000 },
+    );
+    expect((await silent.closed()).code).toBe(3012);
+    await sleep(2500); // past another ping and its pong timeout
+    expect(sdk.state).toBe('connected');
+    expect(disconnects).toEqual([]);
+  });
+
+  it('counts accepted connections by protocol in /metrics', async () => {
+    await client('pb-metrics');
+    const text = await (await fetch(`http://127.0.0.1:${gateway.port}/metrics`)).text();
+    const count = (protocol: string) =>
+      Number(
+        new RegExp(
+          `tidings_gateway_connections_accepted_total\\{[^}]*protocol="${protocol}"[^}]*\\} (\\d+)`,
+        ).exec(text)?.[1] ?? 0,
+      );
+    expect(count('protobuf')).toBeGreaterThan(0);
+  });
+
   describe('JSON and Protobuf side by side', () => {
     it('a JSON and a Protobuf subscriber of one channel both get every publication, with the same data', async () => {
       const channel = uniqueChannel('pb-mixed');
