@@ -78,7 +78,11 @@ class ChannelEntry {
   constructor(readonly name: string) {}
 }
 
-/** The push frame of one publication: built once, written to every subscriber. */
+/**
+ * The push frame of one publication: built once, written to every subscriber. Protobuf
+ * connections transcode it once too, keyed by this Buffer (src/protocol/protobuf/encode.ts),
+ * so it must be the same Buffer for every subscriber, never a copy.
+ */
 export function pushFrame(channel: string, pubJson: string): Buffer {
   return Buffer.from(encodePushOfPublication(channel, pubJson));
 }

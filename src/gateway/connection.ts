@@ -1,7 +1,9 @@
 /**
  * One client connection: a small state machine (connecting → connected → closed, changed only
- * by `setState`) that runs the commands of the Centrifugo JSON protocol in the order they
+ * by `setState`) that runs the commands of the Centrifugo client protocol in the order they
  * arrive, including several in one frame (the SDK sends connect and its subscribes together).
+ * The wire format (JSON or Protobuf, src/protocol/wire.ts) is fixed at the handshake and is
+ * the only thing that differs between the two: it decodes frames and encodes what is written.
  * It owns its state: the identity a connect established, its subscriptions, its timers.
  * Handlers see it as a `Session` (./session.ts) and reach it through the command table that
  * server.ts hands it (./dispatch.ts); it imports none of them.
@@ -31,8 +33,6 @@ import type { NamespaceOptions } from '../config/namespaces.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import {
-  SERVER_PING,
-  decodeFrame,
   encodeErrorReply,
   encodeResultReply,
   encodeUnsubscribePush,
@@ -50,6 +50,7 @@ import {
 } from '../protocol/codes.js';
 import { clientInfoJson } from '../protocol/publication.js';
 import type { Command, Method } from '../protocol/types.js';
+import { JSON_FORMAT, type WireFormat } from '../protocol/wire.js';
 import { Backlog } from './backlog.js';
 import type { GatewayDeps } from './deps.js';
 import { dueTimer, lapseTimer } from './expiry.js';
@@ -71,8 +72,6 @@ const NEXT: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
 const PROXY_RETRY_MS = 5000;
 
 const ANONYMOUS: Identity = { user: '', connInfo: undefined, expiresAt: undefined };
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type DecodedOk = Extract<DecodedCommand, { ok: true }>;
 
@@ -107,16 +106,17 @@ export class Connection implements Session {
     private readonly commands: Commands,
     private readonly onClosed: (conn: Connection) => void,
     readonly proxyHeaders: Readonly<Record<string, string>> = {},
+    readonly format: WireFormat = JSON_FORMAT,
   ) {
     const { settings } = deps;
-    this.log = deps.log;
-    this.outbox = new Outbox(ws, deps.scheduler, settings.queueMaxBytes);
+    this.log = format === JSON_FORMAT ? deps.log : deps.log.child({ protocol: format.name });
+    this.outbox = new Outbox(ws, deps.scheduler, settings.queueMaxBytes, format.binary);
     this.bucket = new TokenBucket(settings.rate, settings.burst);
     this.backlog = new Backlog(ws);
     this.heartbeat = new Heartbeat(
       settings.pingIntervalS,
       settings.pongTimeoutS,
-      () => this.send(SERVER_PING),
+      () => this.write(format.ping, true),
       () => this.close(Disconnect.NoPong),
     );
     this.subscriptionOwner = {
@@ -126,9 +126,7 @@ export class Connection implements Session {
       expired: (sub) => this.subscriptionExpired(sub),
       due: (sub) => void this.renewSubscription(sub),
     };
-    // Binary frames are read as JSON text too (the Go server does the same); we only ever
-    // *send* text frames.
-    ws.on('message', (data) => this.onFrame(data as Buffer));
+    ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     ws.on('close', (code, reason) => this.teardown(closeReasonOf(code, reason.toString('utf8'))));
     ws.on('error', (err) => this.log.debug({ err }, 'socket error'));
     this.staleTimer = setTimeout(() => this.closeIfStale(), settings.staleS * 1000).unref();
@@ -184,8 +182,15 @@ export class Connection implements Session {
 
   // ------------------------------------------------------------------ incoming
 
-  private onFrame(data: Buffer): void {
+  private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
+    // A text frame on a Protobuf connection is a client speaking JSON, which would only
+    // misread everything that follows. Binary frames on a JSON connection are read as JSON
+    // text, as the Go server reads them: some clients send JSON that way.
+    if (!isBinary && this.format.binary) {
+      this.close(Disconnect.BadRequest, `text frame on a ${this.format.name} connection`);
+      return;
+    }
     const commands = this.decode(data);
     if (commands === undefined) return;
     // A pong answers the server's ping and has no place in the command order: it must not
@@ -204,16 +209,13 @@ export class Connection implements Session {
     this.chain = this.chain.then(() => this.dispatchAll(commands, data.length, receivedAt));
   }
 
-  /** The frame's commands; undefined, and the connection closed (3501), when any line is not one. */
+  /** The frame's commands; undefined, and the connection closed (3501), when any is not one. */
   private decode(data: Buffer): DecodedOk[] | undefined {
-    let text: string;
-    try {
-      text = utf8.decode(data);
-    } catch {
-      this.close(Disconnect.BadRequest, 'frame is not valid UTF-8');
+    const commands = this.format.decode(data);
+    if (typeof commands === 'string') {
+      this.close(Disconnect.BadRequest, commands);
       return undefined;
     }
-    const commands = decodeFrame(text);
     for (const decoded of commands) {
       if (!decoded.ok) {
         this.close(Disconnect.BadRequest, decoded.reason);
@@ -226,20 +228,20 @@ export class Connection implements Session {
   private async dispatchAll(commands: DecodedOk[], bytes: number, receivedAt: number): Promise<void> {
     this.frameReceivedAt = receivedAt;
     try {
-      for (const { command, method } of commands) await this.dispatch(command, method);
+      for (const { command, method, refusal } of commands) await this.dispatch(command, method, refusal);
     } finally {
       this.backlog.remove(commands.length, bytes);
     }
   }
 
-  private async dispatch(command: Command, method: Method | null): Promise<void> {
+  private async dispatch(command: Command, method: Method | null, refusal?: string): Promise<void> {
     if (this.closed) return;
     if (method === null) return this.onPong(command);
     // Backpressure: a client that has not read what earlier commands produced gets nothing
     // more until it does (a heavy reply would otherwise pile on an unread one).
     await this.outbox.writable();
     if (this.closed || !this.admit(command, method)) return;
-    await this.run(command, method);
+    await this.run(command, method, refusal);
   }
 
   /**
@@ -262,8 +264,10 @@ export class Connection implements Session {
     return method === 'publish' || this.withinRate(command.id);
   }
 
-  private async run(command: Command, method: Method): Promise<void> {
+  /** `refusal`: the decoder found the command's payload unservable (107, in its turn). */
+  private async run(command: Command, method: Method, refusal?: string): Promise<void> {
     try {
+      if (refusal !== undefined) throw new ProtocolError(Errors.badRequest, refusal);
       const result = await this.commands.handlers[method](this, command[method], command.id ?? 0);
       if (result !== undefined && command.id !== undefined) this.reply(command.id, method, result);
       metrics.commands.inc({ method, result: 'ok' });
@@ -282,7 +286,7 @@ export class Connection implements Session {
       return;
     }
     if (!(err instanceof ProtocolError)) this.log.error({ err, method }, 'command failed');
-    if (id !== undefined && !this.closed) this.outbox.push(encodeErrorReply(id, replyErrorOf(err)), false);
+    if (id !== undefined && !this.closed) this.write(this.format.encode(encodeErrorReply(id, replyErrorOf(err))), false);
   }
 
   /**
@@ -300,7 +304,7 @@ export class Connection implements Session {
     const verdict = this.bucket.take();
     if (verdict === 'ok') return true;
     if (verdict === 'abusive') this.close(Disconnect.TooManyRequests, 'rate limit exceeded repeatedly');
-    else if (id !== undefined) this.outbox.push(encodeErrorReply(id, Errors.tooManyRequests), false);
+    else if (id !== undefined) this.write(this.format.encode(encodeErrorReply(id, Errors.tooManyRequests)), false);
     return false;
   }
 
@@ -314,7 +318,7 @@ export class Connection implements Session {
   /** A reply: paced (its command waited for `writable()`), so not held to the bound. */
   reply(id: number, method: Method, resultJson: string): void {
     if (this.closed) return;
-    this.outbox.push(encodeResultReply(id, method, resultJson), false);
+    this.write(this.format.encode(encodeResultReply(id, method, resultJson)), false);
   }
 
   /**
@@ -323,7 +327,16 @@ export class Connection implements Session {
    */
   send(frame: Buffer | string, paced = false): void {
     if (this.closed) return;
-    if (!this.outbox.push(frame, !paced)) this.close(Disconnect.Slow, 'outgoing queue full');
+    this.write(this.format.encode(frame), !paced);
+  }
+
+  /**
+   * Queues a message already in this connection's format; a bounded one past the bound
+   * closes the client as slow (3008).
+   */
+  private write(message: Uint8Array | string, bounded: boolean): void {
+    if (this.closed) return;
+    if (!this.outbox.push(message, bounded)) this.close(Disconnect.Slow, 'outgoing queue full');
   }
 
   // ------------------------------------------------------------------ lifecycle

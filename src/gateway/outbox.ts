@@ -3,8 +3,9 @@
  * message (joined with '\n', which the client splits on), so a burst of publications costs
  * one send per socket instead of one per publication. Push frames are Buffers encoded once
  * by the hub and shared by every subscriber; replies are strings, converted once per
- * message rather than once each. Everything goes out as *text* frames, because the JSON
- * client cannot decode binary ones (PROTOCOL.md A.2).
+ * message rather than once each. A JSON connection's messages go out as *text* frames,
+ * because the JSON client cannot decode binary ones (PROTOCOL.md A.2); a Protobuf one's
+ * (`binary`) are length-delimited already and simply concatenated into a binary frame.
  *
  * Two kinds of frames, one bound (issue 9). Live pushes are *bounded*: when what the client
  * owes (queued here plus the socket's buffer) passes `maxBytes`, the push reports it and the
@@ -43,7 +44,7 @@ export class FlushScheduler {
 }
 
 export class Outbox {
-  private frames: (Buffer | string)[] = [];
+  private frames: (Uint8Array | string)[] = [];
   private bytes = 0;
   /**
    * Paced bytes (replies, recovery chunks) that may still be unsent. Whatever has left the
@@ -59,6 +60,7 @@ export class Outbox {
     private readonly ws: WebSocket,
     private readonly scheduler: FlushScheduler,
     private readonly maxBytes: number,
+    private readonly binary = false,
   ) {}
 
   /**
@@ -67,7 +69,7 @@ export class Outbox {
    * than let one client's backlog grow without limit. An unbounded one (`bounded: false`)
    * is a paced reply or recovery frame: its producer waited for `writable()` first.
    */
-  push(frame: Buffer | string, bounded = true): boolean {
+  push(frame: Uint8Array | string, bounded = true): boolean {
     if (this.closed) return true;
     const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
     const owed = this.pending();
@@ -115,8 +117,11 @@ export class Outbox {
     const frames = this.frames;
     this.frames = [];
     this.bytes = 0;
-    const payload = frames.length === 1 ? frames[0]! : joinFrames(frames);
-    this.ws.send(payload, { binary: false });
+    if (this.binary) {
+      this.ws.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames as Uint8Array[]), { binary: true });
+      return;
+    }
+    this.ws.send(frames.length === 1 ? frames[0]! : joinFrames(frames as (Buffer | string)[]), { binary: false });
   }
 
   /** Writes what is queued now (a reply before a close frame, say). */

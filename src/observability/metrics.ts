@@ -63,6 +63,12 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 export const metrics = {
   connections: new Gauge({ name: 'tidings_gateway_connections', help: 'Open client connections', registers: [registry] }),
+  connectionsAccepted: new Counter({
+    name: 'tidings_gateway_connections_accepted_total',
+    help: 'WebSocket connections accepted, by client protocol (json, protobuf)',
+    labelNames: ['protocol'] as const,
+    registers: [registry],
+  }),
   subscriptions: new Gauge({
     name: 'tidings_gateway_subscriptions',
     help: 'Client subscriptions on this gateway',

@@ -137,6 +137,7 @@ export class PartitionLeases {
     for (const partition of this.ownedPartitions.slice(share)) {
       this.owned.delete(partition);
       this.draining.add(partition);
+      this.opts.log.info({ partition, share }, 'handing a partition back (over this worker’s share)');
       // Bounded: a job that cannot finish (its Redis record lost, a store away) must not keep
       // the partition from its new owner; BullMQ's global concurrency and PostgreSQL's job
       // order keep an overlap harmless.
@@ -155,6 +156,7 @@ export class PartitionLeases {
       if (this.owned.has(partition) || this.draining.has(partition)) continue;
       if ((await redis.tidingsLeaseClaim(keys.lease(partition), workerId, ttlMs)) !== 1) continue;
       this.owned.add(partition);
+      this.opts.log.info({ partition, share }, 'took a partition');
       await this.partitions.start(partition);
     }
   }

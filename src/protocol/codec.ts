@@ -29,6 +29,12 @@ export type DecodedCommand =
       command: Command;
       /** The one method key present, or null for a pong (`{}`) or an id-only command. */
       method: Method | null;
+      /**
+       * Set when the command is well formed but its content cannot be served, so it is
+       * answered with error 107 in its turn rather than closing the connection: a Protobuf
+       * payload whose bytes are not JSON text (docs/protocol.md, "Payloads").
+       */
+      refusal?: string;
     }
   | {
       ok: false;
@@ -112,6 +118,15 @@ function decodeLine(line: string): DecodedCommand {
   } catch {
     return { ok: false, reason: 'not JSON' };
   }
+  return verdictOf(value);
+}
+
+/**
+ * The structural verdict on one command already in its JSON shape: the JSON decoder's
+ * parse, or the Protobuf decoder's (./protobuf/decode.ts), so both codecs hold commands to
+ * the same rules.
+ */
+export function verdictOf(value: unknown): DecodedCommand {
   if (!isObject(value)) return { ok: false, reason: 'command is not a JSON object' };
   const id = readId(value.id);
   if (id === INVALID) return { ok: false, reason: 'id is not a non-negative integer' };

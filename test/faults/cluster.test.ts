@@ -121,7 +121,8 @@ describe('fault suite: 2 gateways, 2 workers, private PostgreSQL and Redis behin
     }
     onTestFailed(() => {
       for (const [i, node] of [...gateways, ...workers].entries()) {
-        const tail = node.output.filter((l) => !l.includes('"level":30')).slice(-15);
+        // Warnings, and the partition moves (info) that explain who consumed what.
+        const tail = node.output.filter((l) => !l.includes('"level":30') || l.includes('partition')).slice(-25);
         console.log(
           `[faults] ${node.role} ${i} (pid ${node.process.pid}) last warnings:\n${tail.join('\n')}`,
         );

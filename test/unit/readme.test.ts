@@ -11,6 +11,23 @@ describe('README', () => {
     expect(ENV_NAMES.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
 
+  it('lists every official SDK with the protocol it speaks', () => {
+    const sdks: [string, string][] = [
+      ['`centrifuge` (centrifuge-js)', 'JSON'],
+      ['`centrifuge-go`', 'JSON'],
+      ['`centrifuge-python`', 'JSON'],
+      ['`centrifuge-swift`', 'Protobuf'],
+      ['`centrifuge-java`', 'Protobuf'],
+      ['`centrifuge-dart`', 'Protobuf'],
+    ];
+    for (const [sdk, protocol] of sdks) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| ${sdk} |`));
+      expect(row, `a README row for ${sdk}`).toBeDefined();
+      expect(row!.split('|')[3]).toContain(protocol);
+    }
+    expect(readme).not.toMatch(/does not serve (it )?yet|refuses (it|Protobuf)/);
+  });
+
   it('opens with the two commands', () => {
     const firstBlock = readme.split('```')[1] ?? '';
     expect(firstBlock).toContain('npx tidings dev');
