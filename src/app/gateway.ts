@@ -89,7 +89,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
-  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, nodeUid, log });
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, db: database.db, nodeUid, log });
   notify.attach(api.control);
   http.route('GET /metrics', metricsRoute);
   const depths = reusedFor(1000, () => ingest.waitingJobs());

@@ -35,6 +35,8 @@ export interface PersistWorkerOptions {
   cache: CachePolicy;
   lockMs: number;
   log: Logger;
+  /** TIDINGS_NODE_NAME, shown beside the worker's id in API `workers` and the admin console. */
+  name?: string;
 }
 
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
@@ -49,6 +51,7 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
     partitions: opts.partitions,
     lockMs: opts.lockMs,
     log,
+    name: opts.name,
     processor,
     stopProcessing: () => stopping.abort(),
   });

@@ -1,0 +1,1 @@
+CREATE INDEX "channels_name_prefix_idx" ON "channels" USING btree ("name" text_pattern_ops);
