@@ -11,6 +11,9 @@ import { API_KEY, call } from '../helpers/api.js';
 import { ADMIN_PASSWORD, adminFetch, csrfOf, sessionOf, signIn } from '../helpers/admin.js';
 import { TestStack, uniqueChannel } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { sql } from 'drizzle-orm';
+import { openDatabase } from '../../src/db/client.js';
+import { searchQuery } from '../../src/db/repos/channel-search.js';
 
 const ADMIN_ENV = { TIDINGS_ADMIN_PASSWORD: ADMIN_PASSWORD, TIDINGS_API_KEY: API_KEY };
 
@@ -191,6 +194,23 @@ describe('admin console', () => {
     expect(literal.channels.map((c) => c.channel)).toEqual([`${base}-%`]);
     const page = await adminFetch(gw.port, `/admin/channels?prefix=${base}`, { cookie });
     expect(page.text).toContain(`${base}-c`);
+  });
+
+  it('searches with one range scan of the prefix index, never a sort of the table', async () => {
+    const database = openDatabase(stack.databaseUrl, { max: 1 });
+    try {
+      const plan = await database.db.transaction(async (tx) => {
+        // The test table is small (and its database C-collated, so the primary key could serve LIKE too):
+        // what matters is that the prefix index serves the query in order, without a sort.
+        for (const off of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort']) await tx.execute(sql.raw(`set local ${off} = off`));
+        const result = await tx.execute<{ 'QUERY PLAN': string }>(sql`explain ${searchQuery({ prefix: 'chat:', after: 'chat:a', limit: 20 })}`);
+        return result.rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
+      expect(plan).toContain('channels_name_prefix_idx');
+      expect(plan).not.toMatch(/\bSort\b/);
+    } finally {
+      await database.close();
+    }
   });
 
   it('removes history through the form; the position stays', async () => {

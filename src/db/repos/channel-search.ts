@@ -5,7 +5,7 @@
  * text_pattern_ops order), whatever the database's collation, so a prefix's names are one
  * contiguous run of the index and a page costs `limit` rows, however many channels exist.
  */
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../client.js';
 
 export interface ChannelRow {
@@ -30,13 +30,18 @@ function likePrefix(prefix: string): string {
 
 type Row = { name: string; epoch: string; top_offset: number; created_at: Date | string };
 
-export async function searchChannels(db: Db, search: ChannelSearch): Promise<ChannelRow[]> {
+/** The statement, apart so a test can EXPLAIN it. */
+export function searchQuery(search: ChannelSearch): SQL {
   const after = search.after === undefined ? sql`` : sql`and name ~>~ ${search.after}`;
-  const result = await db.execute<Row>(sql`
+  return sql`
     select name, epoch, top_offset, created_at from channels
      where name like ${likePrefix(search.prefix)} ${after}
      order by name using ~<~
-     limit ${search.limit}`);
+     limit ${search.limit}`;
+}
+
+export async function searchChannels(db: Db, search: ChannelSearch): Promise<ChannelRow[]> {
+  const result = await db.execute<Row>(searchQuery(search));
   return result.rows.map((row) => ({
     channel: row.name,
     epoch: row.epoch,
