@@ -16,10 +16,25 @@ export interface ChannelHit {
   created_at: string;
 }
 
-export function channelsPage(csrf: string, prefix: string, hits: ChannelHit[] | undefined, next: string): SafeHtml {
-  const rows = (hits ?? []).map((h) => [link('/admin/channel', { name: h.channel }, h.channel), cell(h.offset), cell(h.epoch), cell(h.created_at)]);
-  const results = hits === undefined ? '' : table(['Channel', 'Top offset', 'Epoch', 'Created'], rows, 'No channel starts with this.');
-  const more = next ? html`<p class="pager">${link('/admin/channels', { prefix, after: next }, 'Next page →')}</p>` : '';
+export function channelsPage(
+  csrf: string,
+  prefix: string,
+  hits: ChannelHit[] | undefined,
+  next: string,
+): SafeHtml {
+  const rows = (hits ?? []).map((h) => [
+    link('/admin/channel', { name: h.channel }, h.channel),
+    cell(h.offset),
+    cell(h.epoch),
+    cell(h.created_at),
+  ]);
+  const results =
+    hits === undefined
+      ? ''
+      : table(['Channel', 'Top offset', 'Epoch', 'Created'], rows, 'No channel starts with this.');
+  const more = next
+    ? html`<p class="pager">${link('/admin/channels', { prefix, after: next }, 'Next page →')}</p>`
+    : '';
   return page(
     { title: 'Channels', section: 'channels', csrf },
     html`<form method="get" action="/admin/channels" class="search" role="search">
@@ -112,7 +127,10 @@ function publicationsBlock(view: ChannelView): SafeHtml {
     cell(p.tags ? JSON.stringify(p.tags) : ''),
     html`<pre>${clip(JSON.stringify(p.data, null, 2) ?? '', DATA_CHARS)}</pre>`,
   ]);
-  const older = view.older === undefined ? '' : link('/admin/channel', { name: view.channel, before: view.older }, 'Older →');
+  const older =
+    view.older === undefined
+      ? ''
+      : link('/admin/channel', { name: view.channel, before: view.older }, 'Older →');
   return html`${table(['Offset', 'Publisher', 'Tags', 'Data'], rows, 'No stored publication.')}
 <p class="pager">${link('/admin/channel', { name: view.channel }, 'Newest')} ${older}</p>`;
 }

@@ -15,7 +15,13 @@ import type { PartitionStats } from '../ingest/client.js';
 import type { FailedJob } from '../ingest/stats.js';
 import type { Logger } from '../observability/logger.js';
 import type { DeadLetter } from '../webhooks/dead-letters.js';
-import { channelPage, channelsPage, type ChannelHit, type ChannelView, type Publication } from './channel-pages.js';
+import {
+  channelPage,
+  channelsPage,
+  type ChannelHit,
+  type ChannelView,
+  type Publication,
+} from './channel-pages.js';
 import { BadInput, field, redirect, sendHtml } from './http.js';
 import { href } from './html.js';
 import { deadLettersPage, errorPage, nodesPage, queuesPage, type DeadLetterView } from './pages.js';
@@ -83,11 +89,17 @@ export class Console {
     const offset = intParam(r.query, 'offset', 10_000) ?? 0;
     const [stats, webhooks] = await Promise.all([
       this.call<{ partitions: PartitionStats[] }>('queue_stats'),
-      this.call<{ events: DeadLetter[]; total: number }>('webhook_dead_letters', { limit: WEBHOOK_DEAD_LETTERS }).catch(shownAsError),
+      this.call<{ events: DeadLetter[]; total: number }>('webhook_dead_letters', {
+        limit: WEBHOOK_DEAD_LETTERS,
+      }).catch(shownAsError),
     ]);
     const view: DeadLetterView = { webhooks, partitions: stats.partitions };
     if (partition !== undefined) {
-      const failed = await this.call<{ jobs: FailedJob[]; total: number }>('ingest_failed', { partition, offset, limit: FAILED_PAGE });
+      const failed = await this.call<{ jobs: FailedJob[]; total: number }>('ingest_failed', {
+        partition,
+        offset,
+        limit: FAILED_PAGE,
+      });
       view.failed = { partition, offset, pageSize: FAILED_PAGE, ...failed };
     }
     sendHtml(r.res, 200, deadLettersPage(r.csrf, view));
@@ -96,7 +108,11 @@ export class Console {
   async channels(r: Request): Promise<void> {
     const prefix = field(r.query, 'prefix', MAX_CHANNEL_BYTES) ?? '';
     const after = field(r.query, 'after', MAX_CHANNEL_BYTES);
-    const found = await this.call<{ channels: ChannelHit[]; next: string }>('channel_search', { prefix, after, limit: CHANNELS_PAGE });
+    const found = await this.call<{ channels: ChannelHit[]; next: string }>('channel_search', {
+      prefix,
+      after,
+      limit: CHANNELS_PAGE,
+    });
     sendHtml(r.res, 200, channelsPage(r.csrf, prefix, found.channels, found.next));
   }
 
@@ -139,24 +155,44 @@ export class Console {
   }
 
   private async history(channel: string, before: number | undefined) {
-    const params = { channel, limit: HISTORY_PAGE, reverse: true, since: before === undefined ? undefined : { offset: before } };
+    const params = {
+      channel,
+      limit: HISTORY_PAGE,
+      reverse: true,
+      since: before === undefined ? undefined : { offset: before },
+    };
     try {
-      const page = await this.call<{ publications: Publication[]; epoch: string; offset: number }>('history', params);
+      const page = await this.call<{ publications: Publication[]; epoch: string; offset: number }>(
+        'history',
+        params,
+      );
       const last = page.publications[page.publications.length - 1];
-      const older = page.publications.length === HISTORY_PAGE && last && last.offset > 1 ? last.offset : undefined;
+      const older =
+        page.publications.length === HISTORY_PAGE && last && last.offset > 1 ? last.offset : undefined;
       return { epoch: page.epoch, top: page.offset, publications: page.publications, older };
     } catch (err) {
       // History off for the namespace (108): the rest of the page still has something to say.
       if (!(err instanceof ApiFailure) || err.status === 404) throw err;
-      return { epoch: '', top: 0, publications: [], older: undefined, historyError: `History: ${err.message}` };
+      return {
+        epoch: '',
+        top: 0,
+        publications: [],
+        older: undefined,
+        historyError: `History: ${err.message}`,
+      };
     }
   }
 
   private async presence(channel: string): Promise<ChannelView['presence']> {
     try {
-      const stats = await this.call<{ num_clients: number; num_users: number }>('presence_stats', { channel });
+      const stats = await this.call<{ num_clients: number; num_users: number }>('presence_stats', {
+        channel,
+      });
       if (stats.num_clients > PRESENCE_LIST_MAX) return { clients: [], users: stats.num_users };
-      const list = await this.call<{ presence: Record<string, { client: string; user: string }> }>('presence', { channel });
+      const list = await this.call<{ presence: Record<string, { client: string; user: string }> }>(
+        'presence',
+        { channel },
+      );
       return { clients: Object.values(list.presence), users: stats.num_users };
     } catch (err) {
       if (!(err instanceof ApiFailure) || err.status === 404) throw err;
@@ -183,7 +219,8 @@ function intParam(params: URLSearchParams, name: string, max: number): number | 
   const text = field(params, name, 16);
   if (text === undefined || text === '') return undefined;
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value) || value > max) throw new BadInput(`${name} must be a whole number from 0 to ${max}`);
+  if (!Number.isSafeInteger(value) || value > max)
+    throw new BadInput(`${name} must be a whole number from 0 to ${max}`);
   return value;
 }
 

@@ -17,7 +17,13 @@ export interface SafeHtml {
   readonly text: string;
 }
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
@@ -43,7 +49,8 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): SafeH
 /** A path under /admin with its query, every value URL-encoded (the result is escaped where it is used). */
 export function href(path: string, query: Record<string, string | number | undefined> = {}): string {
   const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(query)) if (value !== undefined && value !== '') params.set(name, String(value));
+  for (const [name, value] of Object.entries(query))
+    if (value !== undefined && value !== '') params.set(name, String(value));
   const search = params.toString();
   return search ? `${path}?${search}` : path;
 }

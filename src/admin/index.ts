@@ -19,7 +19,17 @@ import type { HttpServer, RouteHandler } from '../http/server.js';
 import type { Logger } from '../observability/logger.js';
 import { ADMIN_SCRIPT, ADMIN_STYLE } from './assets.js';
 import { channelParam, Console, type Request } from './console.js';
-import { BadInput, clientAddress, cookieOf, readForm, redirect, sameOrigin, SECURITY_HEADERS, sendHtml, sessionCookie } from './http.js';
+import {
+  BadInput,
+  clientAddress,
+  cookieOf,
+  readForm,
+  redirect,
+  sameOrigin,
+  SECURITY_HEADERS,
+  sendHtml,
+  sessionCookie,
+} from './http.js';
 import { SCRIPT_PATH, STYLE_PATH } from './layout.js';
 import { LiveStreams, type LiveDeps } from './live.js';
 import { LoginLimiter } from './login-limit.js';
@@ -46,7 +56,12 @@ class Admin {
 
   constructor(readonly opts: AdminOptions) {
     const now = opts.now ?? Date.now;
-    this.keys = new SessionKeys({ password: opts.settings.password, secret: opts.tokenSecret, ttlS: opts.settings.sessionTtlS, now });
+    this.keys = new SessionKeys({
+      password: opts.settings.password,
+      secret: opts.tokenSecret,
+      ttlS: opts.settings.sessionTtlS,
+      now,
+    });
     this.limiter = new LoginLimiter(now);
     this.console = new Console(opts.api, opts.log);
     this.live = new LiveStreams(opts.live);
@@ -74,16 +89,20 @@ class Admin {
       const session = this.session(req);
       if (!session) return refuse(res, 401, 'Sign in first.');
       const read = await readForm(req);
-      if (!read.ok) return refuse(res, read.status, read.status === 413 ? 'The form is too large.' : 'Send a form.');
+      if (!read.ok)
+        return refuse(res, read.status, read.status === 413 ? 'The form is too large.' : 'Send a form.');
       const csrf = this.keys.csrfToken(session);
-      if (!this.keys.csrfMatches(session, read.form.get('csrf') ?? undefined)) return refuse(res, 403, 'The form is stale: reload the page.');
+      if (!this.keys.csrfMatches(session, read.form.get('csrf') ?? undefined))
+        return refuse(res, 403, 'The form is stale: reload the page.');
       const r = { req, res, query: new URLSearchParams(), csrf };
       await handler(r, read.form).catch((err: unknown) => this.console.fail(res, csrf, err));
     };
   }
 
   cookie(value: string, maxAgeS: number): Record<string, string> {
-    return { 'set-cookie': sessionCookie(COOKIE_NAME, value, { maxAgeS, secure: this.opts.settings.secureCookie }) };
+    return {
+      'set-cookie': sessionCookie(COOKIE_NAME, value, { maxAgeS, secure: this.opts.settings.secureCookie }),
+    };
   }
 }
 
@@ -96,13 +115,34 @@ export function registerAdmin(http: HttpServer, opts: AdminOptions): void {
   const c = admin.console;
   http.route('GET /admin', (_req, res) => redirect(res, '/admin/nodes'));
   registerLogin(http, admin);
-  http.route('GET /admin/nodes', admin.page((r) => c.nodes(r)));
-  http.route('GET /admin/queues', admin.page((r) => c.queues(r)));
-  http.route('GET /admin/dead-letters', admin.page((r) => c.deadLetters(r)));
-  http.route('GET /admin/channels', admin.page((r) => c.channels(r)));
-  http.route('GET /admin/channel', admin.page((r) => c.channel(r)));
-  http.route('POST /admin/publish', admin.action((r, form) => c.publish(r, form)));
-  http.route('POST /admin/history-remove', admin.action((r, form) => c.removeHistory(r, form)));
+  http.route(
+    'GET /admin/nodes',
+    admin.page((r) => c.nodes(r)),
+  );
+  http.route(
+    'GET /admin/queues',
+    admin.page((r) => c.queues(r)),
+  );
+  http.route(
+    'GET /admin/dead-letters',
+    admin.page((r) => c.deadLetters(r)),
+  );
+  http.route(
+    'GET /admin/channels',
+    admin.page((r) => c.channels(r)),
+  );
+  http.route(
+    'GET /admin/channel',
+    admin.page((r) => c.channel(r)),
+  );
+  http.route(
+    'POST /admin/publish',
+    admin.action((r, form) => c.publish(r, form)),
+  );
+  http.route(
+    'POST /admin/history-remove',
+    admin.action((r, form) => c.removeHistory(r, form)),
+  );
   http.route('GET /admin/live', liveRoute(admin));
   http.route(`GET ${SCRIPT_PATH}`, (_req, res) => sendAsset(res, 'text/javascript', ADMIN_SCRIPT));
   http.route(`GET ${STYLE_PATH}`, (_req, res) => sendAsset(res, 'text/css', ADMIN_STYLE));
@@ -130,9 +170,17 @@ async function login(admin: Admin, req: Parameters<RouteHandler>[0], res: Server
   if (!sameOrigin(req)) return refuse(res, 403, 'This request came from another site.');
   const address = clientAddress(req);
   const waitMs = admin.limiter.retryAfterMs(address);
-  if (waitMs > 0) return sendHtml(res, 429, loginPage('Too many failed sign-ins: wait a minute.'), { 'retry-after': String(Math.ceil(waitMs / 1000)) });
+  if (waitMs > 0)
+    return sendHtml(res, 429, loginPage('Too many failed sign-ins: wait a minute.'), {
+      'retry-after': String(Math.ceil(waitMs / 1000)),
+    });
   const read = await readForm(req);
-  if (!read.ok) return sendHtml(res, read.status, loginPage(read.status === 413 ? 'The form is too large.' : 'Send the form.'));
+  if (!read.ok)
+    return sendHtml(
+      res,
+      read.status,
+      loginPage(read.status === 413 ? 'The form is too large.' : 'Send the form.'),
+    );
   const password = read.form.get('password') ?? '';
   if (password === '') return sendHtml(res, 400, loginPage('Enter the password.'));
   if (password.length > MAX_ADMIN_PASSWORD_CHARS || !admin.keys.passwordMatches(password)) {

@@ -51,7 +51,8 @@ ${body}
 
 function nav(active: Section | undefined, csrf: string): SafeHtml {
   const links = NAV.map(
-    ([section, label, path]) => html`<a href="${path}"${section === active ? html` aria-current="page"` : ''}>${label}</a>`,
+    ([section, label, path]) =>
+      html`<a href="${path}"${section === active ? html` aria-current="page"` : ''}>${label}</a>`,
   );
   return html`<nav>${links}</nav>
   <form method="post" action="/admin/logout" class="logout">${csrfField(csrf)}<button type="submit">Sign out</button></form>`;
@@ -73,13 +74,21 @@ export function cell(value: unknown): SafeHtml {
   return html`${value}`;
 }
 
-export function link(path: string, query: Record<string, string | number | undefined>, text: unknown): SafeHtml {
+export function link(
+  path: string,
+  query: Record<string, string | number | undefined>,
+  text: unknown,
+): SafeHtml {
   return html`<a href="${href(path, query)}">${text}</a>`;
 }
 
 /** 93784 → "1d 2h 3m". */
 export function duration(seconds: number): string {
-  const units: [number, string][] = [[86400, 'd'], [3600, 'h'], [60, 'm']];
+  const units: [number, string][] = [
+    [86400, 'd'],
+    [3600, 'h'],
+    [60, 'm'],
+  ];
   const parts: string[] = [];
   let rest = Math.max(0, Math.floor(seconds));
   for (const [size, unit] of units) {

@@ -102,5 +102,8 @@ function streamSubscriber(res: ServerResponse, recoveryMax: number): Subscriber 
 
 /** One event; JSON has no raw line breaks, but a frame holding several is split so each line stays a `data:` line. */
 function event(name: string, data: string): string {
-  return `event: ${name}\n${data.split('\n').map((line) => `data: ${line}`).join('\n')}\n\n`;
+  return `event: ${name}\n${data
+    .split('\n')
+    .map((line) => `data: ${line}`)
+    .join('\n')}\n\n`;
 }

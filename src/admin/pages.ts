@@ -23,15 +23,33 @@ export function loginPage(error?: string): SafeHtml {
 }
 
 export function errorPage(csrf: string | undefined, title: string, message: string): SafeHtml {
-  return page({ title, csrf }, html`${banner('error', message)}<p><a href="/admin/nodes">Back to the console</a></p>`);
+  return page(
+    { title, csrf },
+    html`${banner('error', message)}<p><a href="/admin/nodes">Back to the console</a></p>`,
+  );
 }
 
 export function nodesPage(csrf: string, gateways: NodeInfo[], workers: WorkerInfo[]): SafeHtml {
   const gatewayRows = gateways.map((n) =>
-    [n.name, n.uid, n.version, duration(n.uptime), n.num_clients, n.num_users, n.num_subs, n.num_channels].map(cell),
+    [
+      n.name,
+      n.uid,
+      n.version,
+      duration(n.uptime),
+      n.num_clients,
+      n.num_users,
+      n.num_subs,
+      n.num_channels,
+    ].map(cell),
   );
   const workerRows = workers.map((w) =>
-    [w.name, w.id, w.uptime === null ? '?' : duration(w.uptime), `${(w.last_seen_ms / 1000).toFixed(1)} s ago`, w.partitions.join(', ') || 'none'].map(cell),
+    [
+      w.name,
+      w.id,
+      w.uptime === null ? '?' : duration(w.uptime),
+      `${(w.last_seen_ms / 1000).toFixed(1)} s ago`,
+      w.partitions.join(', ') || 'none',
+    ].map(cell),
   );
   return page(
     { title: 'Nodes', section: 'nodes', csrf },
@@ -94,8 +112,19 @@ function failedSummary(partitions: PartitionStats[]): SafeHtml {
 }
 
 function failedJobsTable(view: NonNullable<DeadLetterView['failed']>): SafeHtml {
-  const rows = view.jobs.map((j) => [j.id, j.failed_at ?? '?', j.added_at, j.publications, j.channels.join(' '), clip(j.reason, 300)].map(cell));
-  const next = view.offset + view.pageSize < view.total ? link('/admin/dead-letters', { partition: view.partition, offset: view.offset + view.pageSize }, 'Older →') : '';
+  const rows = view.jobs.map((j) =>
+    [j.id, j.failed_at ?? '?', j.added_at, j.publications, j.channels.join(' '), clip(j.reason, 300)].map(
+      cell,
+    ),
+  );
+  const next =
+    view.offset + view.pageSize < view.total
+      ? link(
+          '/admin/dead-letters',
+          { partition: view.partition, offset: view.offset + view.pageSize },
+          'Older →',
+        )
+      : '';
   return html`<h3>Partition ${view.partition} <span class="count">${view.total}</span></h3>
 ${table(['Job', 'Failed at', 'Added at', 'Publications', 'Channels', 'Reason'], rows, 'None on this page.')}
 <p class="pager">${next}</p>`;
@@ -103,7 +132,11 @@ ${table(['Job', 'Failed at', 'Added at', 'Publications', 'Channels', 'Reason'], 
 
 function webhookTable(webhooks: DeadLetterView['webhooks']): SafeHtml {
   if ('error' in webhooks) return banner('error', webhooks.error);
-  const rows = webhooks.events.map((d) => [d.dead_at, d.attempts, clip(d.error, 300)].map(cell).concat(html`<pre>${clip(JSON.stringify(d.event), 2000)}</pre>`));
+  const rows = webhooks.events.map((d) =>
+    [d.dead_at, d.attempts, clip(d.error, 300)]
+      .map(cell)
+      .concat(html`<pre>${clip(JSON.stringify(d.event), 2000)}</pre>`),
+  );
   return html`<p class="hint">${webhooks.total} in the list (newest first, up to 50 shown; API <code>webhook_dead_letters</code> for more).</p>
 ${table(['Given up at', 'Attempts', 'Last error', 'Event'], rows, 'No webhook dead letters.')}`;
 }

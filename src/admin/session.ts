@@ -69,7 +69,10 @@ export class SessionKeys {
   }
 
   issue(): { session: Session; cookie: string } {
-    const session = { id: randomBytes(16).toString('base64url'), expires: Math.floor(this.now() / 1000) + this.opts.ttlS };
+    const session = {
+      id: randomBytes(16).toString('base64url'),
+      expires: Math.floor(this.now() / 1000) + this.opts.ttlS,
+    };
     const body = `${session.expires}.${session.id}`;
     return { session, cookie: `${body}.${mac(this.signing, body)}` };
   }

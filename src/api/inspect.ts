@@ -47,7 +47,12 @@ export const channelSearch: ApiMethod = async (ctx, params) => {
   const after = nameText(params, 'after') || undefined;
   const limit = pageSize(params);
   const rows = await ctx.channelSearch({ prefix, after, limit });
-  const channels = rows.map((r) => ({ channel: r.channel, epoch: r.epoch, offset: r.offset, created_at: r.createdAt }));
+  const channels = rows.map((r) => ({
+    channel: r.channel,
+    epoch: r.epoch,
+    offset: r.offset,
+    created_at: r.createdAt,
+  }));
   return { channels, next: rows.length === limit ? rows[rows.length - 1]!.channel : '' };
 };
 

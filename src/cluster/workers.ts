@@ -43,7 +43,10 @@ export class WorkerDirectory {
       seen.push(Number(flat[i + 1]));
     }
     if (ids.length === 0) return [];
-    const [infos, owners] = await Promise.all([this.redis.mget(ids.map((id) => this.keys.workerInfo(id))), this.leaseOwners()]);
+    const [infos, owners] = await Promise.all([
+      this.redis.mget(ids.map((id) => this.keys.workerInfo(id))),
+      this.leaseOwners(),
+    ]);
     const workers = ids.map((id, i) => describe(id, infos[i] ?? null, seen[i]!, owners, now));
     return workers.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
   }
@@ -56,7 +59,13 @@ export class WorkerDirectory {
   }
 }
 
-function describe(id: string, json: string | null, seenAt: number, owners: (string | null)[], now: number): WorkerInfo {
+function describe(
+  id: string,
+  json: string | null,
+  seenAt: number,
+  owners: (string | null)[],
+  now: number,
+): WorkerInfo {
   const info = parseAnnounced(json);
   const startedAt = typeof info.started_at === 'number' ? info.started_at : undefined;
   return {

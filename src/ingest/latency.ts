@@ -45,7 +45,12 @@ export class LatencyWindow {
     if (!ring || ring.count === 0) return { samples: 0, p50_ms: 0, p99_ms: 0, max_ms: 0 };
     const sorted = ring.values.slice(0, ring.count).sort();
     const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-    return { samples: ring.count, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: round(sorted[sorted.length - 1]!) };
+    return {
+      samples: ring.count,
+      p50_ms: at(0.5),
+      p99_ms: at(0.99),
+      max_ms: round(sorted[sorted.length - 1]!),
+    };
   }
 }
 

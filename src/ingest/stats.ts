@@ -80,5 +80,9 @@ function publicationsOf(data: unknown): { channel: string }[] {
 }
 
 function hasChannel(value: unknown): value is { channel: string } {
-  return typeof value === 'object' && value !== null && typeof (value as { channel?: unknown }).channel === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { channel?: unknown }).channel === 'string'
+  );
 }

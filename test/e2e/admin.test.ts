@@ -20,10 +20,14 @@ import { TestStack, uniqueChannel } from '../helpers/stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM) && !process.env.CI;
-if (skip) console.warn(`test/e2e/admin.test.ts skipped: ${CHROMIUM} is missing (apt-get install -y chromium). In CI it is required.`);
+if (skip)
+  console.warn(
+    `test/e2e/admin.test.ts skipped: ${CHROMIUM} is missing (apt-get install -y chromium). In CI it is required.`,
+  );
 
 const UI_TIMEOUT = 20_000;
-const SHOTS = process.env.TIDINGS_E2E_SCREENSHOTS ?? join(import.meta.dirname, '..', '..', 'test-output', 'admin');
+const SHOTS =
+  process.env.TIDINGS_E2E_SCREENSHOTS ?? join(import.meta.dirname, '..', '..', 'test-output', 'admin');
 
 describe.skipIf(skip)(`admin console in headless Chromium (${CHROMIUM})`, () => {
   const stack = new TestStack();
@@ -43,7 +47,15 @@ describe.skipIf(skip)(`admin console in headless Chromium (${CHROMIUM})`, () => 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   });
@@ -59,7 +71,8 @@ describe.skipIf(skip)(`admin console in headless Chromium (${CHROMIUM})`, () => 
     page.on('pageerror', (err) => problems.push(`${path}: ${err.message}`));
     page.on('console', (msg) => {
       // The wrong password's 401 is meant; anything else (a CSP violation above all) is not.
-      if (msg.type() === 'error' && !msg.text().includes('status of 401')) problems.push(`${path}: console: ${msg.text()}`);
+      if (msg.type() === 'error' && !msg.text().includes('status of 401'))
+        problems.push(`${path}: console: ${msg.text()}`);
     });
     await page.goto(`http://127.0.0.1:${gateway.port}${path}`);
     return page;
@@ -107,7 +120,9 @@ describe.skipIf(skip)(`admin console in headless Chromium (${CHROMIUM})`, () => 
 
     // Another tab publishes through the form; this one sees it arrive on its live stream.
     const publisher = await open(`/admin/channel?name=${encodeURIComponent(channel)}`);
-    await publisher.locator('#data').fill('{"text": "hello from the console", "html": "<img src=x onerror=alert(1)>"}');
+    await publisher
+      .locator('#data')
+      .fill('{"text": "hello from the console", "html": "<img src=x onerror=alert(1)>"}');
     await publisher.locator('#publish').click();
     await publisher.locator('.banner.notice', { hasText: 'Published at offset 2.' }).waitFor();
     await shot(publisher, '6-published');

@@ -20,7 +20,11 @@ export interface AdminRequest {
   body?: string;
 }
 
-export async function adminFetch(port: number, path: string, opts: AdminRequest = {}): Promise<AdminResponse> {
+export async function adminFetch(
+  port: number,
+  path: string,
+  opts: AdminRequest = {},
+): Promise<AdminResponse> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.cookie) headers.cookie = opts.cookie;
   let body = opts.body;
@@ -28,7 +32,12 @@ export async function adminFetch(port: number, path: string, opts: AdminRequest 
     body = new URLSearchParams(opts.form).toString();
     headers['content-type'] ??= 'application/x-www-form-urlencoded';
   }
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: opts.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, redirect: 'manual' });
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: opts.method ?? (body === undefined ? 'GET' : 'POST'),
+    headers,
+    body,
+    redirect: 'manual',
+  });
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
@@ -42,7 +51,8 @@ export function sessionOf(res: AdminResponse): string | undefined {
 export async function signIn(port: number, password = ADMIN_PASSWORD): Promise<string> {
   const res = await adminFetch(port, '/admin/login', { form: { password } });
   const cookie = sessionOf(res);
-  if (res.status !== 303 || !cookie) throw new Error(`sign-in failed: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+  if (res.status !== 303 || !cookie)
+    throw new Error(`sign-in failed: HTTP ${res.status} ${res.text.slice(0, 200)}`);
   return cookie;
 }
 

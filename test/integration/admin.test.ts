@@ -35,10 +35,18 @@ describe('admin console', () => {
 
   it('is off unless TIDINGS_ADMIN_PASSWORD is set: every /admin path is 404', async () => {
     const off = await stack.gateway({ TIDINGS_API_KEY: API_KEY });
-    for (const path of ['/admin', '/admin/login', '/admin/nodes', '/admin/static/admin.js', '/admin/live?channel=a']) {
+    for (const path of [
+      '/admin',
+      '/admin/login',
+      '/admin/nodes',
+      '/admin/static/admin.js',
+      '/admin/live?channel=a',
+    ]) {
       expect((await adminFetch(off.port, path)).status, path).toBe(404);
     }
-    expect((await adminFetch(off.port, '/admin/login', { form: { password: ADMIN_PASSWORD } })).status).toBe(404);
+    expect((await adminFetch(off.port, '/admin/login', { form: { password: ADMIN_PASSWORD } })).status).toBe(
+      404,
+    );
   });
 
   it('sends a visitor without a session to the login page', async () => {
@@ -56,24 +64,41 @@ describe('admin console', () => {
   it('signs in with the password into an HttpOnly, SameSite=Strict cookie, and refuses the rest', async () => {
     const ok = await adminFetch(gw.port, '/admin/login', { form: { password: ADMIN_PASSWORD } });
     expect(ok.status).toBe(303);
-    expect(ok.headers.get('set-cookie')).toMatch(/^tidings_admin=[^;]+; Path=\/admin; Max-Age=28800; HttpOnly; SameSite=Strict$/);
+    expect(ok.headers.get('set-cookie')).toMatch(
+      /^tidings_admin=[^;]+; Path=\/admin; Max-Age=28800; HttpOnly; SameSite=Strict$/,
+    );
     expect((await adminFetch(gw.port, '/admin/login', { form: { password: '' } })).status).toBe(400);
     expect((await adminFetch(gw.port, '/admin/login', { form: {} })).status).toBe(400);
-    expect((await adminFetch(gw.port, '/admin/login', { form: { password: 'x'.repeat(300_000) } })).status).toBe(413);
-    expect((await adminFetch(gw.port, '/admin/login', { body: JSON.stringify({ password: ADMIN_PASSWORD }), headers: { 'content-type': 'application/json' } })).status).toBe(415);
-    const crossSite = await adminFetch(gw.port, '/admin/login', { form: { password: ADMIN_PASSWORD }, headers: { origin: 'http://evil.example' } });
+    expect(
+      (await adminFetch(gw.port, '/admin/login', { form: { password: 'x'.repeat(300_000) } })).status,
+    ).toBe(413);
+    expect(
+      (
+        await adminFetch(gw.port, '/admin/login', {
+          body: JSON.stringify({ password: ADMIN_PASSWORD }),
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+    ).toBe(415);
+    const crossSite = await adminFetch(gw.port, '/admin/login', {
+      form: { password: ADMIN_PASSWORD },
+      headers: { origin: 'http://evil.example' },
+    });
     expect(crossSite.status).toBe(403);
     expect(sessionOf(crossSite)).toBeUndefined();
   });
 
   it('rations failed sign-ins: after 5 wrong passwords even the right one waits', async () => {
     const fresh = await stack.gateway(ADMIN_ENV);
-    const wrong = await adminFetch(fresh.port, '/admin/login', { form: { password: 'wrong-password-000000' } });
+    const wrong = await adminFetch(fresh.port, '/admin/login', {
+      form: { password: 'wrong-password-000000' },
+    });
     expect(wrong.status).toBe(401);
     expect(sessionOf(wrong)).toBeUndefined();
     const oversized = await adminFetch(fresh.port, '/admin/login', { form: { password: 'y'.repeat(5000) } });
     expect(oversized.status).toBe(401);
-    for (let i = 0; i < 3; i++) await adminFetch(fresh.port, '/admin/login', { form: { password: `wrong-${i}` } });
+    for (let i = 0; i < 3; i++)
+      await adminFetch(fresh.port, '/admin/login', { form: { password: `wrong-${i}` } });
     const limited = await adminFetch(fresh.port, '/admin/login', { form: { password: ADMIN_PASSWORD } });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -102,7 +127,9 @@ describe('admin console', () => {
   it('shows gateways and workers on the nodes page, partitions on the queues page', async () => {
     const nodes = await adminFetch(gw.port, '/admin/nodes', { cookie });
     expect(nodes.text).toContain(gw.nodeName);
-    await waitFor('the worker on the nodes page', async () => (await adminFetch(gw.port, '/admin/nodes', { cookie })).text.includes('worker-admin-test'));
+    await waitFor('the worker on the nodes page', async () =>
+      (await adminFetch(gw.port, '/admin/nodes', { cookie })).text.includes('worker-admin-test'),
+    );
     const queues = await adminFetch(gw.port, '/admin/queues', { cookie });
     expect(queues.status).toBe(200);
     expect(queues.text.match(/<tr><td>\d+<\/td>/g)).toHaveLength(4); // TIDINGS_PARTITIONS=4 in the stack
@@ -115,16 +142,33 @@ describe('admin console', () => {
     const channel = uniqueChannel('admin-csrf');
     const form = { channel, data: '{"n":1}' };
     const token = await csrf();
-    expect((await adminFetch(gw.port, '/admin/publish', { form: { ...form, csrf: token } })).status).toBe(401);
+    expect((await adminFetch(gw.port, '/admin/publish', { form: { ...form, csrf: token } })).status).toBe(
+      401,
+    );
     expect((await adminFetch(gw.port, '/admin/publish', { cookie, form })).status).toBe(403);
-    expect((await adminFetch(gw.port, '/admin/publish', { cookie, form: { ...form, csrf: 'x'.repeat(43) } })).status).toBe(403);
-    const other = await adminFetch(gw.port, '/admin/publish', { cookie, form: { ...form, csrf: token }, headers: { origin: 'http://evil.example' } });
+    expect(
+      (await adminFetch(gw.port, '/admin/publish', { cookie, form: { ...form, csrf: 'x'.repeat(43) } }))
+        .status,
+    ).toBe(403);
+    const other = await adminFetch(gw.port, '/admin/publish', {
+      cookie,
+      form: { ...form, csrf: token },
+      headers: { origin: 'http://evil.example' },
+    });
     expect(other.status).toBe(403);
-    const site = await adminFetch(gw.port, '/admin/publish', { cookie, form: { ...form, csrf: token }, headers: { 'sec-fetch-site': 'cross-site' } });
+    const site = await adminFetch(gw.port, '/admin/publish', {
+      cookie,
+      form: { ...form, csrf: token },
+      headers: { 'sec-fetch-site': 'cross-site' },
+    });
     expect(site.status).toBe(403);
     expect((await adminFetch(gw.port, '/admin/logout', { cookie, form: {} })).status).toBe(403);
     expect((await call<{ offset: number }>(gw.port, 'history', { channel })).offset).toBe(0);
-    const ok = await adminFetch(gw.port, '/admin/publish', { cookie, form: { ...form, csrf: token }, headers: { origin: `http://127.0.0.1:${gw.port}` } });
+    const ok = await adminFetch(gw.port, '/admin/publish', {
+      cookie,
+      form: { ...form, csrf: token },
+      headers: { origin: `http://127.0.0.1:${gw.port}` },
+    });
     expect(ok.status).toBe(303);
     expect(ok.headers.get('location')).toBe(`/admin/channel?name=${channel}&published=1`);
     expect((await call<{ offset: number }>(gw.port, 'history', { channel })).offset).toBe(1);
@@ -147,7 +191,11 @@ describe('admin console', () => {
     expect(page.text).not.toContain('<img src=x');
     expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;');
     expect(page.text).toContain('&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;');
-    const search = await adminFetch(gw.port, `/admin/channels?prefix=${encodeURIComponent(channel.slice(0, 20))}`, { cookie });
+    const search = await adminFetch(
+      gw.port,
+      `/admin/channels?prefix=${encodeURIComponent(channel.slice(0, 20))}`,
+      { cookie },
+    );
     expect(search.text).not.toContain('<script>alert');
     expect(search.text).toContain('&lt;script&gt;');
   });
@@ -171,26 +219,42 @@ describe('admin console', () => {
       ['/admin/channels?prefix=%ED%A0%80', 200], // a lone surrogate decodes to U+FFFD: just a character
       ['/admin/live?channel=', 400],
     ];
-    for (const [path, status] of cases) expect((await adminFetch(gw.port, path, { cookie })).status, path).toBe(status);
+    for (const [path, status] of cases)
+      expect((await adminFetch(gw.port, path, { cookie })).status, path).toBe(status);
     expect((await adminFetch(gw.port, '/admin/live?channel=a')).status).toBe(401);
-    const post = (form: Record<string, string>) => adminFetch(gw.port, '/admin/publish', { cookie, form: { csrf: token, ...form } });
+    const post = (form: Record<string, string>) =>
+      adminFetch(gw.port, '/admin/publish', { cookie, form: { csrf: token, ...form } });
     expect((await post({ channel: 'ok', data: 'not json' })).status).toBe(400);
     expect((await post({ channel: 'ok', data: '' })).status).toBe(400);
     expect((await post({ channel: 'ok', data: `"${'d'.repeat(70_000)}"` })).status).toBe(400);
     expect((await post({ channel: '', data: '1' })).status).toBe(400);
     expect((await post({ channel: 'unknown-ns:x', data: '1' })).status).toBe(404);
-    const big = await adminFetch(gw.port, '/admin/publish', { cookie, body: `csrf=${token}&data=${'z'.repeat(300_000)}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const big = await adminFetch(gw.port, '/admin/publish', {
+      cookie,
+      body: `csrf=${token}&data=${'z'.repeat(300_000)}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(big.status).toBe(413);
   });
 
   it('searches channels by prefix, paged, with % and _ taken literally', async () => {
     const base = uniqueChannel('search');
-    for (const suffix of ['a', 'b', 'c', '%', '_x']) await call(gw.port, 'publish', { channel: `${base}-${suffix}`, data: 1 });
-    const first = await call<{ channels: { channel: string }[]; next: string }>(gw.port, 'channel_search', { prefix: base, limit: 2 });
+    for (const suffix of ['a', 'b', 'c', '%', '_x'])
+      await call(gw.port, 'publish', { channel: `${base}-${suffix}`, data: 1 });
+    const first = await call<{ channels: { channel: string }[]; next: string }>(gw.port, 'channel_search', {
+      prefix: base,
+      limit: 2,
+    });
     expect(first.channels.map((c) => c.channel)).toEqual([`${base}-%`, `${base}-_x`]);
-    const second = await call<{ channels: { channel: string }[]; next: string }>(gw.port, 'channel_search', { prefix: base, limit: 2, after: first.next });
+    const second = await call<{ channels: { channel: string }[]; next: string }>(gw.port, 'channel_search', {
+      prefix: base,
+      limit: 2,
+      after: first.next,
+    });
     expect(second.channels.map((c) => c.channel)).toEqual([`${base}-a`, `${base}-b`]);
-    const literal = await call<{ channels: { channel: string }[] }>(gw.port, 'channel_search', { prefix: `${base}-%` });
+    const literal = await call<{ channels: { channel: string }[] }>(gw.port, 'channel_search', {
+      prefix: `${base}-%`,
+    });
     expect(literal.channels.map((c) => c.channel)).toEqual([`${base}-%`]);
     const page = await adminFetch(gw.port, `/admin/channels?prefix=${base}`, { cookie });
     expect(page.text).toContain(`${base}-c`);
@@ -202,8 +266,11 @@ describe('admin console', () => {
       const plan = await database.db.transaction(async (tx) => {
         // The test table is small (and its database C-collated, so the primary key could serve LIKE too):
         // what matters is that the prefix index serves the query in order, without a sort.
-        for (const off of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort']) await tx.execute(sql.raw(`set local ${off} = off`));
-        const result = await tx.execute<{ 'QUERY PLAN': string }>(sql`explain ${searchQuery({ prefix: 'chat:', after: 'chat:a', limit: 20 })}`);
+        for (const off of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort'])
+          await tx.execute(sql.raw(`set local ${off} = off`));
+        const result = await tx.execute<{ 'QUERY PLAN': string }>(
+          sql`explain ${searchQuery({ prefix: 'chat:', after: 'chat:a', limit: 20 })}`,
+        );
         return result.rows.map((r) => r['QUERY PLAN']).join('\n');
       });
       expect(plan).toContain('channels_name_prefix_idx');
@@ -217,9 +284,15 @@ describe('admin console', () => {
     const channel = uniqueChannel('admin-remove');
     await call(gw.port, 'publish', { channel, data: 1 });
     await call(gw.port, 'publish', { channel, data: 2 });
-    const res = await adminFetch(gw.port, '/admin/history-remove', { cookie, form: { channel, csrf: await csrf() } });
+    const res = await adminFetch(gw.port, '/admin/history-remove', {
+      cookie,
+      form: { channel, csrf: await csrf() },
+    });
     expect(res.status).toBe(303);
-    const after = await call<{ publications: unknown[]; offset: number }>(gw.port, 'history', { channel, limit: -1 });
+    const after = await call<{ publications: unknown[]; offset: number }>(gw.port, 'history', {
+      channel,
+      limit: -1,
+    });
     expect(after.publications).toEqual([]);
     expect(after.offset).toBe(2);
   });
@@ -227,7 +300,10 @@ describe('admin console', () => {
   it('streams a channel live to the session, with no user token', async () => {
     const channel = uniqueChannel('admin-live');
     const controller = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${gw.port}/admin/live?channel=${channel}`, { headers: { cookie }, signal: controller.signal });
+    const res = await fetch(`http://127.0.0.1:${gw.port}/admin/live?channel=${channel}`, {
+      headers: { cookie },
+      signal: controller.signal,
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const reader = res.body!.getReader();

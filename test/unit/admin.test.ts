@@ -89,12 +89,16 @@ describe('admin html', () => {
     expect(html`<p title="${evil}">${evil}</p>`.text).toBe(
       '<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;</p>',
     );
-    expect(html`<ul>${[evil, html`<li>ok</li>`]}</ul>`.text).toBe('<ul>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;<li>ok</li></ul>');
+    expect(html`<ul>${[evil, html`<li>ok</li>`]}</ul>`.text).toBe(
+      '<ul>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;<li>ok</li></ul>',
+    );
     expect(html`${undefined}${null}${false}${0}`.text).toBe('0');
   });
 
   it('builds links with encoded query values', () => {
-    expect(href('/admin/channel', { name: 'a&b=c"<', before: 3, empty: '' })).toBe('/admin/channel?name=a%26b%3Dc%22%3C&before=3');
+    expect(href('/admin/channel', { name: 'a&b=c"<', before: 3, empty: '' })).toBe(
+      '/admin/channel?name=a%26b%3Dc%22%3C&before=3',
+    );
   });
 });
 
@@ -104,7 +108,11 @@ describe('admin settings', () => {
   it('is off without a password, on with one', () => {
     expect(loadConfig('gateway', base).admin).toBeUndefined();
     expect(loadConfig('gateway', { ...base, TIDINGS_ADMIN_PASSWORD: '' }).admin).toBeUndefined();
-    expect(loadConfig('gateway', { ...base, TIDINGS_ADMIN_PASSWORD: PASSWORD }).admin).toEqual({ password: PASSWORD, sessionTtlS: 28800, secureCookie: false });
+    expect(loadConfig('gateway', { ...base, TIDINGS_ADMIN_PASSWORD: PASSWORD }).admin).toEqual({
+      password: PASSWORD,
+      sessionTtlS: 28800,
+      secureCookie: false,
+    });
   });
 
   it('refuses weak or oversized passwords and bad session settings, naming the variable', () => {
