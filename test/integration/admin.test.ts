@@ -280,6 +280,18 @@ describe('admin console', () => {
     }
   });
 
+  it("pages a channel's publications back from the newest, 20 at a time", async () => {
+    const channel = uniqueChannel('admin-pages');
+    for (let i = 1; i <= 25; i++) await call(gw.port, 'publish', { channel, data: { i } });
+    const offsets = (text: string) => [...text.matchAll(/<tr><td>(\d+)<\/td><td>API<\/td>/g)].map((m) => Number(m[1]));
+    const first = await adminFetch(gw.port, `/admin/channel?name=${channel}`, { cookie });
+    expect(offsets(first.text)).toEqual(Array.from({ length: 20 }, (_, i) => 25 - i));
+    expect(first.text).toContain(`href="/admin/channel?name=${channel}&amp;before=6"`);
+    const older = await adminFetch(gw.port, `/admin/channel?name=${channel}&before=6`, { cookie });
+    expect(offsets(older.text)).toEqual([5, 4, 3, 2, 1]);
+    expect(older.text).not.toContain('Older');
+  });
+
   it('removes history through the form; the position stays', async () => {
     const channel = uniqueChannel('admin-remove');
     await call(gw.port, 'publish', { channel, data: 1 });
