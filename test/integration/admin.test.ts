@@ -283,7 +283,8 @@ describe('admin console', () => {
   it("pages a channel's publications back from the newest, 20 at a time", async () => {
     const channel = uniqueChannel('admin-pages');
     for (let i = 1; i <= 25; i++) await call(gw.port, 'publish', { channel, data: { i } });
-    const offsets = (text: string) => [...text.matchAll(/<tr><td>(\d+)<\/td><td>API<\/td>/g)].map((m) => Number(m[1]));
+    const offsets = (text: string) =>
+      [...text.matchAll(/<tr><td>(\d+)<\/td><td>API<\/td>/g)].map((m) => Number(m[1]));
     const first = await adminFetch(gw.port, `/admin/channel?name=${channel}`, { cookie });
     expect(offsets(first.text)).toEqual(Array.from({ length: 20 }, (_, i) => 25 - i));
     expect(first.text).toContain(`href="/admin/channel?name=${channel}&amp;before=6"`);
