@@ -20,7 +20,7 @@ export const LAYERS: string[][] = [
   ['bus'],
   ['history', 'channels', 'presence'],
   ['ingest', 'persist', 'webhooks'],
-  ['gateway', 'api', 'http', 'cluster'],
+  ['gateway', 'api', 'http', 'cluster', 'admin'],
   ['app'],
   ['cli'],
 ];

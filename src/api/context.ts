@@ -15,6 +15,8 @@ import type { Params } from './params.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { CursorStore } from '../db/repos/cursors.js';
 import type { DeadLetters } from '../webhooks/dead-letters.js';
+import type { ChannelRow, ChannelSearch } from '../db/repos/channel-search.js';
+import type { WorkerDirectory } from '../cluster/workers.js';
 
 export interface ApiContext {
   namespaces: Namespaces;
@@ -29,6 +31,10 @@ export interface ApiContext {
   cursors: CursorStore;
   /** Webhook events given up on (API `webhook_dead_letters`). */
   deadLetters: DeadLetters;
+  /** Channels by name prefix, from PostgreSQL (API `channel_search`). */
+  channelSearch(search: ChannelSearch): Promise<ChannelRow[]>;
+  /** Live persist workers (API `workers`). */
+  workers: Pick<WorkerDirectory, 'list'>;
   /** Cap on publications per history call (`limit: -1` means this many). */
   historyMaxPerCall: number;
   /** Cap on the bytes of publications in one history result (TIDINGS_REPLY_MAX_BYTES). */

@@ -17,6 +17,7 @@ import { deletePublication, edit } from './edits.js';
 import { catchup, readCursorSet, unread } from './sync.js';
 import { disconnect, refresh, subscribe, unsubscribe } from './users.js';
 import { webhookDeadLetters } from './webhooks.js';
+import { channelSearch, ingestFailed, queueStats, workers } from './inspect.js';
 
 export type { Outcome };
 
@@ -40,6 +41,10 @@ const METHODS: Record<string, ApiMethod> = {
   channels,
   info,
   webhook_dead_letters: webhookDeadLetters,
+  channel_search: channelSearch,
+  queue_stats: queueStats,
+  ingest_failed: ingestFailed,
+  workers,
 };
 
 /** Every method name served at `POST /api/<name>`. */

@@ -30,9 +30,12 @@ import { RequestLimiter } from './limit.js';
 import type { ProxyClient } from '../proxy/client.js';
 import type { CursorStore } from '../db/repos/cursors.js';
 import { DeadLetters } from '../webhooks/dead-letters.js';
+import type { Db } from '../db/client.js';
+import { searchChannels } from '../db/repos/channel-search.js';
+import { WorkerDirectory } from '../cluster/workers.js';
 
 export interface ApiServices {
-  config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api'>;
+  config: Pick<Config, 'apiKey' | 'nodeName' | 'namespaces' | 'history' | 'api' | 'ingest'>;
   version: string;
   /** The commands connection (registry reads and writes, control PUBLISH). */
   redis: RedisClient;
@@ -45,6 +48,8 @@ export interface ApiServices {
   presence: PresenceStore;
   proxy: ProxyClient;
   cursors: CursorStore;
+  /** PostgreSQL (the primary): API `channel_search` reads the channels table. */
+  db: Db;
   /** This gateway's uid in the node registry (the webhook emitter's connection hash is keyed by it). */
   nodeUid: string;
   log: Logger;
@@ -53,6 +58,8 @@ export interface ApiServices {
 export interface RunningApi {
   /** The control topic: commands for a user's connections on every gateway. */
   control: ControlBus;
+  /** The method dispatcher: the admin console (src/admin/) runs API methods through it, past the key check. */
+  api: ApiDispatcher;
   close(): Promise<void>;
 }
 
@@ -82,6 +89,8 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
     proxy: s.proxy,
     cursors: s.cursors,
     deadLetters: new DeadLetters(s.redis, s.keys),
+    channelSearch: (search) => searchChannels(s.db, search),
+    workers: new WorkerDirectory(s.redis, s.keys, s.config.ingest.partitions, s.config.ingest.workerLockMs),
     historyMaxPerCall: s.config.history.maxPerCall,
     replyMaxBytes: s.config.history.replyMaxBytes,
     log,
@@ -98,6 +107,7 @@ export async function startApi(http: HttpServer, s: ApiServices): Promise<Runnin
 
   return {
     control,
+    api,
     close: async () => {
       stopScrape();
       await control.close();

@@ -3,7 +3,7 @@
  * and tears them down in the reverse order through one idempotent close().
  */
 import { randomUUID } from 'node:crypto';
-import type { GatewayConfig } from '../config/index.js';
+import type { AdminSettings, GatewayConfig } from '../config/index.js';
 import { startApi } from '../api/index.js';
 import { ChannelEvents } from '../bus/events.js';
 import { Hub } from '../channels/hub.js';
@@ -14,6 +14,8 @@ import { WebSocketGateway } from '../gateway/server.js';
 import { HistoryReader } from '../history/reader.js';
 import { HttpServer } from '../http/server.js';
 import { registerDemo } from '../http/demo/index.js';
+import { registerAdmin } from '../admin/index.js';
+import type { ApiDispatcher } from '../api/dispatch.js';
 import { IngestClient } from '../ingest/client.js';
 import { outcomesIn } from '../ingest/outcomes.js';
 import { IngestFlow } from '../ingest/flow.js';
@@ -89,8 +91,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   );
   const http = httpServer(config, ws, () => Promise.all([redis.ping(), database.pool.query('select 1')]), log);
   const [presenceRefresh, positioning] = startTimers(config, ws, hub);
-  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, nodeUid, log });
+  const api = await startApi(http, { config, version: VERSION, redis, pubsub, keys, hub, ws, history, ingest, presence, proxy, cursors, db: database.db, nodeUid, log });
   notify.attach(api.control);
+  if (config.admin) adminConsole(config, config.admin, http, api.api, hub, history, log);
   http.route('GET /metrics', metricsRoute);
   const depths = reusedFor(1000, () => ingest.waitingJobs());
   const stopScrape = onScrape(() => scrapeGauges(ws, hub, depths));
@@ -177,6 +180,18 @@ function httpServer(config: GatewayConfig, ws: WebSocketGateway, probe: () => Pr
     });
   }
   return http;
+}
+
+/** The admin console (TIDINGS_ADMIN_PASSWORD): its actions run through the API's dispatcher, its live view on this hub. */
+function adminConsole(config: GatewayConfig, settings: AdminSettings, http: HttpServer, api: ApiDispatcher, hub: Hub, history: HistoryReader, log: Logger): void {
+  const adminLog = log.child({ component: 'admin' });
+  registerAdmin(http, {
+    settings,
+    tokenSecret: config.tokenSecret,
+    api,
+    live: { hub, namespaces: config.namespaces, position: (channel) => history.position(channel), log: adminLog },
+    log: adminLog,
+  });
 }
 
 /** The gateway's periodic chores, unref'd; the second is absent when TIDINGS_POSITION_CHECK_S=0. */

@@ -50,6 +50,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     hook,
     lockMs: config.ingest.workerLockMs,
     log: log.child({ component: 'persist' }),
+    name: config.nodeName,
   });
   await worker.ready();
   const relay = startRelay({ databaseUrl: config.databaseUrl, database, redis: withScripts(redis), keys, cache, hook, log: log.child({ component: 'relay' }) });

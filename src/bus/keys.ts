@@ -41,6 +41,8 @@ export interface Keys {
   lease(partition: number): string;
   /** ZSET worker id → last heartbeat (ms): live workers, so each takes its fair share of partitions. */
   workers: string;
+  /** STRING: JSON {name, started_at, partitions} of one worker, renewed with its heartbeat (same slot as `workers`). */
+  workerInfo(workerId: string): string;
   /** BullMQ prefix (queue keys become `${prefix}:ingest-N:…`); in cluster mode see `queuePrefixOf`. */
   queuePrefix: string;
   /** Whether names carry hash tags (Redis Cluster mode): pub/sub is then sharded (SPUBLISH/SSUBSCRIBE). */
@@ -90,6 +92,7 @@ function singleKeys(prefix: string): Keys {
     control: `${prefix}:control`,
     lease: (partition) => `${prefix}:lease:${partition}`,
     workers: `${prefix}:workers`,
+    workerInfo: (id) => `${prefix}:workerinfo:${id}`,
     queuePrefix: prefix,
     cluster: false,
     queuePrefixOf: () => prefix,
@@ -131,6 +134,7 @@ function clusterKeys(prefix: string, partitions: number): Keys {
     control: `${prefix}:{${prefix}-control}:control`,
     lease: (p) => `${ofPartition(p)}:lease`,
     workers: `${prefix}:{${prefix}-workers}:workers`,
+    workerInfo: (id) => `${prefix}:{${prefix}-workers}:workerinfo:${id}`,
     queuePrefix: prefix,
     cluster: true,
     queuePrefixOf: ofPartition,

@@ -119,6 +119,7 @@ async function banner(config: GatewayConfig, port: number, generated: Generated)
     `  WebSocket  ws://${host}:${port}/connection/websocket`,
     config.demo ? `  Demo       http://${host}:${port}/` : '  Demo       off (TIDINGS_DEMO=false)',
     `  Health     http://${host}:${port}/health`,
+    config.admin ? `  Admin      http://${host}:${port}/admin  (password: your TIDINGS_ADMIN_PASSWORD)` : '',
     `  HTTP API   http://${host}:${port}/api/<method>  (header X-API-Key: ${generated.apiKey ? config.apiKey : 'your TIDINGS_API_KEY'})`,
     `  Token      ${token}`,
     generated.tokenSecret ? `  Secret     ${secret}  (TIDINGS_TOKEN_SECRET, kept in ${config.devDir}/token-secret)` : '',

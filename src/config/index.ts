@@ -92,6 +92,9 @@ function webhookEvents() {
   });
 }
 
+/** Longest admin password accepted (config and login form alike). */
+export const MAX_ADMIN_PASSWORD_CHARS = 1024;
+
 /** Environment variable name → its schema. Names here are the documented contract. */
 const schema = {
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
@@ -188,6 +191,13 @@ const schema = {
   TIDINGS_WEBHOOK_MAX_AGE_S: int(1, 30 * 86400).default(86400),
   TIDINGS_WEBHOOK_BACKOFF_MAX_MS: int(10, 3_600_000).default(60_000),
   TIDINGS_WEBHOOK_PARTITIONS: int(1, 256).default(4),
+  // Issue 16: the admin console at /admin (src/admin/), off unless the password is set. Typed by
+  // people, so counted in characters; bounded above so hashing a login costs nothing.
+  TIDINGS_ADMIN_PASSWORD: secret(16, 'characters', 'openssl rand -base64 18')
+    .refine((value) => value.length <= MAX_ADMIN_PASSWORD_CHARS, { error: `must be at most ${MAX_ADMIN_PASSWORD_CHARS} characters` })
+    .optional(),
+  TIDINGS_ADMIN_SESSION_TTL_S: int(60, 7 * 86400).default(8 * 3600),
+  TIDINGS_ADMIN_SECURE_COOKIE: z.stringbool({ error: 'must be true or false' }).default(false),
 } as const;
 
 type Env = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
@@ -256,6 +266,8 @@ export interface Config {
   proxy: ProxySettings;
   /** Durable lifecycle webhooks (issue 14); undefined when TIDINGS_WEBHOOK_URL is unset. */
   webhooks: WebhookSettings | undefined;
+  /** The admin console (issue 16); undefined, and /admin a 404, when TIDINGS_ADMIN_PASSWORD is unset. */
+  admin: AdminSettings | undefined;
   client: {
     pingIntervalS: number;
     pongTimeoutS: number;
@@ -410,6 +422,23 @@ function checkPublicationWebhooks(namespaces: Namespaces, webhooks: WebhookSetti
   }
 }
 
+export interface AdminSettings {
+  password: string;
+  /** A session cookie is refused this long after the login that made it. */
+  sessionTtlS: number;
+  /** Mark the cookie `Secure`: set it when the console is reached over TLS (a proxy terminating it counts). */
+  secureCookie: boolean;
+}
+
+function adminSettings(e: Env): AdminSettings | undefined {
+  if (e.TIDINGS_ADMIN_PASSWORD === undefined) return undefined;
+  return {
+    password: e.TIDINGS_ADMIN_PASSWORD,
+    sessionTtlS: e.TIDINGS_ADMIN_SESSION_TTL_S,
+    secureCookie: e.TIDINGS_ADMIN_SECURE_COOKIE,
+  };
+}
+
 /** A namespace that asks for a proxy that has no URL would silently let everything through: refused at boot. */
 function checkNamespaceProxies(namespaces: Namespaces, proxy: ProxySettings): void {
   for (const ns of namespaces.all()) {
@@ -470,6 +499,7 @@ function buildConfig(e: Env, role: Role): Config {
     },
     proxy: proxySettings(e),
     webhooks: webhookSettings(e),
+    admin: adminSettings(e),
     positionCheckS: e.TIDINGS_POSITION_CHECK_S,
     shutdownGraceMs: e.TIDINGS_SHUTDOWN_GRACE_MS,
     metricsPort: e.TIDINGS_METRICS_PORT,

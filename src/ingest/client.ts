@@ -45,9 +45,18 @@ import {
   type Sequenced,
 } from './job.js';
 import { PartitionOwners } from './owners.js';
+import { LatencyWindow, type LatencySummary } from './latency.js';
+import { failedJobs, queueCounts, type FailedJob, type QueueCounts } from './stats.js';
 
 /** BullMQ keeps job data in one Redis string; keep jobs well below what hurts Redis latency. */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
+
+/** One partition as API `queue_stats` shows it. */
+export interface PartitionStats extends QueueCounts {
+  partition: number;
+  /** Recent publish→commit times of this gateway's publications to the partition. */
+  latency: LatencySummary;
+}
 
 export interface Committed {
   offset: number;
@@ -125,6 +134,7 @@ export class IngestClient {
   private readonly ownerInflight = new Map<string, number>();
   private pumpScheduled = false;
   private bundlesSent = 0;
+  private readonly latency: LatencyWindow;
   private closed = false;
 
   constructor(
@@ -137,6 +147,7 @@ export class IngestClient {
     outcomes: JobOutcomes,
   ) {
     this.ackTopics = keys.ackTopics(this.gatewayId);
+    this.latency = new LatencyWindow(settings.partitions);
     this.owners = new PartitionOwners(redis, keys, settings.partitions, log);
     this.decider = new Decider<Entry>(outcomes, (entry, found) => this.answerDecided(entry, found), log, this.stopping.signal);
     this.partitions = Array.from({ length: settings.partitions }, (_, i) => ({
@@ -199,6 +210,19 @@ export class IngestClient {
   /** Jobs waiting in each partition queue (all gateways'), for the queue-depth gauge. */
   waitingJobs(): Promise<number[]> {
     return Promise.all(this.partitions.map((p) => p.queue.getWaitingCount()));
+  }
+
+  /** Every partition queue's counts, with this gateway's recent publish→commit times. */
+  queueStats(): Promise<PartitionStats[]> {
+    return Promise.all(
+      this.partitions.map(async (p) => ({ partition: p.index, ...(await queueCounts(p.queue)), latency: this.latency.summary(p.index) })),
+    );
+  }
+
+  /** A partition's failed jobs (its dead letters), newest first; undefined for no such partition. */
+  failedJobs(partition: number, start: number, count: number): Promise<FailedJob[]> | undefined {
+    const p = this.partitions[partition];
+    return p && failedJobs(p.queue, start, count);
   }
 
   /** Number of publications accepted and not yet acknowledged. */
@@ -483,7 +507,9 @@ export class IngestClient {
     entry.settled = true;
     this.byId.delete(entry.pub.id);
     if (result) {
-      metrics.publishToCommit.observe((performance.now() - entry.startedAt) / 1000);
+      const ms = performance.now() - entry.startedAt;
+      metrics.publishToCommit.observe(ms / 1000);
+      this.latency.record(partitionOf(entry.pub.channel, this.settings.partitions), ms);
       metrics.publishOutcomes.inc({ outcome: 'committed' });
       entry.resolve(result);
     } else {

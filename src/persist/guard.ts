@@ -48,6 +48,8 @@ export interface GuardOptions {
   partitions: number;
   lockMs: number;
   log: Logger;
+  /** This worker's node name (API `workers`). */
+  name?: string | undefined;
   processor: JobProcessor;
   /** Called first on close, so a job retrying in place gives up (and is put back) instead of holding close up. */
   stopProcessing(): void;
@@ -62,7 +64,7 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
   }, Math.max(250, Math.floor(opts.lockMs / 4)));
   guard.unref();
   const leases = new PartitionLeases(
-    { redis: withScripts(opts.redis), keys: opts.keys, partitions: opts.partitions, ttlMs: opts.lockMs, workerId: `wk-${randomUUID()}`, log: opts.log },
+    { redis: withScripts(opts.redis), keys: opts.keys, partitions: opts.partitions, ttlMs: opts.lockMs, workerId: `wk-${randomUUID()}`, name: opts.name, log: opts.log },
     {
       start: async (p) => {
         // Bounded: a Redis that is away must not hold up the lease round (renewals of the others).

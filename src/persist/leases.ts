@@ -34,6 +34,8 @@ export interface LeaseOptions {
   partitions: number;
   ttlMs: number;
   workerId: string;
+  /** Node name, announced with the heartbeat for API `workers` (src/cluster/workers.ts). */
+  name?: string | undefined;
   log: Logger;
 }
 
@@ -46,6 +48,7 @@ export class PartitionLeases {
   private closed = false;
   /** The last live count, and when Redis was seen to have lost it (see `announce`). */
   private seen: { live: number; resetAt?: number } = { live: 0 };
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly opts: LeaseOptions,
@@ -75,6 +78,7 @@ export class PartitionLeases {
     const { redis, keys, workerId } = this.opts;
     await Promise.all(owned.map((p) => redis.tidingsLeaseRelease(keys.lease(p), workerId).catch(() => 0)));
     await redis.zrem(keys.workers, workerId).catch(() => 0);
+    await redis.del(keys.workerInfo(workerId)).catch(() => 0);
     this.owned.clear();
   }
 
@@ -98,17 +102,23 @@ export class PartitionLeases {
     const results = await redis
       .pipeline()
       .zadd(keys.workers, now, workerId)
+      // Who this is, for API `workers`; expires with the heartbeat it comes with.
+      .set(keys.workerInfo(workerId), this.infoJson(), 'PX', ttlMs)
       // A worker silent for a whole lease period is gone: its leases have expired too, and the
       // others' shares must grow now for them to take its partitions.
       .zremrangebyscore(keys.workers, '-inf', now - ttlMs)
       .zcard(keys.workers)
       .exec();
     const wasMissing = Number(results?.[0]?.[1] ?? 0) === 1;
-    const live = Math.max(1, Number(results?.[2]?.[1] ?? 1));
+    const live = Math.max(1, Number(results?.[3]?.[1] ?? 1));
     if (wasMissing && this.seen.live > live) this.seen.resetAt ??= now;
     if (this.seen.resetAt !== undefined && now - this.seen.resetAt < 2 * ttlMs) return this.seen.live;
     this.seen = { live };
     return live;
+  }
+
+  private infoJson(): string {
+    return JSON.stringify({ name: this.opts.name ?? this.opts.workerId, started_at: this.startedAt, partitions: this.ownedPartitions });
   }
 
   /** One round trip for every lease held, every ttl/4 (one each made the idle cost grow with the partition count). */

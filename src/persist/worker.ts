@@ -37,6 +37,8 @@ export interface PersistWorkerOptions {
   hook: CommitHook;
   lockMs: number;
   log: Logger;
+  /** TIDINGS_NODE_NAME, shown beside the worker's id in API `workers` and the admin console. */
+  name?: string;
 }
 
 export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
@@ -51,6 +53,7 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
     partitions: opts.partitions,
     lockMs: opts.lockMs,
     log,
+    name: opts.name,
     processor,
     stopProcessing: () => stopping.abort(),
   });

@@ -159,6 +159,8 @@ describe('docker-compose.yml', () => {
         TIDINGS_METRICS_PORT: _m,
         TIDINGS_MAX_CONNECTIONS_PER_IP: _c,
         TIDINGS_CONNECT_RATE_PER_IP: _r,
+        // Gateways only: the admin console is theirs.
+        TIDINGS_ADMIN_PASSWORD: _a,
         ...rest
       } = env(name);
       return rest;
@@ -206,6 +208,15 @@ describe('docker-compose.yml', () => {
       expect([config.demo, config.demoTokens], name).toEqual([false, false]);
       const demo = loadConfig('gateway', serviceEnv(services[name]!, { ...EXPORTED, TIDINGS_DEMO: 'true' }));
       expect([demo.demo, demo.demoTokens], name).toEqual([true, false]);
+    }
+  });
+
+  it('runs no admin console unless TIDINGS_ADMIN_PASSWORD is exported, and then on the gateways', () => {
+    const password = 'an-admin-password-0123456789';
+    for (const name of ['gateway-1', 'gateway-2']) {
+      expect(loadConfig('gateway', env(name)).admin, name).toBeUndefined();
+      const on = loadConfig('gateway', serviceEnv(services[name]!, { ...EXPORTED, TIDINGS_ADMIN_PASSWORD: password }));
+      expect(on.admin?.password, name).toBe(password);
     }
   });
 
@@ -334,6 +345,8 @@ describe('deploy/nginx.conf', () => {
       '/metrics',
       '/metrics/',
       '/admin',
+      '/admin/login',
+      '/admin/live',
       '/unknown',
     ]) {
       expect(answer(pub, path), path).toMatch(/^return 40[34];$/);
@@ -348,6 +361,11 @@ describe('deploy/nginx.conf', () => {
     for (const path of ['/api', '/api/publish']) {
       expect(answer(internal, path), path).toMatch(/proxy_pass http:\/\/tidings_gateways;/);
     }
+    // The admin console beside the API, on no other listener (docs/admin.md).
+    for (const path of ['/admin', '/admin/login', '/admin/live']) {
+      expect(answer(internal, path), path).toMatch(/proxy_pass http:\/\/tidings_gateways;/);
+    }
+    expect(answer(internal, '/admin/live')).toMatch(/proxy_buffering off;/);
     // Metrics are scraped per process, never through the balancer.
     expect(answer(internal, '/metrics')).toMatch(/^return 40[34];$/);
     expect(answer(internal, '/connection/websocket')).toMatch(/^return 40[34];$/);
