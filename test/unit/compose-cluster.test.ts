@@ -124,7 +124,8 @@ describe('docker-compose.cluster.yml over docker-compose.yml', () => {
     }
     // Everything shared agrees (partitions and the queue prefix decide every key's slot).
     const shared = (name: string) => {
-      const { TIDINGS_NODE_NAME: _n, PORT: _p, TIDINGS_METRICS_PORT: _m, TIDINGS_MAX_CONNECTIONS_PER_IP: _c, TIDINGS_CONNECT_RATE_PER_IP: _r, ...rest } = env(name);
+      // The admin password goes to gateways only (docs/admin.md).
+      const { TIDINGS_NODE_NAME: _n, PORT: _p, TIDINGS_METRICS_PORT: _m, TIDINGS_MAX_CONNECTIONS_PER_IP: _c, TIDINGS_CONNECT_RATE_PER_IP: _r, TIDINGS_ADMIN_PASSWORD: _a, ...rest } = env(name);
       return rest;
     };
     for (const name of Object.keys(TIDINGS)) expect(shared(name), name).toEqual(shared('gateway-1'));
