@@ -119,7 +119,9 @@ describe('fault suite: 2 gateways, 2 workers, private PostgreSQL and Redis behin
         },
       );
     }
-    onTestFailed(() => {
+    onTestFailed(async () => {
+      const report = await stack.queueReport().catch((err: unknown) => [`queue report failed: ${String(err)}`]);
+      console.log(`[faults] queues:\n${report.join('\n')}`);
       for (const [i, node] of [...gateways, ...workers].entries()) {
         // Warnings, and the partition moves (info) that explain who consumed what.
         const tail = node.output.filter((l) => !l.includes('"level":30') || l.includes('partition')).slice(-25);

@@ -139,6 +139,29 @@ export class TestStack {
   }
 
   /** Jobs in these states over all of this stack's partition queues. */
+  /** Per partition: its lease holder and its queue's job counts (a fault test's diagnosis). */
+  async queueReport(): Promise<string[]> {
+    const config = this.config('worker');
+    const keys = keysOf(config);
+    const connection = connectRedis(config, 'commands', createLogger('silent'), 'test-queue-report');
+    const lines: string[] = [];
+    try {
+      for (let i = 0; i < config.ingest.partitions; i++) {
+        const queue = new Queue(partitionQueueName(i), { connection, prefix: keys.queuePrefixOf(i) });
+        try {
+          const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed');
+          const concurrency = await queue.getGlobalConcurrency();
+          lines.push(`partition ${i}: lease ${await connection.get(keys.lease(i))}, global concurrency ${concurrency}, ${JSON.stringify(counts)}`);
+        } finally {
+          await queue.close();
+        }
+      }
+    } finally {
+      connection.disconnect();
+    }
+    return lines;
+  }
+
   async jobCount(states: JobType[]): Promise<number> {
     const config = this.config('worker');
     const keys = keysOf(config);
