@@ -22,7 +22,7 @@ import { decodeAcks, type Ack } from '../../src/ingest/acks.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { metrics } from '../../src/observability/metrics.js';
 import { GroupCommit, type GroupJob } from '../../src/persist/group.js';
-import { NO_COMMIT_HOOK } from '../../src/webhooks/publications.js';
+import { NO_COMMIT_HOOK, type CommitHook } from '../../src/webhooks/publications.js';
 import type { NewPublication } from '../../src/protocol/publication.js';
 import { TestStack, uniqueChannel } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -154,6 +154,27 @@ describe('group commit', () => {
         expect(seen).toEqual([...seen].sort((x, y) => x - y));
       }
       expect(await stored(database, channel)).toHaveLength(13);
+    });
+
+    it('a commit hook that fails (publication webhooks) holds the jobs back and is run again with the same publications', async () => {
+      const calls: string[][] = [];
+      let failures = 1;
+      const hook: CommitHook = {
+        committed: async (stored) => {
+          calls.push(stored.map((p) => `${p.id}@${p.offset}`));
+          if (failures-- > 0) throw new Error('Redis away while queueing the events');
+        },
+        close: async () => {},
+      };
+      const own = new AbortController();
+      const hooked = new GroupCommit({ database, redis: withScripts(redis), keys: makeKeys(stack.prefix), cache: () => ({ size: 100, ttlS: 60 }), hook, log: createLogger('silent'), signal: own.signal });
+      const channel = uniqueChannel('hooked');
+      const outcome = await hooked.submit(job([pub(channel), pub(channel)], `s-${randomUUID()}`, 1));
+      own.abort();
+      expect(offsets(outcome)).toEqual([1, 2]);
+      expect(calls).toHaveLength(2);
+      expect(calls[1]).toEqual(calls[0]);
+      expect(await stored(database, channel)).toHaveLength(2);
     });
 
     it('a publication PostgreSQL refuses fails alone; the other jobs of its round commit', async () => {
