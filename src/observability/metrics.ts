@@ -227,6 +227,11 @@ export const metrics = {
     help: 'Client connections whose socket is not being read (flow control: too many commands waiting or publishes in flight)',
     registers: [registry],
   }),
+  consumerRestarts: new Counter({
+    name: 'tidings_worker_consumer_restarts_total',
+    help: 'Partition consumers replaced because they took no job while jobs waited and none was active (src/persist/watch.ts)',
+    registers: [registry],
+  }),
   storeErrors: new Counter({
     name: 'tidings_store_errors_total',
     help: 'Errors talking to Redis or PostgreSQL, by store',

@@ -24,7 +24,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionQueueName, type Keys } from '../bus/keys.js';
 import { withScripts } from '../bus/scripts.js';
 import type { Logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import { PartitionLeases, withinMs } from './leases.js';
+import { ConsumerWatch } from './watch.js';
 import type { JobProcessor } from './processor.js';
 
 /**
@@ -56,9 +58,18 @@ export interface GuardOptions {
 }
 
 export function guardPartitions(opts: GuardOptions): PersistWorker {
-  const workers = Array.from({ length: opts.partitions }, (_, partition) => partitionWorker(opts, partition));
-  // Kept open to re-assert global concurrency (see the header).
-  const queues = workers.map((_, partition) => partitionQueue(opts, partition));
+  // Kept open to re-assert global concurrency (see the header), and for the watch.
+  const queues = Array.from({ length: opts.partitions }, (_, partition) => partitionQueue(opts, partition));
+  // A wedged one is replaced (./watch.ts): always read through the array.
+  const workers: Worker[] = [];
+  const watch = new ConsumerWatch({
+    queues,
+    owned: () => leases.ownedPartitions,
+    intervalMs: Math.max(1000, 2 * opts.lockMs),
+    restart: (p, waiting) => replaceConsumer(opts, workers, p, waiting, watch),
+    log: opts.log,
+  });
+  for (let partition = 0; partition < opts.partitions; partition++) workers.push(partitionWorker(opts, partition, watch));
   const guard = setInterval(() => {
     assertConcurrency(queues).catch((err: unknown) => opts.log.warn({ err }, 'could not check queue concurrency'));
   }, Math.max(250, Math.floor(opts.lockMs / 4)));
@@ -74,10 +85,11 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
       stop: (p, drain) => workers[p]!.pause(!drain),
     },
   );
-  const started = startWorkers(opts, queues, workers, leases);
+  const started = startWorkers(opts, queues, workers, leases).then(() => watch.start());
   let closing: Promise<void> | undefined;
   const close = async () => {
     clearInterval(guard);
+    watch.stop();
     opts.stopProcessing();
     await started.catch(() => {});
     const phase = (name: string, work: () => Promise<unknown>) => closePhase(opts, name, work);
@@ -91,7 +103,17 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
   };
 }
 
-function partitionWorker(opts: GuardOptions, partition: number): Worker {
+/** A new consumer for the partition in place of a wedged one, which is closed without waiting for it. */
+function replaceConsumer(opts: GuardOptions, workers: Worker[], partition: number, waiting: number, watch: ConsumerWatch): void {
+  opts.log.warn({ partition, waiting }, 'partition consumer took no job while jobs waited and none was active; replacing it');
+  metrics.consumerRestarts.inc();
+  const wedged = workers[partition]!;
+  workers[partition] = partitionWorker(opts, partition, watch);
+  void withinMs(wedged.close(true), opts.lockMs);
+  void workers[partition]!.resume();
+}
+
+function partitionWorker(opts: GuardOptions, partition: number, watch: ConsumerWatch): Worker {
   const worker = new Worker(partitionQueueName(partition), opts.processor, {
     connection: opts.redis,
     prefix: opts.keys.queuePrefixOf(partition),
@@ -102,6 +124,7 @@ function partitionWorker(opts: GuardOptions, partition: number): Worker {
     maxStalledCount: 1_000_000,
     autorun: false,
   });
+  worker.on('active', () => watch.started(partition));
   worker.on('failed', (job, err) => opts.log.error({ err, jobId: job?.id, partition }, 'ingest job failed'));
   worker.on('error', (err) => opts.log.warn({ err, partition }, 'queue worker error'));
   return worker;
