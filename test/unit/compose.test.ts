@@ -44,9 +44,10 @@ const EXPORTED = {
 /** The environment as `docker compose up` sees it with only the secrets exported: the defaults. */
 const env = (name: string) => serviceEnv(services[name]!, EXPORTED);
 /**
- * Floors for the observability images (issue 16). Prometheus 3.13 is the LTS line supported
- * until July 2027 (3.11 reached its end of life in 2026); Grafana 13.2.1 fixed CVE-2026-12704
- * and CVE-2026-14199, after 13.0.1 had fixed CVE-2026-27876 (arbitrary file write, CVSS 9.1).
+ * Floors for the observability images (issue 16): the newest patch releases of the current
+ * lines when they were pinned (Prometheus 3.13, Grafana 13.2), read from their release
+ * threads and not checked against a registry here. Older patches of both carry published
+ * security fixes; raise the floors with the tags, never lower them.
  */
 const PROMETHEUS_FLOOR: [number, number, number] = [3, 13, 0];
 const GRAFANA_FLOOR: [number, number, number] = [13, 2, 1];
