@@ -8,22 +8,17 @@
  * Screenshots of every page are kept in test-output/admin/ (gitignored), or in
  * TIDINGS_E2E_SCREENSHOTS when set. Needs /usr/bin/chromium, as test/e2e/demo.test.ts.
  */
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../src/app/gateway.js';
 import { ADMIN_PASSWORD } from '../helpers/admin.js';
+import { CHROMIUM, launchChromium, skipWithoutChromium } from '../helpers/browser.js';
 import { API_KEY, call } from '../helpers/api.js';
 import { TestStack, uniqueChannel } from '../helpers/stack.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
-if (skip)
-  console.warn(
-    `test/e2e/admin.test.ts skipped: ${CHROMIUM} is missing (apt-get install -y chromium). In CI it is required.`,
-  );
+const skip = skipWithoutChromium('test/e2e/admin.test.ts');
 
 const UI_TIMEOUT = 20_000;
 const SHOTS =
@@ -42,21 +37,7 @@ describe.skipIf(skip)(`admin console in headless Chromium (${CHROMIUM})`, () => 
     gateway = await stack.gateway({ TIDINGS_ADMIN_PASSWORD: ADMIN_PASSWORD, TIDINGS_API_KEY: API_KEY });
     await stack.worker({ TIDINGS_NODE_NAME: 'worker-e2e' });
     await mkdir(SHOTS, { recursive: true });
-    // The same flags as the demo's test: no sandbox (root in a container), nothing that
-    // reaches for the network this machine does not have.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   });
 

@@ -9,24 +9,18 @@
  * Needs /usr/bin/chromium (`apt-get install -y chromium`; .ci/run installs it). Without it
  * the file is skipped, except in CI (CI set), where it must run and so fails.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../src/app/gateway.js';
 import { TcpProxy } from '../helpers/proxy.js';
 import { namespacesFile } from '../helpers/api.js';
+import { CHROMIUM, launchChromium, skipWithoutChromium } from '../helpers/browser.js';
 import { TestStack, token, uniqueChannel } from '../helpers/stack.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
-if (skip) {
-  console.warn(
-    `test/e2e/demo.test.ts skipped: ${CHROMIUM} is missing (install it: apt-get install -y chromium). In CI it is required.`,
-  );
-}
+const skip = skipWithoutChromium('test/e2e/demo.test.ts');
 
 const UI_TIMEOUT = 20_000;
 
@@ -49,21 +43,7 @@ describe.skipIf(skip)(`demo page in headless Chromium (${CHROMIUM})`, () => {
     proxy.backends = [gateway.port];
     await proxy.listen();
     shots = process.env.TIDINGS_E2E_SCREENSHOTS ?? (await mkdtemp(join(tmpdir(), 'tidings-e2e-')));
-    // launch() runs Chromium on a fresh temporary profile (its own --user-data-dir, removed
-    // on close): Playwright refuses that flag in `args`, which is why it is not there.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -29,14 +29,11 @@ export interface RecordedSubscription {
   offsets(): number[];
 }
 
+/** The SDK options every test client starts from: the `ws` transport and quick reconnects. */
+export const TEST_CLIENT_OPTIONS = { websocket: WebSocket, minReconnectDelay: 50, maxReconnectDelay: 500 };
+
 export function newClient(url: string, token: string, opts: Record<string, unknown> = {}): Centrifuge {
-  return new Centrifuge(url, {
-    token,
-    websocket: WebSocket,
-    minReconnectDelay: 50,
-    maxReconnectDelay: 500,
-    ...opts,
-  });
+  return new Centrifuge(url, { token, ...TEST_CLIENT_OPTIONS, ...opts });
 }
 
 export function record(client: Centrifuge, channel: string, opts: Record<string, unknown> = {}): RecordedSubscription {

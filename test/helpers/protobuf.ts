@@ -8,6 +8,7 @@
  */
 import { Centrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
+import { TEST_CLIENT_OPTIONS } from './client.js';
 import { CommandType, ReplyType } from '../../src/protocol/protobuf/types.js';
 import type { CloseEvent } from './raw.js';
 import { waitFor } from './wait.js';
@@ -17,13 +18,7 @@ export function newProtobufClient(
   token: string,
   opts: Record<string, unknown> = {},
 ): Centrifuge {
-  return new Centrifuge(url, {
-    token,
-    websocket: WebSocket,
-    minReconnectDelay: 50,
-    maxReconnectDelay: 500,
-    ...opts,
-  });
+  return new Centrifuge(url, { token, ...TEST_CLIENT_OPTIONS, ...opts });
 }
 
 export const text = new TextEncoder();
