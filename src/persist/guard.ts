@@ -41,6 +41,8 @@ export interface PersistWorker {
   ready(): Promise<void>;
   /** Finishes the jobs in progress (or gives up on one stuck retrying), then stops. */
   close(): Promise<void>;
+  /** The BullMQ worker consuming a partition now (diagnosis and tests: the watch may replace it). */
+  consumerOf(partition: number): Worker | undefined;
 }
 
 export interface GuardOptions {
@@ -100,6 +102,7 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
   return {
     ready: () => started,
     close: () => (closing ??= close()),
+    consumerOf: (partition) => workers[partition],
   };
 }
 

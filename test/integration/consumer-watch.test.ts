@@ -2,14 +2,18 @@
  * The watch on partition consumers (src/persist/watch.ts) against a real Redis and real BullMQ
  * workers: a consumer that takes nothing while jobs wait and none is active is reported after
  * two looks; one that is working, one whose queue is empty, and one with a job in progress are
- * left alone.
+ * left alone. And the persist worker's guard replaces a wedged consumer with one that takes
+ * the waiting jobs.
  */
 import { randomBytes } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeKeys, partitionQueueName } from '../../src/bus/keys.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { guardPartitions } from '../../src/persist/guard.js';
 import { ConsumerWatch } from '../../src/persist/watch.js';
+import { waitFor } from '../helpers/wait.js';
 import { startPrivateRedis } from '../helpers/stack.js';
 
 type Handle = Awaited<ReturnType<typeof startPrivateRedis>>;
@@ -88,5 +92,35 @@ describe('partition consumer watch', () => {
     for (let i = 0; i < 3; i++) await slowWatch.watch.check();
     expect(slowWatch.restarts).toEqual([]);
     release();
+  });
+
+  it('the persist worker replaces a wedged partition consumer, and the new one takes the waiting jobs', async () => {
+    const keys = makeKeys(`wg${randomBytes(3).toString('hex')}`);
+    const taken: number[] = [];
+    const guard = guardPartitions({
+      redis,
+      keys,
+      partitions: 1,
+      lockMs: 1000,
+      log: createLogger('silent'),
+      processor: async (job) => {
+        taken.push((job.data as { n: number }).n);
+        return 0;
+      },
+      stopProcessing: () => {},
+    });
+    closers.push(() => guard.close());
+    await guard.ready();
+    const queue = new Queue(partitionQueueName(0), { connection: redis, prefix: keys.queuePrefixOf(0) });
+    closers.push(() => queue.close());
+    await queue.add('j', { n: 0 });
+    await waitFor('the first job', () => taken.length === 1);
+    // Wedged: it still holds the lease, and takes nothing.
+    const wedged = guard.consumerOf(0)!;
+    await wedged.pause(true);
+    await queue.addBulk([1, 2, 3].map((n) => ({ name: 'j', data: { n } })));
+    await waitFor('the waiting jobs, taken by a new consumer', () => taken.length === 4, { timeoutMs: 15_000 });
+    expect(taken).toEqual([0, 1, 2, 3]);
+    expect(guard.consumerOf(0)).not.toBe(wedged);
   });
 });
