@@ -25,6 +25,8 @@ export interface WebhookSettings {
   backoffMaxMs: number;
   /** Delivery queues; a user's events always go to the same one, so they keep their order. */
   partitions: number;
+  /** Publication events a delivery queue holds waiting; past it new ones are dead-lettered at once. */
+  backlogMax: number;
 }
 
 /** The event types of a TIDINGS_WEBHOOK_EVENTS value, or the one-line problem with it. */

@@ -26,10 +26,16 @@ export class DeadLetters {
     private readonly keys: Keys,
   ) {}
 
-  async add(body: string, attempts: number, error: string): Promise<void> {
-    const entry = `{"event":${body},"attempts":${attempts},"error":${JSON.stringify(error)},"dead_at":"${new Date().toISOString()}"}`;
+  add(body: string, attempts: number, error: string): Promise<void> {
+    return this.addMany([body], attempts, error);
+  }
+
+  /** Several events given up on for one reason: one transaction. */
+  async addMany(bodies: readonly string[], attempts: number, error: string): Promise<void> {
+    const at = new Date().toISOString();
+    const entries = bodies.map((body) => `{"event":${body},"attempts":${attempts},"error":${JSON.stringify(error)},"dead_at":"${at}"}`);
     const key = this.keys.webhookDeadLetters;
-    const results = await this.redis.multi().lpush(key, entry).ltrim(key, 0, DEAD_LETTER_MAX - 1).exec();
+    const results = await this.redis.multi().lpush(key, ...entries).ltrim(key, 0, DEAD_LETTER_MAX - 1).exec();
     const failed = results?.find(([err]) => err);
     if (!results || failed) throw failed?.[0] ?? new Error('transaction aborted');
   }

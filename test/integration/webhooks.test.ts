@@ -452,3 +452,43 @@ describe('publication webhooks', () => {
     expect(events.map((e) => e.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 });
+
+describe('publication webhooks: the backlog bound', () => {
+  const stack = new TestStack();
+  let port = 0;
+
+  beforeAll(async () => {
+    const config = await namespacesFile({ namespaces: { hooked: { webhook_publications: true } } });
+    const env = webhookEnv(`${backend.url}/bounded`, { TIDINGS_CONFIG: config, TIDINGS_WEBHOOK_EVENTS: 'publication', TIDINGS_WEBHOOK_BACKLOG_MAX: '100' });
+    port = (await stack.gateway(env)).port;
+    await stack.worker(env);
+  });
+  afterAll(() => stack.close());
+
+  it('past TIDINGS_WEBHOOK_BACKLOG_MAX waiting events, new ones go to the dead-letter list; the rest are delivered in order once the backend is back', async () => {
+    const channel = `hooked:${uniqueChannel('bounded')}`;
+    backend.statusOf.set('/bounded', 503);
+    try {
+      await Promise.all(Array.from({ length: 160 }, (_, i) => call(port, 'publish', { channel, data: { n: i + 1 }, idempotency_key: `k${i}` })));
+      await waitFor('the overflow in the dead-letter list', async () => {
+        const { events } = await call<{ events: { event: { channel?: string }; error: string }[] }>(port, 'webhook_dead_letters', { limit: 1000 });
+        return events.filter((d) => d.event.channel === channel).length >= 50;
+      });
+    } finally {
+      backend.statusOf.delete('/bounded');
+    }
+    const { events } = await call<{ events: { event: { channel?: string; offset: number }; error: string; attempts: number }[] }>(port, 'webhook_dead_letters', { limit: 1000 });
+    const dead = events.filter((d) => d.event.channel === channel);
+    for (const d of dead) expect(d).toMatchObject({ error: 'delivery backlog full (TIDINGS_WEBHOOK_BACKLOG_MAX)', attempts: 0 });
+    const deadOffsets = new Set(dead.map((d) => d.event.offset));
+    const delivered = await waitFor('every queued event delivered', () => {
+      const seen = new Set<unknown>();
+      const got = backend.accepted('/bounded').filter((e) => e.channel === channel && !seen.has(e.id) && seen.add(e.id));
+      return got.length + deadOffsets.size >= 160 ? got : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(delivered.length, 'at most the bound (and the one in flight) was held').toBeLessThanOrEqual(101);
+    const offsets = delivered.map((e) => e.offset as number);
+    expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+    expect(new Set([...offsets, ...deadOffsets]).size, 'every publication is either delivered or dead-lettered').toBe(160);
+  });
+});
