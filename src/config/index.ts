@@ -191,8 +191,8 @@ const schema = {
   TIDINGS_WEBHOOK_MAX_AGE_S: int(1, 30 * 86400).default(86400),
   TIDINGS_WEBHOOK_BACKOFF_MAX_MS: int(10, 3_600_000).default(60_000),
   TIDINGS_WEBHOOK_PARTITIONS: int(1, 256).default(4),
-  // Publication events waiting per delivery queue while the backend is away; past it new ones
-  // go to the dead-letter list, so Redis holds at most this many of them per queue.
+  // Webhook events waiting per delivery queue while the backend is away; past it new ones go
+  // to the dead-letter list, so Redis holds about this many at most per queue.
   TIDINGS_WEBHOOK_BACKLOG_MAX: int(100, 100_000_000).default(100_000),
   // Issue 16: the admin console at /admin (src/admin/), off unless the password is set. Typed by
   // people, so counted in characters; bounded above so hashing a login costs nothing.

@@ -25,7 +25,7 @@ export interface WebhookSettings {
   backoffMaxMs: number;
   /** Delivery queues; a user's events always go to the same one, so they keep their order. */
   partitions: number;
-  /** Publication events a delivery queue holds waiting; past it new ones are dead-lettered at once. */
+  /** Events a delivery queue holds waiting; past it new ones are dead-lettered at once (src/webhooks/backlog.ts). */
   backlogMax: number;
 }
 

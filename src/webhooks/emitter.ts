@@ -6,7 +6,9 @@
  *
  * Bounded: at most `maxBuffered` events wait in memory (Redis away, or slow). Beyond that the
  * newest are dropped and counted (`tidings_webhook_dropped_total`): losing events is the price
- * of a Redis outage longer than the buffer, never the gateway's memory.
+ * of a Redis outage longer than the buffer, never the gateway's memory. In Redis, a queue holds
+ * at most about TIDINGS_WEBHOOK_BACKLOG_MAX waiting (a backend away for long); past it, new
+ * events go to the dead-letter list (./backlog.ts).
  *
  * The gateway's live-connection hash (`keys.webhookConnections(uid)`, client → user) is what
  * lets a worker send the disconnects of a gateway that died (./reaper.ts). Each flush writes,
@@ -27,6 +29,8 @@ import { webhookQueueName, type Keys } from '../bus/keys.js';
 import type { WebhookEventType, WebhookSettings } from '../config/webhooks.js';
 import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
+import { DeliveryBacklog } from './backlog.js';
+import { DeadLetters } from './dead-letters.js';
 import { mintEvent, webhookPartitionOf, type EventFacts, type WebhookJob } from './event.js';
 
 /** What a gateway's connections call; `NO_WEBHOOKS` when webhooks are off. */
@@ -64,6 +68,8 @@ interface Pending {
 
 export class WebhookEmitter implements WebhookSink {
   private readonly queues: Queue[];
+  /** Bounds the events waiting in each queue (./backlog.ts). */
+  private readonly backlog: DeliveryBacklog;
   private pending: Pending = { events: [], added: new Map(), removed: new Set() };
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
@@ -90,6 +96,7 @@ export class WebhookEmitter implements WebhookSink {
       queue.on('error', () => {});
       return queue;
     });
+    this.backlog = new DeliveryBacklog(this.queues, settings.backlogMax, new DeadLetters(redis, keys));
     this.checkTimer = setInterval(() => {
       this.checkDue = this.live.size > 0;
       if (this.checkDue) this.flushSoon(FLUSH_DELAY_MS);
@@ -231,9 +238,7 @@ export class WebhookEmitter implements WebhookSink {
       else byPartition.set(e.partition, [e]);
     }
     await Promise.all(
-      [...byPartition].map(([p, events]) =>
-        this.queues[p]!.addBulk(events.map((e) => ({ name: 'event', data: e.job, opts: webhookJobOptions(e.id) }))),
-      ),
+      [...byPartition].map(([p, events]) => this.backlog.admit(p, events.map((e) => ({ name: 'event', data: e.job, opts: webhookJobOptions(e.id) })))),
     );
     batch.events = [];
     if (batch.removed.size > 0) await this.redis.hdel(hash, ...batch.removed);

@@ -8,9 +8,8 @@
  * waits, and a backend dedupes a redelivery by the id. So: at least once, in offset order per
  * channel (a channel's events share one delivery queue), with `offset` to order by.
  *
- * Bounded: a delivery queue holds at most about `backlogMax` events waiting (its count is read
- * at most once a second, and other workers add meanwhile). Past it, new events go to the
- * dead-letter list at once instead of growing Redis while the backend is away; the backend
+ * Bounded (./backlog.ts): past `backlogMax` events waiting in a delivery queue, new ones go to
+ * the dead-letter list at once instead of growing Redis while the backend is away; the backend
  * then sees a gap in a channel's offsets, and the list (API webhook_dead_letters) has them.
  *
  * The body: {id, type: "publication", time, user, client, channel, offset, epoch, data, tags?}
@@ -23,7 +22,7 @@ import type { RedisClient } from '../bus/client.js';
 import { partitionOf, webhookQueueName, type Keys } from '../bus/keys.js';
 import type { WebhookSettings } from '../config/webhooks.js';
 import type { StoredPublication } from '../db/repos/publications.js';
-import { metrics } from '../observability/metrics.js';
+import { DeliveryBacklog, type QueuedEvent } from './backlog.js';
 import { DeadLetters } from './dead-letters.js';
 import { webhookJobOptions } from './emitter.js';
 import type { WebhookJob } from './event.js';
@@ -36,16 +35,9 @@ export interface CommitHook {
 
 export const NO_COMMIT_HOOK: CommitHook = { committed: async () => {}, close: async () => {} };
 
-/** How long a queue's waiting count is trusted: one read a second per queue at most. */
-const DEPTH_TTL_MS = 1000;
-export const BACKLOG_FULL = 'delivery backlog full (TIDINGS_WEBHOOK_BACKLOG_MAX)';
-
-type QueuedEvent = { name: string; data: WebhookJob; opts: ReturnType<typeof webhookJobOptions> };
-
 export class PublicationWebhooks implements CommitHook {
   private readonly queues: Queue[];
-  private readonly depth: { waiting: number; at: number }[];
-  private readonly deadLetters: DeadLetters;
+  private readonly backlog: DeliveryBacklog;
 
   constructor(
     redis: RedisClient,
@@ -60,8 +52,7 @@ export class PublicationWebhooks implements CommitHook {
       queue.on('error', () => {});
       return queue;
     });
-    this.depth = this.queues.map(() => ({ waiting: 0, at: -Infinity }));
-    this.deadLetters = new DeadLetters(redis, keys);
+    this.backlog = new DeliveryBacklog(this.queues, settings.backlogMax, new DeadLetters(redis, keys));
   }
 
   /** Queues the events of the wanted publications: one addBulk per delivery queue; none when none is wanted. */
@@ -76,29 +67,7 @@ export class PublicationWebhooks implements CommitHook {
       list.push({ name: 'event', data: job, opts: webhookJobOptions(id) });
       byQueue.set(partition, list);
     }
-    await Promise.all([...byQueue].map(([p, jobs]) => this.queueOrGiveUp(p, jobs)));
-  }
-
-  /** Queues what the backlog bound has room for; the rest goes to the dead-letter list. */
-  private async queueOrGiveUp(partition: number, jobs: QueuedEvent[]): Promise<void> {
-    const room = Math.max(0, this.settings.backlogMax - (await this.waiting(partition)));
-    const kept = jobs.length <= room ? jobs : jobs.slice(0, room);
-    if (kept.length > 0) await this.queues[partition]!.addBulk(kept);
-    this.depth[partition]!.waiting += kept.length;
-    const over = jobs.slice(kept.length);
-    if (over.length === 0) return;
-    await this.deadLetters.addMany(over.map((j) => j.data.body), 0, BACKLOG_FULL);
-    metrics.webhookDeadLettered.inc(over.length);
-  }
-
-  private async waiting(partition: number): Promise<number> {
-    const depth = this.depth[partition]!;
-    const now = performance.now();
-    if (now - depth.at > DEPTH_TTL_MS) {
-      depth.waiting = await this.queues[partition]!.getWaitingCount();
-      depth.at = now;
-    }
-    return depth.waiting;
+    await Promise.all([...byQueue].map(([p, jobs]) => this.backlog.admit(p, jobs)));
   }
 
   async close(): Promise<void> {

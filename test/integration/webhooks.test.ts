@@ -459,7 +459,7 @@ describe('publication webhooks: the backlog bound', () => {
 
   beforeAll(async () => {
     const config = await namespacesFile({ namespaces: { hooked: { webhook_publications: true } } });
-    const env = webhookEnv(`${backend.url}/bounded`, { TIDINGS_CONFIG: config, TIDINGS_WEBHOOK_EVENTS: 'publication', TIDINGS_WEBHOOK_BACKLOG_MAX: '100' });
+    const env = webhookEnv(`${backend.url}/bounded`, { TIDINGS_CONFIG: config, TIDINGS_WEBHOOK_EVENTS: 'publication,connect', TIDINGS_WEBHOOK_BACKLOG_MAX: '100' });
     port = (await stack.gateway(env)).port;
     await stack.worker(env);
   });
@@ -490,5 +490,26 @@ describe('publication webhooks: the backlog bound', () => {
     const offsets = delivered.map((e) => e.offset as number);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
     expect(new Set([...offsets, ...deadOffsets]).size, 'every publication is either delivered or dead-lettered').toBe(160);
+  });
+
+  it('bounds lifecycle events the same way: one user connecting 150 times while the backend is away', async () => {
+    const user = uniqueUser('churn');
+    backend.statusOf.set('/bounded', 503);
+    const sockets: RawClient[] = [];
+    try {
+      for (let i = 0; i < 150; i++) sockets.push((await connectAs(port, user)).raw);
+      await waitFor('the overflow of connects in the dead-letter list', async () => {
+        const { events } = await call<{ events: { event: { user?: string; type?: string } }[] }>(port, 'webhook_dead_letters', { limit: 1000 });
+        return events.filter((d) => d.event.user === user && d.event.type === 'connect').length >= 40;
+      });
+    } finally {
+      backend.statusOf.delete('/bounded');
+      for (const raw of sockets) raw.close();
+    }
+    const delivered = await waitFor('the queued connects delivered', () => {
+      const got = firstDeliveries(backend, '/bounded', user);
+      return got.length >= 1 ? got : undefined;
+    });
+    expect(delivered.length).toBeLessThanOrEqual(101);
   });
 });
