@@ -16,6 +16,9 @@ import type { Keys } from '../bus/keys.js';
 import { publicationJson } from '../protocol/publication.js';
 import type { PersistOutcome, StoredPublication } from '../db/repos/publications.js';
 import { Errors } from '../protocol/codes.js';
+import type { Database } from '../db/client.js';
+import type { Logger } from '../observability/logger.js';
+import type { CommitHook } from '../webhooks/publications.js';
 
 export interface CacheSettings {
   size: number;
@@ -34,6 +37,27 @@ function groupByChannel(stored: StoredPublication[]): Map<string, StoredPublicat
   }
   for (const group of groups.values()) group.sort((a, b) => a.offset - b.offset);
   return groups;
+}
+
+/** What a commit path (the group commit, the outbox relay) works with. */
+export interface CommitPath {
+  database: Database;
+  redis: ScriptedRedis;
+  keys: Keys;
+  cache: CachePolicy;
+  /** After each fan-out, before the work counts as done: `publication` webhooks (src/webhooks/publications.ts). */
+  hook: CommitHook;
+  log: Logger;
+}
+
+/**
+ * What follows a commit, before the jobs (or outbox rows) that carried it are done with: the
+ * fan-out, then the commit hook. A process that dies in between leaves that work to run again,
+ * and both steps with it; both are idempotent.
+ */
+export async function deliverCommitted(path: Pick<CommitPath, 'redis' | 'keys' | 'cache' | 'hook'>, jobs: CommittedJob[]): Promise<void> {
+  await fanoutCommitted(path.redis, path.keys, path.cache, jobs);
+  await path.hook.committed(jobs.flatMap((j) => j.outcome.stored));
 }
 
 /** A committed job, and the gateway that waits for its acks. */

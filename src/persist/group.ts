@@ -14,17 +14,13 @@
  * Failures stay per job where they were per job: a publication PostgreSQL refuses fails the
  * group call, and the round is then committed job by job (the savepoint path isolates it).
  */
-import type { Keys } from '../bus/keys.js';
-import type { ScriptedRedis } from '../bus/scripts.js';
 import type { Database } from '../db/client.js';
 import { commitJobs, type JobCommitResult, type JobToCommit } from '../db/repos/commit-many.js';
 import { persistBatch, type PersistOutcome } from '../db/repos/publications.js';
 import { OrderGap, type JobOrder } from '../db/repos/streams.js';
-import type { Logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import type { NewPublication } from '../protocol/publication.js';
-import type { CommitHook } from '../webhooks/publications.js';
-import { fanoutCommitted, type CachePolicy } from './fanout.js';
+import { deliverCommitted, type CommitPath } from './fanout.js';
 import { ORDER_GAP_WAIT_MS } from './order.js';
 import { isTransient, retryInPlace, rootCause, settlesWithin, ShuttingDown } from './retry.js';
 
@@ -35,14 +31,7 @@ const FANOUT_ATTEMPT_MS = 5000;
 /** A round's size bound: the statement's parameters and the fan-out round stay a few MiB. */
 const MAX_ROUND_PUBLICATIONS = 5000;
 
-export interface GroupCommitOptions {
-  database: Database;
-  redis: ScriptedRedis;
-  keys: Keys;
-  cache: CachePolicy;
-  /** After each fan-out, before the jobs resolve: `publication` webhooks (src/webhooks/publications.ts). */
-  hook: CommitHook;
-  log: Logger;
+export interface GroupCommitOptions extends CommitPath {
   /** Aborted when the worker stops: a round retrying in place gives up and its jobs are put back. */
   signal: AbortSignal;
 }
@@ -232,14 +221,10 @@ export class GroupCommit {
   }
 
   private async fanout(committed: { job: Pending; outcome: PersistOutcome }[]): Promise<void> {
-    const { redis, keys, cache, hook, log, signal } = this.opts;
+    const { log, signal } = this.opts;
     const jobs = committed.map(({ job, outcome }) => ({ outcome, gatewayId: job.gatewayId, partition: job.partition }));
     try {
-      // Before the jobs resolve (and complete): a worker killed first leaves them to run again, and both steps with them.
-      const attempt = async () => {
-        await fanoutCommitted(redis, keys, cache, jobs);
-        await hook.committed(jobs.flatMap((j) => j.outcome.stored));
-      };
+      const attempt = () => deliverCommitted(this.opts, jobs);
       await retryInPlace('fanout', () => settlesWithin('fanout', FANOUT_ATTEMPT_MS, attempt), {
         log,
         signal,

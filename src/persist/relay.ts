@@ -20,14 +20,10 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import type { Keys } from '../bus/keys.js';
-import type { ScriptedRedis } from '../bus/scripts.js';
-import type { Database, Db } from '../db/client.js';
+import type { Db } from '../db/client.js';
 import { persistBatch } from '../db/repos/publications.js';
-import type { Logger } from '../observability/logger.js';
 import type { NewPublication } from '../protocol/publication.js';
-import type { CommitHook } from '../webhooks/publications.js';
-import { fanoutCommitted, type CachePolicy } from './fanout.js';
+import { deliverCommitted, type CommitPath } from './fanout.js';
 import { isTransient } from './retry.js';
 
 const RELAY_LOCK_KEY = 0x74696f62; // "tiob"
@@ -35,14 +31,8 @@ const CHANNEL = 'tidings_outbox';
 const BATCH = 1000;
 const POLL_MS = 1000;
 
-export interface RelayOptions {
+export interface RelayOptions extends CommitPath {
   databaseUrl: string;
-  database: Database;
-  redis: ScriptedRedis;
-  keys: Keys;
-  cache: CachePolicy;
-  hook: CommitHook;
-  log: Logger;
 }
 
 export interface Relay {
@@ -151,7 +141,7 @@ export function relayId(row: Pick<OutboxRow, 'id' | 'created_us'>): string {
 
 /** One round: commit up to BATCH outbox rows, fan them out, run the hook, then delete them. Returns how many it took. */
 async function relayRound(opts: RelayOptions): Promise<number> {
-  const { database, redis, keys, cache, hook } = opts;
+  const { database } = opts;
   const result = await database.db.execute<OutboxRow>(
     sql`select id::text, channel, data, idempotency_key, (extract(epoch from created_at) * 1000000)::bigint::text as created_us
           from tidings.outbox order by id limit ${BATCH}`,
@@ -167,10 +157,7 @@ async function relayRound(opts: RelayOptions): Promise<number> {
   // and is deleted with the rest: nothing could ever store it.
   const outcome = await database.db.transaction((tx) => persistBatch(tx as unknown as Db, batch, undefined, (err) => !isTransient(err)));
   if (outcome.rejected.length > 0) opts.log.error({ rejected: outcome.rejected.length }, 'tidings.publish rows PostgreSQL refused were dropped');
-  if (outcome.stored.length > 0) {
-    await fanoutCommitted(redis, keys, cache, [{ outcome, gatewayId: undefined }]);
-    await hook.committed(outcome.stored);
-  }
+  if (outcome.stored.length > 0) await deliverCommitted(opts, [{ outcome, gatewayId: undefined }]);
   await database.db.execute(sql`delete from tidings.outbox where id = any(${sql.param(result.rows.map((r) => r.id))}::bigint[])`);
   return result.rows.length;
 }
