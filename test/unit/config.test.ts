@@ -170,6 +170,28 @@ describe('webhooks configuration (issue 14)', () => {
     expect([...webhooks.events].sort()).toEqual(['connect', 'disconnect']);
   });
 
+  it('refuses a webhook backlog bound that is not a whole number in range, in one line', () => {
+    for (const bad of ['0', '99', '100000001', 'abc', '1.5', '-5', '1e9']) {
+      const err = errorOf(() => loadConfig('worker', { ...on, TIDINGS_WEBHOOK_BACKLOG_MAX: bad }));
+      expect(err.variable, bad).toBe('TIDINGS_WEBHOOK_BACKLOG_MAX');
+      expect(err.message).not.toContain('\n');
+    }
+    expect(loadConfig('worker', { ...on, TIDINGS_WEBHOOK_BACKLOG_MAX: '' }).webhooks!.backlogMax, 'empty is unset').toBe(100_000);
+    expect(loadConfig('worker', { ...on, TIDINGS_WEBHOOK_BACKLOG_MAX: '500' }).webhooks!.backlogMax).toBe(500);
+  });
+
+  it('refuses namespace options of the wrong kind: client_edits and webhook_publications', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidings-cfg-'));
+    const cases: unknown[] = [{ client_edits: 'maybe' }, { client_edits: 5 }, { client_edits: '' }, { client_edits: null }, { webhook_publications: 'yes' }, { webhook_publications: 1 }];
+    cases.forEach((options, i) => {
+      const file = join(dir, `ns${i}.json`);
+      writeFileSync(file, JSON.stringify({ namespaces: { chat: options } }));
+      const err = errorOf(() => loadConfig('worker', { ...base, TIDINGS_CONFIG: file }));
+      expect(err.variable, JSON.stringify(options)).toBe('TIDINGS_CONFIG');
+      expect(err.message).toMatch(/namespaces\.chat\.(client_edits|webhook_publications)/);
+    });
+  });
+
   it('takes "publication" with a namespace that opts in, and refuses the opt-in without the event', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tidings-cfg-')), 'ns.json');
     writeFileSync(file, JSON.stringify({ namespaces: { orders: { webhook_publications: true } } }));
