@@ -29,7 +29,7 @@ try {
   await database.pool.query('select pg_reload_conf()');
   const seqs = new Array<number>(jobsPerCall).fill(0);
   let n = 0;
-  const db = database.db;
+  const db = database.pool;
   const commit = () =>
     commitJobs(
       db,

@@ -208,7 +208,7 @@ export class GroupCommit {
     const retry = { log: this.opts.log, signal: this.opts.signal, onRetry: () => metrics.storeErrors.inc({ store: 'postgres' }) };
     const db = this.opts.database.db;
     try {
-      return await retryInPlace('commit', () => commitJobs(db, jobs), retry);
+      return await retryInPlace('commit', () => commitJobs(this.opts.database.pool, jobs), retry);
     } catch (err) {
       if (err instanceof ShuttingDown) throw err;
       this.opts.log.warn({ err: rootCause(err), jobs: jobs.length }, 'group commit refused; committing its jobs one by one');

@@ -135,7 +135,7 @@ describe('tidings_commit_many decides as tidings_commit, job by job, would', () 
       const together = materialize(`g${run}`, groups);
       const alone = materialize(`a${run}`, groups);
       for (let g = 0; g < groups.length; g++) {
-        const grouped = await commitJobs(database.db, together.jobs[g]!);
+        const grouped = await commitJobs(database.pool, together.jobs[g]!);
         const oneByOne: JobCommitResult[] = [];
         for (const job of alone.jobs[g]!) {
           oneByOne.push(await persistBatch(database.db, job.batch, job.order).catch((err: unknown) => {

@@ -68,7 +68,7 @@ describe('group commit', () => {
         { batch: [pub(b)], order: order(s2, 3) }, // job 2 of s2 is missing
         { batch: [pub(b)], order: undefined }, // a gateway from before streams
       ];
-      const results = await commitJobs(database.db, jobs);
+      const results = await commitJobs(database.pool, jobs);
       expect(offsets(results[0])).toEqual([1, 1]);
       expect(offsets(results[1])).toEqual([2]);
       expect(offsets(results[2])).toEqual([3, 4]);
@@ -78,7 +78,7 @@ describe('group commit', () => {
 
       // The same group again (a worker died before acking it): nothing is stored twice, and
       // every publication is answered with the offset it got the first time.
-      const again = await commitJobs(database.db, jobs.slice(0, 3));
+      const again = await commitJobs(database.pool, jobs.slice(0, 3));
       expect(again.map(offsets)).toEqual([
         [1, 1],
         [2],
@@ -94,7 +94,7 @@ describe('group commit', () => {
         { batch: [pub(channel)], order: order(`s-${randomUUID()}`, 1) },
         { batch: [pub(channel, { idempotencyKey: randomBytes(6000).toString('base64') })], order: order(`s-${randomUUID()}`, 1) },
       ];
-      await expect(commitJobs(database.db, jobs)).rejects.toThrow();
+      await expect(commitJobs(database.pool, jobs)).rejects.toThrow();
       expect(await stored(database, channel)).toEqual([]);
     });
   });

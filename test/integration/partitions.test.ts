@@ -75,9 +75,9 @@ describe('partitioned publications', () => {
       order: { stream: 's', seq, skipGap: false },
       batch: [pub('a', seq), pub('b', seq, `k${seq}`), pub('a', seq + 10)],
     }));
-    await commitJobs(db.db, jobs);
+    await commitJobs(db.pool, jobs);
     await removeHistory(db.db, 'b');
-    await commitJobs(db.db, [{ order: { stream: 's', seq: 4, skipGap: false }, batch: [pub('b', 4, 'k4')] }]);
+    await commitJobs(db.pool, [{ order: { stream: 's', seq: 4, skipGap: false }, batch: [pub('b', 4, 'k4')] }]);
     const dump = async () => ({
       pubs: await query(db, 'select * from publications order by channel, "offset"'),
       channels: await query(db, 'select name, epoch, top_offset from channels order by name'),
@@ -92,13 +92,13 @@ describe('partitioned publications', () => {
 
     // A re-run of a job committed before the migration finds its publications, on both
     // channels (on b, among what history_remove kept); a reused key answers its first offset.
-    const rerun = outcome((await commitJobs(db.db, [jobs[1]!]))[0]);
+    const rerun = outcome((await commitJobs(db.pool, [jobs[1]!]))[0]);
     expect(rerun.results.map((r) => [r.channel, r.offset, r.fresh])).toEqual([
       ['a', 3, false],
       ['b', 2, false],
       ['a', 4, false],
     ]);
-    const again = outcome((await commitJobs(db.db, [{ order: { stream: 's', seq: 5, skipGap: false }, batch: [pub('b', 9, 'k4'), pub('a', 9)] }]))[0]);
+    const again = outcome((await commitJobs(db.pool, [{ order: { stream: 's', seq: 5, skipGap: false }, batch: [pub('b', 9, 'k4'), pub('a', 9)] }]))[0]);
     expect(again.results.map((r) => [r.channel, r.offset, r.fresh])).toEqual([
       ['b', 4, false],
       ['a', 7, true],
@@ -204,8 +204,8 @@ describe('partitioned publications', () => {
     await ensurePartitions(client, 1, log, Date.now());
     client.release();
     const today = startOfDay(Date.now());
-    await commitJobs(db.db, [{ order: undefined, batch: [pub('c', 1), pub('c', 2)] }]);
-    await commitJobs(db.db, [{ order: undefined, batch: [pub('c', 3), pub('d', 1)] }]);
+    await commitJobs(db.pool, [{ order: undefined, batch: [pub('c', 1), pub('c', 2)] }]);
+    await commitJobs(db.pool, [{ order: undefined, batch: [pub('c', 3), pub('d', 1)] }]);
     expect(await query(db, 'select channel, starts_at, first_offset from channel_periods order by channel')).toEqual([
       { channel: 'c', starts_at: new Date(today), first_offset: 1 },
       { channel: 'd', starts_at: new Date(today), first_offset: 1 },
@@ -214,7 +214,7 @@ describe('partitioned publications', () => {
     // on being stamped in tomorrow's partition, so a read bounded by that period finds them.
     await query(db, `update channels set period_start = $1 where name = 'c'`, [new Date(today + DAY).toISOString()]);
     await query(db, `insert into channel_periods values ('c', $1, 4)`, [new Date(today + DAY).toISOString()]);
-    await commitJobs(db.db, [{ order: undefined, batch: [pub('c', 4), pub('d', 2)] }]);
+    await commitJobs(db.pool, [{ order: undefined, batch: [pub('c', 4), pub('d', 2)] }]);
     expect(await partitionOfRow(db, 'c', 4)).toBe(partitionName(today + DAY));
     expect(await partitionOfRow(db, 'd', 2)).toBe(partitionName(today + DAY));
     expect((await readRange(db.db, 'c', 3, 10, 10)).map((r) => r.offset)).toEqual([4]);

@@ -9,10 +9,10 @@
  * fails the whole call: the caller then commits the jobs one by one, where the savepoint
  * path isolates the bad publication.
  */
-import { sql } from 'drizzle-orm';
+import { randomBytes } from 'node:crypto';
+import type { Pool, PoolClient, QueryArrayConfig } from 'pg';
 import type { NewPublication } from '../../protocol/publication.js';
-import type { Db } from '../client.js';
-import { newEpoch, outcomeOf, type CommitRow, type PersistOutcome } from './publications.js';
+import { EPOCH_LENGTH, epochFrom, outcomeOf, type CommitRow, type PersistOutcome } from './publications.js';
 import { OrderGap, type JobOrder } from './streams.js';
 
 export interface JobToCommit {
@@ -24,21 +24,47 @@ export interface JobToCommit {
 /** One entry per job, in the order given: its outcome, or the gap it waits on. */
 export type JobCommitResult = PersistOutcome | OrderGap;
 
+/**
+ * The call, as a named prepared statement taken straight to pg: each pooled connection parses
+ * and plans it once, and rows come back as arrays. This is the hottest statement of the
+ * service (one per round), and drizzle's query building plus PostgreSQL's parse and plan of it
+ * on every call were a measurable part of a round's CPU (docs/benchmarks.md).
+ */
+const COMMIT_MANY = {
+  name: 'tidings_commit_many',
+  text: `select job, kind, id, channel, "offset", epoch from tidings_commit_many(
+    $1::text[], $2::bigint[], $3::boolean[], $4::int[], $5::text[], $6::uuid[], $7::text[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])`,
+  rowMode: 'array',
+} as const satisfies Omit<QueryArrayConfig, 'values'>;
+
+type CommitManyRow = [job: number, kind: CommitRow['kind'], id: string, channel: string, offset: number, epoch: string];
+
 /** Jobs of one stream must be given in seq order (a later one would find its turn not come yet). */
-export async function commitJobs(db: Db, jobs: JobToCommit[]): Promise<JobCommitResult[]> {
+export async function commitJobs(pg: Pool | PoolClient, jobs: JobToCommit[]): Promise<JobCommitResult[]> {
   const pubs = jobs.flatMap((j) => j.batch);
-  const epochs = new Map(pubs.map((p) => [p.channel, '']));
-  for (const name of epochs.keys()) epochs.set(name, newEpoch());
-  const col = <K extends keyof NewPublication>(k: K) => sql.param(pubs.map((p) => p[k] ?? null));
-  const result = await db.execute<CommitRow & { job: number }>(sql`
-    select * from tidings_commit_many(
-      ${sql.param(jobs.map((j) => j.order?.stream ?? null))}::text[], ${sql.param(jobs.map((j) => j.order?.seq ?? 0))}::bigint[],
-      ${sql.param(jobs.map((j) => j.order?.skipGap ?? false))}::boolean[], ${sql.param(jobs.map((j) => j.batch.length))}::int[],
-      ${col('channel')}::text[], ${col('id')}::uuid[], ${col('data')}::text[], ${col('user')}::text[],
-      ${col('client')}::text[], ${col('connInfo')}::text[], ${col('chanInfo')}::text[], ${col('tags')}::text[],
-      ${col('idempotencyKey')}::text[], ${sql.param(pubs.map((p) => epochs.get(p.channel)!))}::text[])`);
+  const col = <K extends keyof NewPublication>(k: K) => pubs.map((p) => p[k] ?? null);
+  const result = await pg.query<CommitManyRow>({
+    ...COMMIT_MANY,
+    values: [
+      jobs.map((j) => j.order?.stream ?? null),
+      jobs.map((j) => j.order?.seq ?? 0),
+      jobs.map((j) => j.order?.skipGap ?? false),
+      jobs.map((j) => j.batch.length),
+      col('channel'),
+      col('id'),
+      col('data'),
+      col('user'),
+      col('client'),
+      col('connInfo'),
+      col('chanInfo'),
+      col('tags'),
+      col('idempotencyKey'),
+      newEpochs(pubs),
+    ],
+  });
   const rowsByJob = jobs.map((): CommitRow[] => []);
-  for (const row of result.rows) rowsByJob[row.job - 1]!.push(row);
+  for (const [job, kind, id, channel, offset, epoch] of result.rows) rowsByJob[job - 1]!.push({ kind, id, channel, offset, epoch });
   return jobs.map((job, i) => {
     try {
       return outcomeOf(job.batch, rowsByJob[i]!, job.order);
@@ -47,4 +73,16 @@ export async function commitJobs(db: Db, jobs: JobToCommit[]): Promise<JobCommit
       throw err;
     }
   });
+}
+
+/**
+ * The epoch each publication's channel gets if this call creates it: one per channel, drawn
+ * from one buffer of random bytes (a channel that exists keeps its own; most do).
+ */
+function newEpochs(pubs: NewPublication[]): string[] {
+  const index = new Map<string, number>();
+  for (const p of pubs) if (!index.has(p.channel)) index.set(p.channel, index.size);
+  const bytes = randomBytes(index.size * EPOCH_LENGTH);
+  const epochs = Array.from({ length: index.size }, (_, i) => epochFrom(bytes, i * EPOCH_LENGTH));
+  return pubs.map((p) => epochs[index.get(p.channel)!]!);
 }

@@ -52,8 +52,18 @@ export interface ChannelPosition {
 
 /** 8 letters, like Centrifugo's epochs: random so a recreated channel never matches an old one. */
 export function newEpoch(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz';
-  return Array.from(randomBytes(8), (b) => alphabet[b % 26]).join('');
+  return epochFrom(randomBytes(EPOCH_LENGTH), 0);
+}
+
+/** Letters in an epoch. */
+export const EPOCH_LENGTH = 8;
+const EPOCH_ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
+
+/** An epoch from EPOCH_LENGTH random bytes of `bytes` starting at `at`. */
+export function epochFrom(bytes: Uint8Array, at: number): string {
+  let epoch = '';
+  for (let i = at; i < at + EPOCH_LENGTH; i++) epoch += EPOCH_ALPHABET[bytes[i]! % EPOCH_ALPHABET.length];
+  return epoch;
 }
 
 /**
