@@ -97,6 +97,7 @@ async function main(): Promise<number> {
       redisCluster: options.redisCluster,
       serverEnv: options.serverEnv,
       cpuProfDir: options.cpuProf ? join(ROOT, 'bench', 'results', 'prof') : undefined,
+      perfMap: options.perfMap,
       log,
     });
     const token = await signToken({ user: 'bench', secret: SECRET, ttlSeconds: 3600 });

@@ -56,6 +56,7 @@ export interface BenchOptions {
   /** Masters of a private Redis Cluster to run on (cluster mode, issue 13); 0: one Redis. */
   redisCluster: number;
   cpuProf: boolean;
+  perfMap: boolean;
   out: string;
   /** Runs of the whole scenario list; the table shows each target's median. */
   repeat: number;
@@ -84,6 +85,7 @@ const SPEC = {
   'redis-aof': { type: 'boolean', default: false },
   'redis-cluster': { type: 'string', default: '0' },
   'cpu-prof': { type: 'boolean', default: false },
+  'perf-map': { type: 'boolean', default: false },
   out: { type: 'string', default: 'bench/results/latest.json' },
   repeat: { type: 'string', default: '1' },
   timeout: { type: 'string', default: '' },
@@ -117,6 +119,7 @@ runs the scenarios and writes bench/results/latest.json plus a table on stdout.
   --redis-aof               run Redis with its append-only file (fsync every second)
   --redis-cluster N         run on a private Redis Cluster of N masters (3 or more) in cluster mode
   --cpu-prof                V8 CPU profiles of the children in bench/results/prof/
+  --perf-map                children write /tmp/perf-PID.map for Linux perf (docs/benchmarks.md)
   --out FILE                JSON results (bench/results/latest.json)
   --repeat N                run the scenario list N times; the table shows medians (1)
   --timeout S               hard deadline of the whole run (default 60 s + per scenario
@@ -137,7 +140,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     if (!Number.isFinite(value) || value < min) throw new Error(`--${name}: must be a number >= ${min}`);
     return value;
   };
-  const flag = (name: 'redis-aof' | 'cpu-prof'): boolean => {
+  const flag = (name: 'redis-aof' | 'cpu-prof' | 'perf-map'): boolean => {
     const fromEnv = env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
     return values[name] || fromEnv === '1' || fromEnv === 'true';
   };
@@ -180,6 +183,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     redisAof: flag('redis-aof'),
     redisCluster: clusterMasters(num('redis-cluster', 0)),
     cpuProf: flag('cpu-prof'),
+    perfMap: flag('perf-map'),
     out: pick('out'),
     repeat: num('repeat', 1),
     // Default: a generous bound per scenario (the longest, R1, takes about a minute on a busy box).

@@ -51,6 +51,12 @@ export interface StackOptions {
   serverEnv: Record<string, string>;
   /** Write a V8 CPU profile of every child into this directory (on graceful stop). */
   cpuProfDir: string | undefined;
+  /**
+   * Children write /tmp/perf-<pid>.map (`--perf-basic-prof`), so a system-wide `perf record`
+   * names their JavaScript frames. perf counts what the CPU ran, where the V8 profile samples
+   * wall time and charges a preempted system call to the call.
+   */
+  perfMap?: boolean;
   log(message: string): void;
 }
 
@@ -151,6 +157,7 @@ export class BenchStack {
       ...extra,
     });
     const nodeArgs = ['--import', 'tsx', '--import', join(ROOT, 'bench', 'lib', 'parent-watch.ts')];
+    if (this.opts.perfMap) nodeArgs.push('--perf-basic-prof');
     if (this.opts.cpuProfDir) {
       mkdirSync(this.opts.cpuProfDir, { recursive: true });
       nodeArgs.push(

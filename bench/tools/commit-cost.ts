@@ -4,9 +4,12 @@
  * (pg_stat_user_functions), and, for scale, a `select 1` through the same pool. Private
  * PostgreSQL server, as the bench uses.
  *
- *   npx tsx bench/tools/commit-cost.ts [JOBS_PER_CALL] [PUBLICATIONS_PER_JOB] [CALLS]
+ *   npx tsx bench/tools/commit-cost.ts [JOBS_PER_CALL] [PUBLICATIONS_PER_JOB] [CALLS] [GAP_MS]
  *
- * Defaults 4 4 1000: a T1 round. `... 1 1` is an L1 round.
+ * Defaults 4 4 1000: a T1 round. `... 1 1` is an L1 round. With GAP_MS, each call waits that
+ * long after the one before, as at low load, where every call finds both processes idle
+ * (`... 1 1 300 10`); wall time is then counted per call without the gaps, and the CPU
+ * figure includes each wake-up.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,7 +21,7 @@ import { runMigrations } from '../../src/db/migrate.js';
 import { startPostgres } from '../../src/devstack/index.js';
 
 const arg = (i: number, fallback: number) => Number(process.argv[2 + i] ?? fallback);
-const [jobsPerCall, perJob, calls] = [arg(0, 4), arg(1, 4), arg(2, 1000)];
+const [jobsPerCall, perJob, calls, gapMs] = [arg(0, 4), arg(1, 4), arg(2, 1000), arg(3, 0)];
 const dir = mkdtempSync(join(tmpdir(), 'tidings-commit-cost-'));
 const server = await startPostgres({ dir });
 let database: Database | undefined;
@@ -51,9 +54,14 @@ async function measure(label: string, call: () => Promise<unknown>, functionTime
   for (let i = 0; i < Math.min(200, calls); i++) await call();
   if (functionTime) await database!.pool.query('select pg_stat_reset()');
   const cpu = process.cpuUsage();
-  const began = performance.now();
-  for (let i = 0; i < calls; i++) await call();
-  const wallMs = (performance.now() - began) / calls;
+  let wall = 0;
+  for (let i = 0; i < calls; i++) {
+    if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
+    const t = performance.now();
+    await call();
+    wall += performance.now() - t;
+  }
+  const wallMs = wall / calls;
   const used = process.cpuUsage(cpu);
   let inFunction = '';
   if (functionTime) {
