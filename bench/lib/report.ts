@@ -118,6 +118,8 @@ function latencyFigures(): Figure[] {
     { label: 'publish→deliver p99', unit: 'ms', read: at('deliverMs.p99') },
     { label: 'publish→deliver p90', unit: 'ms', read: at('deliverMs.p90') },
     { label: 'publish→deliver max', unit: 'ms', read: at('deliverMs.max') },
+    { label: 'publish→first delivery p50', unit: 'ms', read: at('firstDeliverMs.p50') },
+    { label: 'first→last delivery p50', unit: 'ms', read: at('deliverySpreadMs.p50') },
     { label: 'publish ack p50', unit: 'ms', read: at('publishAckMs.p50') },
     { label: 'publish ack p99', unit: 'ms', read: at('publishAckMs.p99') },
     { label: 'CPU per committed publication', unit: 'µs', read: at('cpuMicrosPerPublication') },
