@@ -88,6 +88,22 @@ describe('group commit', () => {
       expect(await stored(database, a)).toHaveLength(4);
     });
 
+    it('a call that creates channels gives each its own epoch, and a channel keeps it after', async () => {
+      const [a, b, c] = [uniqueChannel('epoch-a'), uniqueChannel('epoch-b'), uniqueChannel('epoch-c')];
+      const stream = `s-${randomUUID()}`;
+      const epochsOf = (result: PersistOutcome | OrderGap | undefined) => {
+        if (!result || result instanceof OrderGap) throw new Error('expected an outcome');
+        return new Map(result.results.map((r) => [r.channel, r.epoch]));
+      };
+      const first = epochsOf((await commitJobs(database.pool, [{ batch: [pub(a), pub(b), pub(a), pub(c)], order: order(stream, 1) }]))[0]);
+      expect([...first.keys()].sort()).toEqual([a, b, c].sort());
+      for (const epoch of first.values()) expect(epoch).toMatch(/^[a-z]{8}$/);
+      expect(new Set(first.values()).size).toBe(3);
+      const later = epochsOf((await commitJobs(database.pool, [{ batch: [pub(c), pub(a)], order: order(stream, 2) }]))[0]);
+      expect(later.get(a)).toBe(first.get(a));
+      expect(later.get(c)).toBe(first.get(c));
+    });
+
     it('a publication PostgreSQL refuses fails the call: nothing of the group is committed', async () => {
       const channel = uniqueChannel('many-bad');
       const jobs = [

@@ -50,14 +50,14 @@ export interface ChannelPosition {
   top: number;
 }
 
+/** Letters in an epoch. */
+export const EPOCH_LENGTH = 8;
+const EPOCH_ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
+
 /** 8 letters, like Centrifugo's epochs: random so a recreated channel never matches an old one. */
 export function newEpoch(): string {
   return epochFrom(randomBytes(EPOCH_LENGTH), 0);
 }
-
-/** Letters in an epoch. */
-export const EPOCH_LENGTH = 8;
-const EPOCH_ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
 
 /** An epoch from EPOCH_LENGTH random bytes of `bytes` starting at `at`. */
 export function epochFrom(bytes: Uint8Array, at: number): string {
