@@ -73,6 +73,12 @@ class Member {
 
 class ChannelEntry {
   readonly members = new Map<Subscriber, Member>();
+  /**
+   * The members that asked for join/leave pushes. Every subscribe and unsubscribe of a
+   * channel with join_leave on is an event, so walking all members for each would make a
+   * mass reconnect of n subscribers cost n² when (as usually) few or none want them.
+   */
+  readonly eventListeners = new Map<Subscriber, Member>();
   ready: Promise<void> = Promise.resolve();
   epoch = '';
   constructor(readonly name: string) {}
@@ -143,7 +149,10 @@ export class Hub {
       const created = entry;
       entry.ready = this.pubsub.listen(this.keys.topic(channel), (msg) => this.onMessage(created, msg));
     }
-    entry.members.set(subscriber, new Member(subscriber));
+    const member = new Member(subscriber);
+    entry.members.set(subscriber, member);
+    if (subscriber.joinLeave) entry.eventListeners.set(subscriber, member);
+    else entry.eventListeners.delete(subscriber);
     try {
       await entry.ready;
     } catch (err) {
@@ -169,7 +178,9 @@ export class Hub {
 
   detach(channel: string, subscriber: Subscriber): void {
     const entry = this.channels.get(channel);
-    if (!entry || !entry.members.delete(subscriber) || entry.members.size > 0) return;
+    if (!entry || !entry.members.delete(subscriber)) return;
+    entry.eventListeners.delete(subscriber);
+    if (entry.members.size > 0) return;
     this.channels.delete(channel);
     for (const watcher of this.channelWatchers) watcher();
     this.pubsub.unlisten(this.keys.topic(channel)).catch((err) => this.log.warn({ err, channel }, 'unsubscribe failed'));
@@ -214,8 +225,8 @@ export class Hub {
   /** join/leave: no offset, no ordering with publications; only to live subscribers. */
   private onEvent(entry: ChannelEntry, kind: 'join' | 'leave', infoJson: string): void {
     let frame: Buffer | undefined;
-    for (const member of entry.members.values()) {
-      if (!member.subscriber.joinLeave || member.position === undefined) continue;
+    for (const member of entry.eventListeners.values()) {
+      if (member.position === undefined) continue;
       frame ??= Buffer.from(encodeJoinLeavePush(entry.name, kind, infoJson));
       member.subscriber.deliver(frame);
     }

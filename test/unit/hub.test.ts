@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { makeKeys } from '../../src/bus/keys.js';
 import { encodeTopicMessage, type BusPublication } from '../../src/bus/topic.js';
+import { encodeEvent } from '../../src/bus/events.js';
 import type { TopicHandler } from '../../src/bus/pubsub.js';
 import { Hub, type Subscriber, type Topics } from '../../src/channels/hub.js';
 import type { GapSource } from '../../src/history/recovery.js';
@@ -33,6 +34,9 @@ class FakeTopics implements Topics {
   onReconnect(): void {}
   publish(channel: string, ...offsets: number[]): void {
     this.handlers.get(keys.topic(channel))?.(encodeTopicMessage(EPOCH, offsets.map((o) => pub(o))));
+  }
+  announce(channel: string, kind: 'join' | 'leave', user: string): void {
+    this.handlers.get(keys.topic(channel))?.(encodeEvent(kind, JSON.stringify({ user, client: `c-${user}` })));
   }
 }
 
@@ -88,6 +92,7 @@ class FakeSubscriber implements Subscriber {
   constructor(
     readonly recoveryMax = 1000,
     private readonly paced = false,
+    readonly joinLeave = false,
   ) {}
 
   deliver(frame: Buffer, paced?: boolean): void {
@@ -357,6 +362,47 @@ describe('Hub: the subscribe buffer', () => {
     await settle();
     expect(a.offsets).toEqual([]);
     expect(a.gaps).toBe(0);
+    expect(hub.channelCount).toBe(0);
+  });
+});
+
+describe('Hub: join and leave', () => {
+  /** The kind and user of each join/leave push a subscriber was given. */
+  const events = (sub: FakeSubscriber) =>
+    sub.frames.map((f) => {
+      const push = (JSON.parse(f.toString()) as { push: { join?: { info: { user: string } }; leave?: { info: { user: string } } } }).push;
+      return push.join ? `join ${push.join.info.user}` : `leave ${push.leave!.info.user}`;
+    });
+
+  it('go to the live subscribers that asked for them, and to no one else', async () => {
+    const { topics, hub, live } = setup();
+    const asked = await live('c', new FakeSubscriber(1000, false, true));
+    const silent = await live('c', new FakeSubscriber());
+    const buffering = new FakeSubscriber(1000, false, true);
+    await hub.attach('c', buffering); // its subscribe reply is not written yet
+    topics.announce('c', 'join', 'u1');
+    topics.announce('c', 'leave', 'u2');
+    expect(events(asked)).toEqual(['join u1', 'leave u2']);
+    expect(silent.frames).toEqual([]);
+    expect(buffering.frames).toEqual([]);
+
+    hub.start('c', buffering, 0);
+    topics.announce('c', 'join', 'u3');
+    expect(events(buffering)).toEqual(['join u3']);
+    expect(events(asked)).toEqual(['join u1', 'leave u2', 'join u3']);
+  });
+
+  it('stop when the subscriber leaves, while the others keep them', async () => {
+    const { topics, hub, live } = setup();
+    const a = await live('c', new FakeSubscriber(1000, false, true));
+    const b = await live('c', new FakeSubscriber(1000, false, true));
+    topics.announce('c', 'join', 'u0');
+    expect(a.frames[0]).toBe(b.frames[0]); // encoded once, shared
+    hub.detach('c', a);
+    topics.announce('c', 'join', 'u1');
+    expect(events(a)).toEqual(['join u0']);
+    expect(events(b)).toEqual(['join u0', 'join u1']);
+    hub.detach('c', b);
     expect(hub.channelCount).toBe(0);
   });
 });
