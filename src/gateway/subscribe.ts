@@ -163,7 +163,10 @@ async function attachAndRead(
 ): Promise<Opened> {
   const { channel, namespace: ns } = sub;
   await session.deps.hub.attach(channel, sub);
-  const pos = await session.deps.history.position(channel, position.recover ? position.offset : 0);
+  // Buffering from here on: the position must come from a read sent after this point, or a
+  // publication committed just before could be missing from both (src/history/reader.ts SharedReads).
+  const buffering = session.deps.history.mark();
+  const pos = await session.deps.history.position(channel, position.recover ? position.offset : 0, buffering);
   const pubs = position.recover && ns.recovery ? await recover(session, channel, ns, position, pos, opts) : undefined;
   if (ns.presence) await session.deps.presence.add(channel, session.clientId, sub.infoJson);
   const startAt = replyPosition(position, pos, pubs);

@@ -88,10 +88,19 @@ export class HistoryReader implements GapSource {
     this.redis = withScripts(redis);
   }
 
-  /** `atLeast`: an offset some client already saw; a cached top below it is stale. */
-  async position(channel: string, atLeast = 0): Promise<ChannelPosition> {
+  /** Where the sequence of reads stands: `position(…, joinAfter)` joins only reads sent after it. */
+  mark(): number {
+    return this.shared.mark();
+  }
+
+  /**
+   * `atLeast`: an offset some client already saw; a cached top below it is stale.
+   * `joinAfter`: a `mark()`; only a read in flight that was sent after it is joined (a
+   * subscriber's position must come from a read sent once it buffers, see SharedReads).
+   */
+  async position(channel: string, atLeast = 0, joinAfter?: number): Promise<ChannelPosition> {
     const key = this.keys.meta(channel);
-    const [epoch, top] = await this.shared.run(`p\n${key}`, () => this.redis.hmget(key, 'e', 't'));
+    const [epoch, top] = await this.shared.run(`p\n${key}`, () => this.redis.hmget(key, 'e', 't'), joinAfter);
     if (epoch !== null && epoch !== undefined && top !== null && top !== undefined && Number(top) >= atLeast) {
       return { epoch, top: Number(top) };
     }
@@ -238,19 +247,35 @@ export class HistoryReader implements GapSource {
  * making its own round trip. A reconnect storm has thousands of subscribers of one channel
  * ask for the same position and the same cached range within milliseconds (bench R1: 5,000
  * at once), and each answer cost the gateway a Redis reply to decode. Joining a read that
- * was sent a moment before one's own request is safe here: a position older than what the
- * client saw is refused by the caller (`atLeast`), and a cached range that lacks the newest
- * publications is completed from PostgreSQL. Callers only read the shared result.
+ * was sent a moment before one's own request is safe for ranges: a cached range that lacks
+ * the newest publications is completed from PostgreSQL, and a position older than what the
+ * client saw is refused by the caller (`atLeast`).
+ *
+ * A subscriber's position is different: it must come from a read sent after the subscriber
+ * began buffering its channel's publications. Otherwise a publication committed between the
+ * earlier read and the attach is in neither the position nor the buffer (its topic message
+ * reached the hub first), and the subscriber would not get it until the next publication
+ * showed the gap. Such a caller passes a `mark()` taken once it buffers, and joins only reads
+ * sent after it. Callers only read the shared result.
  */
 class SharedReads {
-  private readonly reads = new Map<string, Promise<unknown>>();
+  /** Reads sent so far: a read's number orders it against marks. */
+  private sent = 0;
+  private readonly reads = new Map<string, { seq: number; pending: Promise<unknown> }>();
 
-  run<T>(key: string, read: () => Promise<T>): Promise<T> {
-    let pending = this.reads.get(key) as Promise<T> | undefined;
-    if (!pending) {
-      pending = read().finally(() => this.reads.delete(key));
-      this.reads.set(key, pending);
-    }
+  mark(): number {
+    return this.sent;
+  }
+
+  run<T>(key: string, read: () => Promise<T>, joinAfter = -1): Promise<T> {
+    const current = this.reads.get(key);
+    if (current && current.seq > joinAfter) return current.pending as Promise<T>;
+    const seq = ++this.sent;
+    const pending = read().finally(() => {
+      // A newer read of the same key may have taken its place meanwhile.
+      if (this.reads.get(key)?.seq === seq) this.reads.delete(key);
+    });
+    this.reads.set(key, { seq, pending });
     return pending;
   }
 }

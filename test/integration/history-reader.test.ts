@@ -77,4 +77,40 @@ describe('history reader', () => {
     expect(fromB).toHaveLength(20);
     expect(later.map((p) => p.offset)).toEqual(Array.from({ length: 10 }, (_, i) => i + 11));
   });
+
+  it('a subscriber position joins only a read sent after its mark, never an earlier one still in flight', async () => {
+    const channel = uniqueChannel('mark');
+    await cacheChannel(channel, 10);
+    const reader = new HistoryReader(redis, database.db, keys, 60);
+    const send = redis.hmget.bind(redis) as (...args: unknown[]) => Promise<(string | null)[]>;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // The first position read is answered by Redis at once but reaches the reader late, as
+    // when its reply is behind a topic message that the hub handled first.
+    const positions = vi.spyOn(redis, 'hmget').mockImplementationOnce((async (...args: unknown[]) => {
+      const answer = await send(...args);
+      await held;
+      return answer;
+    }) as never);
+    try {
+      const early = reader.position(channel);
+      await redis.ping(); // same connection: the early read has been answered by Redis
+      await redis.hset(keys.meta(channel), 't', '11'); // a publication commits meanwhile
+      const mark = reader.mark(); // a subscriber begins buffering
+      const joiner = reader.position(channel); // no mark: joins what is in flight
+      const subscriber = reader.position(channel, 0, mark);
+      const another = reader.position(channel, 0, mark); // joins the subscriber's read
+      release();
+      expect((await early).top).toBe(10);
+      expect((await joiner).top).toBe(10);
+      expect((await subscriber).top).toBe(11);
+      expect((await another).top).toBe(11);
+      expect(positions).toHaveBeenCalledTimes(2);
+      // Once both are answered nothing is kept: the next read, mark or not, asks Redis.
+      expect((await reader.position(channel)).top).toBe(11);
+      expect(positions).toHaveBeenCalledTimes(3);
+    } finally {
+      positions.mockRestore();
+    }
+  });
 });
