@@ -8,11 +8,14 @@
  * Jobs of one partition are added strictly one after another, so the queue order is the
  * order in which this gateway accepted the publications (guarantee 3).
  *
- * Partitions owned by one worker (./owners.ts) share one BullMQ job, a bundle (./job.ts): each
- * batch keeps its own slot, stream and seq, so everything below holds per partition as
- * before, while BullMQ's cost is paid once per bundle. A known owner also has `inflightJobs`
- * slots of its own, so its partitions gather what arrives while its jobs are out and send it
- * together.
+ * Partitions whose owner is known (./owners.ts) share one BullMQ job, a bundle (./job.ts):
+ * each batch keeps its own slot, stream and seq, so everything below holds per partition as
+ * before, while BullMQ's cost is paid once per bundle. A bundle holds one owner's partitions
+ * only, so a channel's commits stay with one worker. The gateway as a whole has
+ * `inflightJobs` slots for these jobs, and the owners take them in turn: while a bundle is
+ * out, every partition gathers what arrives, and each owner's next bundle carries it all
+ * (an owner with much waiting gets a job of its own meanwhile, and so do the others once a
+ * job has been out too long: see `pump`).
  *
  * Every reply is definitive (guarantee 1, issue 12): success means committed, an error means
  * never committed. A publication not acknowledged within `publishTimeoutMs` is answered
@@ -50,6 +53,21 @@ import { failedJobs, queueCounts, type FailedJob, type QueueCounts } from './sta
 
 /** BullMQ keeps job data in one Redis string; keep jobs well below what hurts Redis latency. */
 const BATCH_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Publications waiting for one owner's partitions that earn it a job of its own while the
+ * gateway's slots are taken (see `pump`). A job costs its worker, Redis and PostgreSQL about
+ * as much as a few dozen publications do (docs/benchmarks.md), so one this large pays it
+ * many times over.
+ */
+const OWN_SLOT_PUBLICATIONS = 256;
+
+/**
+ * How long a job holds one of the gateway's slots (see `pump`). Jobs are answered within a
+ * few tens of ms when their worker is alive; one out longer than this keeps only its owner's
+ * slot, so a worker that dies holds up only its own partitions until the takeover.
+ */
+const SLOT_PATIENCE_MS = 250;
 
 /** One partition as API `queue_stats` shows it. */
 export interface PartitionStats extends QueueCounts {
@@ -130,8 +148,14 @@ export class IngestClient {
   /** One topic; in Redis Cluster mode one per partition (src/bus/keys.ts `ackTopic`). */
   private readonly ackTopics: string[];
   private readonly owners: PartitionOwners;
-  /** Jobs out per known owner (a bundle, or a batch alone), each until all its batches are answered. */
+  /**
+   * Jobs out of partitions with known owners (bundles, or a batch alone), each until all its
+   * batches are answered: when each was sent (the gateway's slots), and how many per owner.
+   */
+  private readonly slotsTaken = new Set<{ sentAt: number }>();
   private readonly ownerInflight = new Map<string, number>();
+  /** When each owner was last sent a job (in `bundlesSent`), so that they take turns. */
+  private readonly lastSentTo = new Map<string, number>();
   private pumpScheduled = false;
   private bundlesSent = 0;
   private readonly latency: LatencyWindow;
@@ -298,46 +322,96 @@ export class IngestClient {
   }
 
   /**
-   * Every partition with publications waiting and a free slot sends its next batch. The
-   * batches of partitions with one owner go in one bundle, as long as it stays within
-   * BATCH_MAX_BYTES; a history removal always goes alone.
+   * Every partition with publications waiting and a free slot sends its next batch. A history
+   * removal always goes alone, and so does a batch whose owner is not known (it travels on its
+   * own partition's queue). The batches of partitions with a known owner go in a bundle, one
+   * owner's at a time, within BATCH_MAX_BYTES.
    *
-   * A known owner has slots of its own too (`inflightJobs` bundles from this gateway): while
-   * they are taken, its partitions gather what arrives, and all of it leaves in the next
-   * bundle once one is answered. Without them, partitions freed at different moments keep
-   * going out in small bundles of their own, and the per-job cost stays.
+   * The gateway's slots for these jobs (`inflightJobs` in all, not per owner) are what make
+   * bundles large: while they are taken, every partition gathers what arrives. Each slot that
+   * frees goes to the owner sent to least recently, whose bundle then carries all its
+   * partitions gathered. BullMQ's work, the commit round and the fan-out round are paid per
+   * job, so at two workers this costs about a quarter less CPU per publication than a slot per
+   * owner did (bench T1 and T2: docs/benchmarks.md). An owner with OWN_SLOT_PUBLICATIONS
+   * waiting gets a job of its own even while the gateway's slots are taken: at that size a job
+   * pays its fixed cost many times over, and owners working in parallel add throughput. A job
+   * out for more than SLOT_PATIENCE_MS stops holding a slot of the gateway's. Each owner still
+   * has at most `inflightJobs` jobs out.
    */
   private pump(): void {
     if (this.closed) return;
     for (;;) {
-      const ready = this.partitions.filter((p) => this.canSend(p));
-      if (ready.length === 0) return;
-      const bundles = new Map<string, Bundle>();
-      for (const partition of ready) {
-        const batch = this.takeBatch(partition);
+      const byOwner = new Map<string, { partitions: Partition[]; waiting: number }>();
+      for (const partition of this.partitions) {
+        if (partition.waiting.length === 0 || partition.inflight >= this.settings.inflightJobs) continue;
         const owner = this.owners.ownerOf(partition.index);
-        if (batch[0]!.remove || owner === undefined) {
-          this.send([{ partition, batch }]);
+        if (owner === undefined) {
+          this.send([{ partition, batch: this.takeBatch(partition) }]);
           continue;
         }
-        const bytes = batch.reduce((n, e) => n + e.bytes, 0);
-        const bundle = bundles.get(owner);
-        if (bundle && bundle.bytes + bytes <= BATCH_MAX_BYTES) {
-          bundle.parts.push({ partition, batch });
-          bundle.bytes += bytes;
-        } else {
-          if (bundle) this.send(bundle.parts, owner);
-          bundles.set(owner, { parts: [{ partition, batch }], bytes });
-        }
+        const of = byOwner.get(owner) ?? { partitions: [], waiting: 0 };
+        of.partitions.push(partition);
+        of.waiting += partition.waiting.length;
+        byOwner.set(owner, of);
       }
-      for (const [owner, bundle] of bundles) this.send(bundle.parts, owner);
+      const owner = this.nextOwner(byOwner);
+      if (owner === undefined) return;
+      this.sendOwned(byOwner.get(owner)!.partitions);
     }
   }
 
-  private canSend(partition: Partition): boolean {
-    if (partition.waiting.length === 0 || partition.inflight >= this.settings.inflightJobs) return false;
-    const owner = this.owners.ownerOf(partition.index);
-    return owner === undefined || (this.ownerInflight.get(owner) ?? 0) < this.settings.inflightJobs;
+  /**
+   * The owner whose partitions go next, if any may: the one sent to least recently, among
+   * those with a free slot of their own, while the gateway has a slot free; otherwise among
+   * those with OWN_SLOT_PUBLICATIONS waiting.
+   */
+  private nextOwner(byOwner: Map<string, { waiting: number }>): string | undefined {
+    const gatewaySlot = this.gatewaySlotsTaken() < this.settings.inflightJobs;
+    let next: string | undefined;
+    for (const [owner, { waiting }] of byOwner) {
+      if ((this.ownerInflight.get(owner) ?? 0) >= this.settings.inflightJobs) continue;
+      if (!gatewaySlot && waiting < OWN_SLOT_PUBLICATIONS) continue;
+      if (next === undefined || (this.lastSentTo.get(owner) ?? -1) < (this.lastSentTo.get(next) ?? -1)) next = owner;
+    }
+    if (next === undefined) return undefined;
+    // Owners come and go (each worker process is a new one): forget the old ones now and then.
+    if (this.lastSentTo.size > 1024) this.lastSentTo.clear();
+    this.lastSentTo.set(next, this.bundlesSent++);
+    return next;
+  }
+
+  /**
+   * The gateway's slots taken by jobs out for less than SLOT_PATIENCE_MS. A job out longer
+   * (its worker died or froze, and its partitions wait for the takeover) keeps only its
+   * owner's slot, so the other owners' partitions are not held up with it.
+   */
+  private gatewaySlotsTaken(): number {
+    const since = performance.now() - SLOT_PATIENCE_MS;
+    let taken = 0;
+    for (const slot of this.slotsTaken) if (slot.sentAt > since) taken++;
+    return taken;
+  }
+
+  /** One owner's ready partitions: their batches in one bundle (more past BATCH_MAX_BYTES); a removal alone. */
+  private sendOwned(partitions: Partition[]): void {
+    const owner = this.owners.ownerOf(partitions[0]!.index)!;
+    let bundle: Bundle | undefined;
+    for (const partition of partitions) {
+      const batch = this.takeBatch(partition);
+      if (batch[0]!.remove) {
+        this.send([{ partition, batch }]);
+        continue;
+      }
+      const bytes = batch.reduce((n, e) => n + e.bytes, 0);
+      if (bundle && bundle.bytes + bytes > BATCH_MAX_BYTES) {
+        this.send(bundle.parts, owner);
+        bundle = undefined;
+      }
+      bundle ??= { parts: [], bytes: 0 };
+      bundle.parts.push({ partition, batch });
+      bundle.bytes += bytes;
+    }
+    if (bundle) this.send(bundle.parts, owner);
   }
 
   private takeBatch(partition: Partition): Entry[] {
@@ -358,15 +432,19 @@ export class IngestClient {
 
   /**
    * Sends one job: a partition's batch, or a bundle of several partitions' batches. With
-   * `owner`, the job holds one of the owner's slots until every batch in it is answered.
+   * `owner`, the job holds one of the gateway's slots and one of the owner's until every
+   * batch in it is answered.
    */
   private send(parts: BundlePartToSend[], owner?: string): void {
     let release: (() => void) | undefined;
     if (owner !== undefined) {
+      const slot = { sentAt: performance.now() };
+      this.slotsTaken.add(slot);
       this.ownerInflight.set(owner, (this.ownerInflight.get(owner) ?? 0) + 1);
       let open = parts.length;
       release = () => {
         if (--open > 0) return;
+        this.slotsTaken.delete(slot);
         const left = (this.ownerInflight.get(owner) ?? 1) - 1;
         if (left > 0) this.ownerInflight.set(owner, left);
         else this.ownerInflight.delete(owner);
@@ -426,7 +504,7 @@ export class IngestClient {
     if (sent.length > 1) {
       // Any of its partitions' queues will do (the owner consumes them all); taking them in
       // turn spreads many gateways' bundles over the owner's queues and their active-job bounds.
-      const { queue } = sent[this.bundlesSent++ % sent.length]!.partition;
+      const { queue } = sent[this.bundlesSent % sent.length]!.partition;
       const parts: BundlePart[] = sent.map(({ partition, batch, job }) => ({
         q: partition.index,
         p: batch.map((e) => e.pub),
@@ -471,6 +549,8 @@ export class IngestClient {
    * earlier job that still had time.
    */
   private expireOverdue(): void {
+    // A slot past its patience frees the gateway's turn for the other owners.
+    if (this.slotsTaken.size > 0) this.schedulePump();
     const deadline = performance.now() - this.settings.publishTimeoutMs;
     for (const entry of this.byId.values()) {
       if (entry.startedAt > deadline) break; // byId is in accept order

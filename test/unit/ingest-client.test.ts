@@ -13,6 +13,7 @@
  * The real queue path, against Redis and a worker, is covered by test/integration/pipeline.test.ts
  * and poison-and-order.test.ts.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeKeys, partitionOf } from '../../src/bus/keys.js';
 import type { PubSub } from '../../src/bus/pubsub.js';
@@ -21,6 +22,7 @@ import { IngestClient, type Committed, type IngestSettings } from '../../src/ing
 import type { Abandoned, Claim, Found, JobOutcomes } from '../../src/ingest/outcomes.js';
 import type { IngestBundle, IngestJob, HistoryRemoveJob } from '../../src/ingest/job.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { waitFor } from '../helpers/wait.js';
 
 type Call = { kind: 'concurrency' } | { kind: 'add'; name: string; data: unknown };
 
@@ -474,7 +476,7 @@ describe('ingest client bundles', () => {
       ),
     );
 
-  it("keeps one job out per owner: its partitions gather meanwhile, then leave together, each batch in its own stream", async () => {
+  it("keeps one job out per gateway, the owners in turn: each owner's partitions gather meanwhile, then leave together, each batch in its own stream", async () => {
     const channels = channelsOn(4);
     const { client, queues, ack } = await start({ partitions: 4 }, ['w1', 'w1', 'w2', 'w2']);
     const outcomes = channels.map((channel, p) => publish(client, `first-${p}`, channel).outcome);
@@ -482,36 +484,76 @@ describe('ingest client bundles', () => {
     await settle();
     expect(
       queues.map((q) => batches(q)),
-      "the first publication of each owner goes at once; the owner's other partitions wait for its slot",
-    ).toEqual([[['first-0']], [], [['first-2']], []]);
+      "the first publication goes at once; every other partition waits for the gateway's slot",
+    ).toEqual([[['first-0']], [], [], []]);
 
+    const placed = () => queues.flatMap((q, at) => bundlesOn(q).map((bundle) => ({ at, bundle })));
+    const answer = (bundle: IngestBundle) => ack(bundle.b.flatMap((part) => part.p.map((p, i): Ack => [p.id, 10 + i, 'epoch'])));
     ackAll(ack, queues);
     await settle();
-    const placed = queues.flatMap((q, at) => bundlesOn(q).map((bundle) => ({ at, bundle })));
-    expect(placed.map((b) => parts(b.bundle))).toEqual([
+    // w1 took the first job, so the slot goes to w2, on the queue of one of its partitions;
+    // w1's partitions wait for their turn.
+    expect(placed().map((b) => [b.at, parts(b.bundle)])).toEqual([
+      [
+        2,
+        [
+          [2, 1, ['first-2', '2.1', '2.2']],
+          [3, 1, ['first-3', '3.1', '3.2']],
+        ],
+      ],
+    ]);
+    expect(batches(queues[0]!)).toEqual([['first-0']]);
+
+    // Each publication of a bundle is answered by its own ack; once all are, w1 has its turn.
+    answer(placed()[0]!.bundle);
+    await settle();
+    const second = placed().find((b) => b.at !== 2)!;
+    expect([second.at, parts(second.bundle)]).toEqual([
+      1,
       [
         [0, 2, ['0.1', '0.2']],
         [1, 1, ['first-1', '1.1', '1.2']],
       ],
-      [
-        [2, 2, ['2.1', '2.2']],
-        [3, 1, ['first-3', '3.1', '3.2']],
-      ],
     ]);
-    // On the queue of one of its partitions, in turn: many gateways' bundles spread over an owner's queues.
-    expect(placed.map((b) => b.at)).toEqual([0, 3]);
-
-    // Each publication of a bundle is answered by its own ack, and frees its own partition.
-    const bundles = placed.map((b) => b.bundle);
-    ack(bundles.flatMap((b) => b.b.flatMap((part) => part.p.map((p, i): Ack => [p.id, 10 + i, 'epoch']))));
+    answer(second.bundle);
     const results = await Promise.all(outcomes);
     expect(results.every((r) => r.ok)).toBe(true);
     expect(client.pending).toBe(0);
 
-    // The owner's slot is free again once all its bundle's batches are answered: a publish goes at once.
+    // The slot is free again once all the bundle's batches are answered: a publish goes at once.
     publish(client, 'later', channels[1]!);
     await settle();
     expect(batches(queues[1]!)).toEqual([['later']]);
+  });
+
+  it("gives an owner with 256 publications waiting a job of its own while the gateway's slot is taken, one per owner", async () => {
+    const channels = channelsOn(2);
+    const { client, queues } = await start({ partitions: 2, batchMax: 1000 }, ['w1', 'w2']);
+    publish(client, 'first-0', channels[0]!);
+    for (let n = 1; n <= 255; n++) publish(client, `1.${n}`, channels[1]!);
+    publish(client, '0.1', channels[0]!);
+    await settle();
+    expect(queues.map((q) => batches(q).map((b) => b.length)), "255 wait for the gateway's slot").toEqual([[1], []]);
+    publish(client, '1.256', channels[1]!);
+    await settle();
+    expect(queues.map((q) => batches(q).map((b) => b.length)), 'the 256th sends them all; w1 still has its one job out').toEqual([[1], [256]]);
+    for (let n = 257; n <= 600; n++) publish(client, `1.${n}`, channels[1]!);
+    await settle();
+    expect(batches(queues[1]!).map((b) => b.length), 'w2 has its one job out too').toEqual([256]);
+  });
+
+  it("lets the other owners go once a job has held the gateway's slot for 250 ms (its worker may be gone)", async () => {
+    const channels = channelsOn(2);
+    const { client, queues } = await start({ partitions: 2 }, ['w1', 'w2']);
+    publish(client, 'stuck-0', channels[0]!);
+    publish(client, 'waits-1', channels[1]!);
+    publish(client, 'waits-0', channels[0]!);
+    await settle();
+    expect(queues.map((q) => batches(q))).toEqual([[['stuck-0']], []]);
+    await sleep(150);
+    expect(batches(queues[1]!), 'within its patience the slot is still held').toEqual([]);
+    await waitFor('w2 to get its job', () => batches(queues[1]!).length === 1, { timeoutMs: 1000, intervalMs: 5 });
+    expect(queues.map((q) => batches(q)), "w1's partition still waits for its own job").toEqual([[['stuck-0']], [['waits-1']]]);
   });
 
   it('keeps the partitions of an unknown owner apart, and a bundle within 4 MiB', async () => {
@@ -525,7 +567,7 @@ describe('ingest client bundles', () => {
     ackAll(ack, queues);
     await settle();
     const sent = queues.map((q) => q.jobs.map((j) => [j.name, j.name === 'publish' ? (j.data as IngestJob).p.length : 0]));
-    expect(sent, "two batches of one owner over 4 MiB together go as two jobs; the owner's slots do not hold the second").toEqual([
+    expect(sent, "two batches over 4 MiB together go as two jobs; the gateway's slots do not hold the second").toEqual([
       [
         ['publish', 1],
         ['publish', 1],
@@ -547,6 +589,7 @@ describe('ingest client bundles', () => {
     queues[0]!.failures = 1;
     ackAll(ack, queues);
     await settle();
+    expect(bundlesOn(queues[0]!), 'the bundle whose add failed').toHaveLength(1);
     for (const pub of lost) expect(await pub.outcome, 'the failed add was decided in PostgreSQL: cancelled').toEqual({ ok: false, code: 100 });
     expect(pg.abandoned.map((a) => [a.stream.split('/')[1], a.seq]).sort()).toEqual([
       ['ingest-0', 2],
