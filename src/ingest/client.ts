@@ -331,8 +331,8 @@ export class IngestClient {
    * bundles large: while they are taken, every partition gathers what arrives. Each slot that
    * frees goes to the owner sent to least recently, whose bundle then carries all its
    * partitions gathered. BullMQ's work, the commit round and the fan-out round are paid per
-   * job, so at two workers this costs about a quarter less CPU per publication than a slot per
-   * owner did (bench T1 and T2: docs/benchmarks.md). An owner with OWN_SLOT_PUBLICATIONS
+   * job, so at two workers this costs 13–25 % less CPU per publication than a slot per owner
+   * did (bench T1 and T2: docs/benchmarks.md). An owner with OWN_SLOT_PUBLICATIONS
    * waiting gets a job of its own even while the gateway's slots are taken: at that size a job
    * pays its fixed cost many times over, and owners working in parallel add throughput. A job
    * out for more than SLOT_PATIENCE_MS stops holding a slot of the gateway's. Each owner still
