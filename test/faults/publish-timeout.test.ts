@@ -32,8 +32,12 @@ describe('publishes while nothing commits', () => {
     try {
       await client.connect(await token('pub'));
       const channel = uniqueChannel('stuck');
-      // The first goes out at once as a job of one; the others wait behind it.
-      const ids = Array.from({ length: 6 }, (_, n) => client.command('publish', { channel, data: { n } }));
+      // The first goes out at once as a job of one; the others wait behind it. All six in one
+      // frame, so they are accepted together and time out in the same pass: sent one by one,
+      // the last ones could be accepted a few ms later, and go out in a job of their own
+      // when the first one's timeout frees the partition before theirs comes.
+      const ids = Array.from({ length: 6 }, (_, n) => 1000 + n);
+      client.send(ids.map((id, n) => JSON.stringify({ id, publish: { channel, data: { n } } })).join('\n'));
       const replies = await Promise.all(ids.map((id) => client.reply(id, 15_000)));
       expect(replies.map((r) => (r.error as { code?: number } | undefined)?.code)).toEqual(
         ids.map(() => 100),
