@@ -412,10 +412,13 @@ describe('publication webhooks', () => {
     expect(await client.rpc('tidings.edit', { channel, offset: 1, data: { n: 11 } })).toMatchObject({ data: { offset: 4 } });
     await call(port, 'publish', { channel: quiet, data: { n: 0 } });
 
-    const events = await waitFor('four publication events', () => {
-      const got = publications(channel);
-      return got.length >= 4 ? got : undefined;
-    });
+    const events = await waitFor(
+      () => `four publication events (got offsets ${publications(channel).map((e) => e.offset).join(', ') || 'none'})`,
+      () => {
+        const got = publications(channel);
+        return got.length >= 4 ? got : undefined;
+      },
+    );
     expect(events.map((e) => [e.type, e.offset, e.data])).toEqual([
       ['publication', 1, { n: 1 }],
       ['publication', 2, { n: 2 }],

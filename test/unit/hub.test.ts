@@ -392,6 +392,33 @@ describe('Hub: join and leave', () => {
     expect(events(asked)).toEqual(['join u1', 'leave u2', 'join u3']);
   });
 
+  it('cost nothing per member that did not ask: an event looks only at those that did', async () => {
+    const { topics, hub, live } = setup();
+    let looks = 0;
+    // A subscriber that did not ask for join/leave, counting how often the hub asks it.
+    const counted = (): Subscriber => ({
+      deliver: () => {},
+      writable: () => Promise.resolve(),
+      onGap: () => {},
+      recoveryMax: 1000,
+      get joinLeave() {
+        looks++;
+        return false;
+      },
+    });
+    for (let i = 0; i < 1000; i++) {
+      const sub = counted();
+      await hub.attach('c', sub);
+      hub.start('c', sub, 0);
+    }
+    const asked = await live('c', new FakeSubscriber(1000, false, true));
+    const atAttach = looks;
+    for (let i = 0; i < 10; i++) topics.announce('c', 'join', `u${i}`);
+    expect(looks - atAttach, 'members that did not ask, looked at per event').toBe(0);
+    expect(asked.frames).toHaveLength(10);
+    expect(hub.subscriberCount('c')).toBe(1001);
+  });
+
   it('stop when the subscriber leaves, while the others keep them', async () => {
     const { topics, hub, live } = setup();
     const a = await live('c', new FakeSubscriber(1000, false, true));
