@@ -9,12 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, keysOf } from '../../src/app/redis.js';
+import { runMigrations } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { registry } from '../../src/observability/metrics.js';
 import { WebhookEmitter } from '../../src/webhooks/emitter.js';
 import pg from 'pg';
 import { API_KEY, call, namespacesFile } from '../helpers/api.js';
 import { connected } from '../helpers/client.js';
+import { freshDatabase } from '../helpers/database.js';
 import { TcpProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw.js';
 import { startPrivateRedis, startPrivateRedisCluster, TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
@@ -380,11 +382,18 @@ describe('lifecycle webhooks in Redis Cluster mode', () => {
 });
 
 describe('publication webhooks', () => {
-  const stack = new TestStack();
+  let stack: TestStack;
   let port = 0;
   let env: Record<string, string> = {};
 
   beforeAll(async () => {
+    // A database of its own: one worker per database relays `tidings.publish`, and on the
+    // suite's shared database that can be another test file's worker, which hooks (and fans
+    // out) under its own configuration. The SQL publish below then never reached this
+    // backend: the flake of "got offsets 1, 2, 4" in full runs.
+    const databaseUrl = await freshDatabase('pubhooks');
+    await runMigrations(databaseUrl);
+    stack = new TestStack({ databaseUrl });
     const config = await namespacesFile({ namespaces: { hooked: { webhook_publications: true, client_edits: 'own' } } });
     env = webhookEnv(`${backend.url}/pubs`, { TIDINGS_CONFIG: config, TIDINGS_WEBHOOK_EVENTS: 'publication' });
     port = (await stack.gateway(env)).port;
