@@ -7,6 +7,7 @@
  * The scrapes happen outside the CPU interval (before it starts, after it stops): rendering
  * /metrics costs the scraped process a little CPU that is not the workload's.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { Deployment } from './context.js';
 import { cpuMeter, rssBytes, type CpuUsage } from './proc.js';
@@ -54,6 +55,12 @@ export interface Window {
   batchesPerBullmqJob: number;
   /** Redis commands per BullMQ ingest job (every client: gateways, workers, load generator), the busiest first. */
   redisCallsPerJob: { total: number; byCommand: Record<string, number> };
+  /**
+   * How late this process's event loop ran a 1 ms timer in the window, ms. The load generator
+   * timestamps sends and receipts on that loop, so its lateness is in every latency it
+   * reports: what of a figure is the instrument's, not the servers'.
+   */
+  loadgenDelayMs: { p50: number; p99: number; mean: number };
 }
 
 /** Opens a measured window now; `stop()` closes it. */
@@ -63,9 +70,12 @@ export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Win
   const redisBefore = await commandCalls(redis);
   const jobsBefore = await jobTotals(dep);
   const meter = cpuMeter(dep.cpu);
+  const lag = monitorEventLoopDelay({ resolution: LAG_TIMER_MS });
+  lag.enable();
   return {
     async stop() {
       const cpu = meter.usage();
+      lag.disable();
       const after = await jobTotals(dep);
       const redisAfter = await commandCalls(redis);
       redis.forEach((r) => r.disconnect());
@@ -81,9 +91,18 @@ export async function openWindow(dep: Deployment): Promise<{ stop(): Promise<Win
         jobsPerCommit: commits ? round1((after.committedJobs - jobsBefore.committedJobs) / commits) : 0,
         batchesPerBullmqJob: bullmqJobs ? round1((after.bundledBatches - jobsBefore.bundledBatches) / bullmqJobs) : 0,
         redisCallsPerJob: perJob(redisBefore, redisAfter, bullmqJobs),
+        loadgenDelayMs: lateness(lag),
       };
     },
   };
+}
+
+const LAG_TIMER_MS = 1;
+
+/** The histogram holds each timer interval, the 1 ms it asked for included: only what is past it is lateness. */
+function lateness(h: IntervalHistogram): Window['loadgenDelayMs'] {
+  const ms = (ns: number) => round2(Math.max(0, ns / 1e6 - LAG_TIMER_MS));
+  return { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), mean: ms(h.mean) };
 }
 
 async function jobTotals(

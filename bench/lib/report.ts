@@ -38,6 +38,9 @@ const jobFigures: Figure[] = [
   { label: 'batches per commit', unit: '', read: at('jobsPerCommit') },
   { label: 'batches per BullMQ job', unit: '', read: at('batchesPerBullmqJob') },
   { label: 'Redis calls per BullMQ job', unit: '', read: at('redisCallsPerJob.total') },
+  // The load generator's own lateness, part of every latency above (bench/lib/measure.ts).
+  { label: 'load generator loop delay p50', unit: 'ms', read: at('loadgenDelayMs.p50') },
+  { label: 'load generator loop delay p99', unit: 'ms', read: at('loadgenDelayMs.p99') },
 ];
 
 /** Figures per scenario; the first is the headline (its median run supplies the CPU row). */

@@ -127,6 +127,7 @@ async function deliverLatency(ctx: ScenarioContext, target: LatencyTargets): Pro
         jobsPerCommit: w.jobsPerCommit,
         batchesPerBullmqJob: w.batchesPerBullmqJob,
         redisCallsPerJob: w.redisCallsPerJob,
+        loadgenDelayMs: w.loadgenDelayMs,
         integrity,
       },
       targets: [

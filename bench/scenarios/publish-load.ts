@@ -129,6 +129,7 @@ async function publishLoad(ctx: ScenarioContext, via: 'ws' | 'http'): Promise<Sc
         jobsPerCommit: w.jobsPerCommit,
         batchesPerBullmqJob: w.batchesPerBullmqJob,
         redisCallsPerJob: w.redisCallsPerJob,
+        loadgenDelayMs: w.loadgenDelayMs,
         integrity,
       },
       targets: [
