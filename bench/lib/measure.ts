@@ -10,7 +10,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { Deployment } from './context.js';
-import { cpuMeter, rssBytes, type CpuUsage } from './proc.js';
+import { cpuMeter, NOT_COMPONENTS, rssBytes, type CpuUsage } from './proc.js';
 
 /** One Prometheus text exposition: `name{labels}` (as printed) → value. */
 export type Scrape = Map<string, number>;
@@ -150,7 +150,7 @@ export function costPerPublication(
   const per: Record<string, number> = {};
   let all = 0;
   for (const [label, seconds] of Object.entries(cpu.seconds)) {
-    if (label === 'others') continue;
+    if (NOT_COMPONENTS.has(label)) continue;
     all += seconds;
     per[label] = publications ? round1((seconds / publications) * 1e6) : 0;
   }

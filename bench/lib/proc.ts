@@ -73,7 +73,18 @@ export function machineBusySeconds(): number {
   return (total - fields[3]! - fields[4]!) / TICKS_PER_SECOND;
 }
 
-/** CPU over an interval: core-seconds and % of one core per component, plus `others`. */
+/** The cores /proc/stat counts (its cpuN lines): the ones `machineBusySeconds` adds up. */
+function statCores(): number {
+  return read('/proc/stat').split('\n').filter((line) => /^cpu\d+ /.test(line)).length || 1;
+}
+
+/**
+ * Entries of a CpuUsage that are not a component of the deployment: what the rest of the
+ * machine used, and what nothing used. Sums over the deployment skip them.
+ */
+export const NOT_COMPONENTS: ReadonlySet<string> = new Set(['others', 'idle']);
+
+/** CPU over an interval: core-seconds and % of one core per component, plus `others` and `idle`. */
 export interface CpuUsage {
   wallS: number;
   seconds: Record<string, number>;
@@ -83,7 +94,8 @@ export interface CpuUsage {
 /**
  * Takes a reading now; `stop()` returns each component's share of one core over the
  * interval, in %, plus `others`: what the rest of the machine used meanwhile (anything not
- * ours competes for the same cores and makes the figures lower than on an idle machine).
+ * ours competes for the same cores and makes the figures lower than on an idle machine),
+ * and `idle`: the cores' time nothing used (iowait counted as idle).
  * `usage()` returns the same interval as core-seconds too.
  */
 export function cpuMeter(components: CpuComponent[]): { stop(): Record<string, number>; usage(): CpuUsage } {
@@ -101,9 +113,14 @@ export function cpuMeter(components: CpuComponent[]): { stop(): Record<string, n
       seconds[c.label] = Math.round(used * 100) / 100;
       percent[c.label] = Math.round((used / wallS) * 100);
     });
-    const others = Math.max(0, machineBusySeconds() - machineBefore - ours);
+    const busy = machineBusySeconds() - machineBefore;
+    const others = Math.max(0, busy - ours);
     seconds.others = Math.round(others * 100) / 100;
     percent.others = Math.round((others / wallS) * 100);
+    // A run that leaves cores idle is bound by waiting (a closed loop's latency), not by CPU.
+    const idle = Math.max(0, statCores() * wallS - busy);
+    seconds.idle = Math.round(idle * 100) / 100;
+    percent.idle = Math.round((idle / wallS) * 100);
     return { wallS, seconds, percent };
   };
   return { stop: () => usage().percent, usage };

@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { atLeast, type ScenarioContext, type ScenarioOutcome } from '../lib/context.js';
 import { storedStats } from '../lib/db.js';
-import { cpuMeter } from '../lib/proc.js';
+import { cpuMeter, NOT_COMPONENTS } from '../lib/proc.js';
 import { RawClient } from '../lib/raw-client.js';
 
 const TARGET_PER_S = 20_000;
@@ -122,7 +122,7 @@ export async function throughput(ctx: ScenarioContext): Promise<ScenarioOutcome>
         // CPU time per committed publication, per component: robust to a busy machine.
         cpuMicrosPerMsg: Object.fromEntries(
           Object.entries(cpuPercent)
-            .filter(([k]) => k !== 'others')
+            .filter(([k]) => !NOT_COMPONENTS.has(k))
             .map(([k, pct]) => [k, Math.round((pct / 100 / Math.max(1, rate)) * 1e6 * 10) / 10]),
         ),
         integrity,
