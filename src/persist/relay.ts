@@ -142,9 +142,11 @@ export function relayId(row: Pick<OutboxRow, 'id' | 'created_us'>): string {
 /** One round: commit up to BATCH outbox rows, fan them out, run the hook, then delete them. Returns how many it took. */
 async function relayRound(opts: RelayOptions): Promise<number> {
   const { database } = opts;
+  // `outbox.id`, not `id`: a bare name is the output column, the id as text, which orders
+  // '10' before '9' and would number a channel's rows out of their order.
   const result = await database.db.execute<OutboxRow>(
     sql`select id::text, channel, data, idempotency_key, (extract(epoch from created_at) * 1000000)::bigint::text as created_us
-          from tidings.outbox order by id limit ${BATCH}`,
+          from tidings.outbox order by outbox.id limit ${BATCH}`,
   );
   if (result.rows.length === 0) return 0;
   const batch: NewPublication[] = result.rows.map((r) => ({

@@ -127,6 +127,21 @@ describe('tidings.publish from SQL', () => {
     await database.close();
   });
 
+  it("keeps a channel's rows in their order past a digit boundary of the outbox id (9 → 10, 99 → 100, …)", async () => {
+    const relay = await stack.worker();
+    const channel = uniqueChannel('digits');
+    const sub = await subscribed(url, await token(), channel);
+    // One transaction, so one round sees them all: ids across at least one power of ten.
+    await app.query('begin');
+    await app.query(`select tidings.publish($1, jsonb_build_object('n', i)) from generate_series(1, 120) as i`, [channel]);
+    await app.query('commit');
+    await waitFor('all 120', () => sub.received.length >= 120);
+    expect(sub.received.map((r) => (r.data as { n: number }).n)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+    expect(expectContiguous(sub.offsets(), 120)).toBeUndefined();
+    sub.client.disconnect();
+    await relay.close();
+  });
+
   it('loses nothing when the worker dies: what waited in the outbox goes out with the next worker', async () => {
     const channel = uniqueChannel('kill');
     const sub = await subscribed(url, await token(), channel);
