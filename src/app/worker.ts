@@ -9,7 +9,6 @@ import { scheduleRetention } from '../persist/retention.js';
 import { startPersistWorker } from '../persist/worker.js';
 import type { CachePolicy } from '../persist/fanout.js';
 import { startRelay } from '../persist/relay.js';
-import { withScripts } from '../bus/scripts.js';
 import { checkRedisMode, closeRedis, connectRedis, keysOf } from './redis.js';
 import { shutdownSteps } from './shutdown.js';
 import { startWebhookConsumer } from '../webhooks/consumer.js';
@@ -53,7 +52,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Ru
     name: config.nodeName,
   });
   await worker.ready();
-  const relay = startRelay({ databaseUrl: config.databaseUrl, database, redis: withScripts(redis), keys, cache, hook, log: log.child({ component: 'relay' }) });
+  const relay = startRelay({
+    databaseUrl: config.databaseUrl,
+    database,
+    commit: (job) => worker.commit(job),
+    owned: () => worker.ownedPartitions(),
+    partitions: config.ingest.partitions,
+    log: log.child({ component: 'relay' }),
+  });
   const webhooks = config.webhooks
     ? await startWebhookConsumer({
         redis,

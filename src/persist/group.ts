@@ -42,7 +42,8 @@ export interface GroupJob {
   /** Ids refused before the commit (src/ingest/job.ts isStorable): acknowledged as refused. */
   refused: string[];
   order: JobOrder | undefined;
-  gatewayId: string;
+  /** Who waits for the acks; undefined when nobody does (publications from SQL, ./relay.ts). */
+  gatewayId: string | undefined;
   /** Its partition: where its rejections are acknowledged in Redis Cluster mode. */
   partition?: number;
 }

@@ -43,6 +43,8 @@ export interface PersistWorker {
   close(): Promise<void>;
   /** The BullMQ worker consuming a partition now (diagnosis and tests: the watch may replace it). */
   consumerOf(partition: number): Worker | undefined;
+  /** The partitions whose leases this worker holds now (the outbox relay takes their rows). */
+  ownedPartitions(): number[];
 }
 
 export interface GuardOptions {
@@ -103,6 +105,7 @@ export function guardPartitions(opts: GuardOptions): PersistWorker {
     ready: () => started,
     close: () => (closing ??= close()),
     consumerOf: (partition) => workers[partition],
+    ownedPartitions: () => leases.ownedPartitions,
   };
 }
 

@@ -3,36 +3,52 @@
  * own SQL transactions wait in `tidings.outbox`; the relay numbers them and delivers them
  * like any other publication.
  *
- * - One relay at a time: the worker whose listening session holds an advisory lock. Its
- *   session ending (the worker died) frees the lock, and another worker's next poll takes it.
- *   A single relay keeps each channel's outbox rows in their order.
- * - Woken by NOTIFY (sent at the app's commit), with a poll every second as the backstop
- *   for a lost connection or a missed notification.
- * - A round takes up to BATCH rows in id order and commits them through the same numbering
- *   as socket and API publishes (so they interleave correctly, under the channel locks),
- *   each under an id derived from its row (`relayId`). Then the fan-out and the commit hook
- *   (`publication` webhooks), and only then are the rows deleted. A relay that dies before
- *   the delete leaves the rows for the next one, whose commit finds them stored under the
- *   same ids (nothing stored twice) and fans them out and hooks them again: live delivery
- *   and webhooks are at least once, as for ingest jobs. The idempotency key given to
- *   `tidings.publish` deduplicates as an API key does.
+ * - Every worker relays the rows of the partitions it owns, through its own group commit
+ *   (./group.ts). So a channel has one committer, its partition's owner, whether its
+ *   publications come from clients, the API or SQL: its commits, fan-outs and `publication`
+ *   webhooks stay in offset order. (One relay for all channels, beside the owners, let a
+ *   client's publication be committed just after a relayed one and hooked before it.)
+ * - Woken by NOTIFY (sent at the app's commit), with a poll every second as the backstop for
+ *   a lost connection or a missed notification.
+ * - A round looks at the oldest rows (SCAN_ROWS), takes up to BATCH of its own partitions'
+ *   in id order, and commits them as one job without a stream, each under an id derived from
+ *   its row (`relayId`). A channel's rows are in one partition, so they keep their order.
+ *   Then, after the fan-out and the commit hook, the rows are deleted. A worker that dies
+ *   before the delete leaves them to the partition's next owner, whose commit finds them
+ *   stored under the same ids (nothing stored twice) and fans them out and hooks them again:
+ *   live delivery and webhooks are at least once, as for ingest jobs. The idempotency key
+ *   given to `tidings.publish` deduplicates as an API key does.
  */
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import type { Db } from '../db/client.js';
-import { persistBatch } from '../db/repos/publications.js';
+import { partitionOf } from '../bus/keys.js';
+import type { Database } from '../db/client.js';
+import type { PersistOutcome } from '../db/repos/publications.js';
+import type { Logger } from '../observability/logger.js';
 import type { NewPublication } from '../protocol/publication.js';
-import { deliverCommitted, type CommitPath } from './fanout.js';
-import { isTransient } from './retry.js';
+import type { GroupJob } from './group.js';
+import { isStorable } from '../ingest/job.js';
 
-const RELAY_LOCK_KEY = 0x74696f62; // "tiob"
 const CHANNEL = 'tidings_outbox';
 const BATCH = 1000;
+/**
+ * Oldest rows a round looks at for its own partitions' (their ids and channels only). The
+ * other workers take theirs meanwhile, so a worker waits behind another's rows only when
+ * that one is this far behind.
+ */
+const SCAN_ROWS = 10 * BATCH;
 const POLL_MS = 1000;
 
-export interface RelayOptions extends CommitPath {
+export interface RelayOptions {
   databaseUrl: string;
+  database: Database;
+  /** The worker's group commit: resolves once committed, fanned out and hooked. */
+  commit(job: GroupJob): Promise<PersistOutcome>;
+  /** The partitions this worker owns now. */
+  owned(): readonly number[];
+  partitions: number;
+  log: Logger;
 }
 
 export interface Relay {
@@ -46,10 +62,9 @@ export function startRelay(opts: RelayOptions): Relay {
 class OutboxRelay implements Relay {
   private closed = false;
   private listener: pg.Client | undefined;
-  private leading = false;
   private running: Promise<void> | undefined;
   private again = false;
-  /** A poll still waiting on the database: the next tick skips rather than queue a second query on one client. */
+  /** A poll still connecting: the next tick skips rather than open a second connection. */
   private polling = false;
   private readonly timer: NodeJS.Timeout;
 
@@ -66,9 +81,9 @@ class OutboxRelay implements Relay {
     await this.listener?.end().catch(() => {});
   }
 
-  /** Runs rounds until the outbox is empty; a wake-up during a round asks for one more. */
+  /** Runs rounds until this worker's rows are done; a wake-up during a round asks for one more. */
   private wake(): void {
-    if (this.closed || !this.leading) return;
+    if (this.closed) return;
     if (this.running) {
       this.again = true;
       return;
@@ -88,31 +103,23 @@ class OutboxRelay implements Relay {
     client.on('error', (err) => this.opts.log.warn({ err }, 'outbox relay connection lost'));
     client.on('notification', () => this.wake());
     client.on('end', () => {
-      if (this.listener !== client) return;
-      this.listener = undefined;
-      this.leading = false;
+      if (this.listener === client) this.listener = undefined;
     });
     await client.connect();
     await client.query(`listen ${CHANNEL}`);
     this.listener = client;
   }
 
-  /** Every poll: (re)connect, try for the lock if not holding it, and run a round. */
+  /** Every poll: (re)connect the listening session if needed, and run a round. */
   private async poll(): Promise<void> {
     if (this.closed || this.polling) return;
     this.polling = true;
     try {
       if (!this.listener) await this.connect();
-      if (!this.leading) {
-        const { rows } = await this.listener!.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [RELAY_LOCK_KEY]);
-        this.leading = rows[0]?.ok === true;
-        if (this.leading) this.opts.log.info('outbox relay: this worker relays tidings.publish');
-      }
     } catch (err) {
       this.opts.log.warn({ err }, 'outbox relay could not listen; retrying');
       await this.listener?.end().catch(() => {});
       this.listener = undefined;
-      this.leading = false;
     } finally {
       this.polling = false;
     }
@@ -139,27 +146,48 @@ export function relayId(row: Pick<OutboxRow, 'id' | 'created_us'>): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-/** One round: commit up to BATCH outbox rows, fan them out, run the hook, then delete them. Returns how many it took. */
+/**
+ * One round: up to BATCH of this worker's rows, committed through its group commit (fanned
+ * out and hooked there), then deleted. Returns how many it took.
+ */
 async function relayRound(opts: RelayOptions): Promise<number> {
-  const { database } = opts;
-  // `outbox.id`, not `id`: a bare name is the output column, the id as text, which orders
-  // '10' before '9' and would number a channel's rows out of their order.
-  const result = await database.db.execute<OutboxRow>(
-    sql`select id::text, channel, data, idempotency_key, (extract(epoch from created_at) * 1000000)::bigint::text as created_us
-          from tidings.outbox order by outbox.id limit ${BATCH}`,
-  );
-  if (result.rows.length === 0) return 0;
-  const batch: NewPublication[] = result.rows.map((r) => ({
+  const owned = new Set(opts.owned());
+  if (owned.size === 0) return 0;
+  const rows = await ownRows(opts, (channel) => owned.has(partitionOf(channel, opts.partitions)));
+  if (rows.length === 0) return 0;
+  const publications: NewPublication[] = rows.map((r) => ({
     id: relayId(r),
     channel: r.channel,
     data: r.data,
     idempotencyKey: r.idempotency_key ?? undefined,
   }));
-  // A publication PostgreSQL refuses for what it is fails alone (persistBatch's savepoints)
-  // and is deleted with the rest: nothing could ever store it.
-  const outcome = await database.db.transaction((tx) => persistBatch(tx as unknown as Db, batch, undefined, (err) => !isTransient(err)));
+  // What PostgreSQL could never store is refused before the commit and deleted with the rest,
+  // as what it refuses in the commit is (the group commit's savepoint path isolates that).
+  const batch = publications.filter(isStorable);
+  const refused = publications.filter((p) => !isStorable(p)).map((p) => p.id);
+  const outcome = await opts.commit({ batch, refused, order: undefined, gatewayId: undefined });
   if (outcome.rejected.length > 0) opts.log.error({ rejected: outcome.rejected.length }, 'tidings.publish rows PostgreSQL refused were dropped');
-  if (outcome.stored.length > 0) await deliverCommitted(opts, [{ outcome, gatewayId: undefined }]);
-  await database.db.execute(sql`delete from tidings.outbox where id = any(${sql.param(result.rows.map((r) => r.id))}::bigint[])`);
-  return result.rows.length;
+  await opts.database.db.execute(sql`delete from tidings.outbox where id = any(${sql.param(rows.map((r) => r.id))}::bigint[])`);
+  return rows.length;
+}
+
+// The id goes out as text (a bigint), so every ORDER BY names the table's column: a bare `id`
+// would be the output column, and order '10' before '9'.
+const ROW_COLUMNS = sql.raw(`id::text, channel, data, idempotency_key, (extract(epoch from created_at) * 1000000)::bigint::text as created_us`);
+
+/**
+ * Up to BATCH of this worker's rows, oldest first. Usually the oldest BATCH rows hold all
+ * there are, and one query does; when they are full and not all this worker's, the ids and
+ * channels of the oldest SCAN_ROWS are looked at for more of its own.
+ */
+async function ownRows(opts: RelayOptions, isMine: (channel: string) => boolean): Promise<OutboxRow[]> {
+  const { db } = opts.database;
+  const head = await db.execute<OutboxRow>(sql`select ${ROW_COLUMNS} from tidings.outbox order by outbox.id limit ${BATCH}`);
+  const mine = head.rows.filter((r) => isMine(r.channel));
+  if (head.rows.length < BATCH || mine.length === BATCH) return mine;
+  const scanned = await db.execute<{ id: string; channel: string }>(sql`select id::text, channel from tidings.outbox order by outbox.id limit ${SCAN_ROWS}`);
+  const ids = scanned.rows.filter((r) => isMine(r.channel)).slice(0, BATCH).map((r) => r.id);
+  if (ids.length === 0) return [];
+  const more = await db.execute<OutboxRow>(sql`select ${ROW_COLUMNS} from tidings.outbox where id = any(${sql.param(ids)}::bigint[]) order by outbox.id`);
+  return more.rows;
 }

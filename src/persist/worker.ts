@@ -21,11 +21,18 @@ import type { Database } from '../db/client.js';
 import type { Logger } from '../observability/logger.js';
 import type { CachePolicy } from './fanout.js';
 import type { CommitHook } from '../webhooks/publications.js';
-import { GroupCommit } from './group.js';
+import { GroupCommit, type GroupJob } from './group.js';
+import type { PersistOutcome } from '../db/repos/publications.js';
 import { guardPartitions, type PersistWorker } from './guard.js';
 import { makeJobProcessor } from './processor.js';
 
 export type { PersistWorker } from './guard.js';
+
+/** A persist worker, and its group commit for the outbox relay (./relay.ts). */
+export interface RunningPersistWorker extends PersistWorker {
+  /** Commits through this worker's group commit: resolves once committed, fanned out and hooked. */
+  commit(job: GroupJob): Promise<PersistOutcome>;
+}
 
 export interface PersistWorkerOptions {
   database: Database;
@@ -41,13 +48,13 @@ export interface PersistWorkerOptions {
   name?: string;
 }
 
-export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
+export function startPersistWorker(opts: PersistWorkerOptions): RunningPersistWorker {
   const stopping = new AbortController();
   const { database, keys, cache, hook, log } = opts;
   const redis = withScripts(opts.redis);
   const group = new GroupCommit({ database, redis, keys, cache, hook, log, signal: stopping.signal });
   const processor = makeJobProcessor({ database, group, redis, keys, cache, log, signal: stopping.signal });
-  return guardPartitions({
+  const guard = guardPartitions({
     redis: opts.redis,
     keys,
     partitions: opts.partitions,
@@ -57,4 +64,5 @@ export function startPersistWorker(opts: PersistWorkerOptions): PersistWorker {
     processor,
     stopProcessing: () => stopping.abort(),
   });
+  return { ...guard, commit: (job) => group.submit(job) };
 }

@@ -7,18 +7,31 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { makeKeys } from '../../src/bus/keys.js';
+import { makeKeys, partitionOf } from '../../src/bus/keys.js';
 import { withScripts } from '../../src/bus/scripts.js';
-import { openDatabase } from '../../src/db/client.js';
+import { openDatabase, type Database } from '../../src/db/client.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import type { StoredPublication } from '../../src/db/repos/publications.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { startRelay } from '../../src/persist/relay.js';
-import type { CommitHook } from '../../src/webhooks/publications.js';
+import { GroupCommit } from '../../src/persist/group.js';
+import { startRelay, type Relay } from '../../src/persist/relay.js';
+import { NO_COMMIT_HOOK, type CommitHook } from '../../src/webhooks/publications.js';
 import { expectContiguous, subscribed } from '../helpers/client.js';
 import { freshDatabase } from '../helpers/database.js';
 import { TestStack, token, uniqueChannel, wsUrl } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+
+/** The partition count of the relays these tests build (the stack's workers run with 4 too). */
+const PARTITIONS = 4;
+const ALL_PARTITIONS = Array.from({ length: PARTITIONS }, (_, p) => p);
+
+/** A channel name (with `prefix`) whose partition is `partition`. */
+function channelIn(partition: number, prefix: string): string {
+  for (;;) {
+    const channel = uniqueChannel(prefix);
+    if (partitionOf(channel, PARTITIONS) === partition) return channel;
+  }
+}
 
 describe('tidings.publish from SQL', () => {
   let stack: TestStack;
@@ -26,8 +39,9 @@ describe('tidings.publish from SQL', () => {
   let app: pg.Client;
 
   beforeAll(async () => {
-    // A database of its own: one worker per database relays its outbox, and the workers of
-    // other test files (other Redis prefixes) must not be the one.
+    // A database of its own: every worker on a database relays the outbox rows of the
+    // partitions it owns, and the workers of other test files (other Redis prefixes) must
+    // not take this file's.
     const databaseUrl = await freshDatabase('sqlpub');
     await runMigrations(databaseUrl);
     stack = new TestStack({ databaseUrl });
@@ -40,6 +54,14 @@ describe('tidings.publish from SQL', () => {
     await app.end();
     await stack.close();
   });
+
+  /** A relay outside any worker, owning `owned`, committing through a group commit of its own. */
+  function relayOwning(database: Database, redis: Redis, hook: CommitHook, signal: AbortSignal, owned: number[]): Relay {
+    const log = createLogger('silent');
+    const cache = () => ({ size: 10, ttlS: 60 });
+    const group = new GroupCommit({ database, redis: withScripts(redis), keys: makeKeys(stack.prefix), cache, hook, log, signal });
+    return startRelay({ databaseUrl: stack.databaseUrl, database, commit: (job) => group.submit(job), owned: () => owned, partitions: PARTITIONS, log });
+  }
 
   it('delivers what a committed transaction published, and nothing of one rolled back', async () => {
     const worker = await stack.worker();
@@ -96,7 +118,7 @@ describe('tidings.publish from SQL', () => {
     }
   });
 
-  it('a relay that fails after its commit, before its hook ran, stores nothing twice and hooks the same publications next round', async () => {
+  it('a relay whose hook fails after the commit stores nothing twice, hooks the same publications again, and only then lets the rows go', async () => {
     const database = openDatabase(stack.databaseUrl, { max: 2 });
     const redis = new Redis(stack.redisUrl);
     const seen: StoredPublication[][] = [];
@@ -110,13 +132,17 @@ describe('tidings.publish from SQL', () => {
     };
     const channel = uniqueChannel('relayhook');
     for (const n of [1, 2]) await app.query('select tidings.publish($1, $2)', [channel, { n }]);
-    const log = createLogger('silent');
-    const cache = () => ({ size: 10, ttlS: 60 });
-    const relay = startRelay({ databaseUrl: stack.databaseUrl, database, redis: withScripts(redis), keys: makeKeys(stack.prefix), cache, hook, log });
+    const stopping = new AbortController();
+    const relay = relayOwning(database, redis, hook, stopping.signal, ALL_PARTITIONS);
     try {
       await waitFor('a second hook call, after the failed one', () => seen.length >= 2, { timeoutMs: 15_000 });
+      await waitFor('the rows gone from the outbox', async () => {
+        const left = await app.query<{ n: number }>('select count(*)::int as n from tidings.outbox where channel = $1', [channel]);
+        return left.rows[0]!.n === 0;
+      });
     } finally {
       await relay.close();
+      stopping.abort();
       redis.disconnect();
     }
     expect(seen[1]!.map((p) => [p.offset, p.id])).toEqual(seen[0]!.map((p) => [p.offset, p.id]));
@@ -140,6 +166,34 @@ describe('tidings.publish from SQL', () => {
     expect(expectContiguous(sub.offsets(), 120)).toBeUndefined();
     sub.client.disconnect();
     await relay.close();
+  });
+
+  it("a worker relays its own partitions' rows only, and finds them behind a full batch of others'", async () => {
+    const database = openDatabase(stack.databaseUrl, { max: 2 });
+    const redis = new Redis(stack.redisUrl);
+    const others = channelIn(0, 'others');
+    const mine = channelIn(1, 'mine');
+    // More of another partition's rows first than a round reads at once (its BATCH, 1,000).
+    await app.query(`select tidings.publish($1, jsonb_build_object('n', i)) from generate_series(1, 1200) as i`, [others]);
+    for (const n of [1, 2, 3]) await app.query('select tidings.publish($1, $2)', [mine, { n }]);
+    const stopping = new AbortController();
+    const relay = relayOwning(database, redis, NO_COMMIT_HOOK, stopping.signal, [1]);
+    try {
+      await waitFor('its own rows committed', async () => {
+        const { rows } = await app.query<{ n: number }>('select count(*)::int as n from publications where channel = $1', [mine]);
+        return rows[0]!.n === 3;
+      });
+    } finally {
+      await relay.close();
+      stopping.abort();
+      redis.disconnect();
+    }
+    const count = async (sqlText: string, channel: string) => (await app.query<{ n: number }>(sqlText, [channel])).rows[0]!.n;
+    expect(await count('select count(*)::int as n from tidings.outbox where channel = $1', mine)).toBe(0);
+    expect(await count('select count(*)::int as n from tidings.outbox where channel = $1', others), 'not its partition: left to its owner').toBe(1200);
+    expect(await count('select count(*)::int as n from publications where channel = $1', others)).toBe(0);
+    await app.query('delete from tidings.outbox where channel = $1', [others]);
+    await database.close();
   });
 
   it('loses nothing when the worker dies: what waited in the outbox goes out with the next worker', async () => {

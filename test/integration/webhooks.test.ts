@@ -387,10 +387,10 @@ describe('publication webhooks', () => {
   let env: Record<string, string> = {};
 
   beforeAll(async () => {
-    // A database of its own: one worker per database relays `tidings.publish`, and on the
-    // suite's shared database that can be another test file's worker, which hooks (and fans
-    // out) under its own configuration. The SQL publish below then never reached this
-    // backend: the flake of "got offsets 1, 2, 4" in full runs.
+    // A database of its own: every worker on a database relays `tidings.publish` rows of the
+    // partitions it owns, and on the suite's shared database that can be another test
+    // file's worker, which hooks (and fans out) under its own configuration. The SQL publish
+    // below then never reached this backend: the flake of "got offsets 1, 2, 4" in full runs.
     const databaseUrl = await freshDatabase('pubhooks');
     await runMigrations(databaseUrl);
     stack = new TestStack({ databaseUrl });
@@ -446,6 +446,47 @@ describe('publication webhooks', () => {
     await sleep(300);
     expect(backend.accepted('/pubs').filter((e) => e.channel === quiet), 'a namespace that did not opt in sends nothing').toEqual([]);
     client.disconnect();
+  });
+
+  it('keeps offset order when SQL and the API publish to one channel at once, with two workers', async () => {
+    // The outbox relay used to be one worker for every channel, committing beside each
+    // channel's partition owner: an API publication committed just after a relayed batch
+    // could be hooked before it. A race, so this catches it only in some runs (1 of 3 of
+    // this test on that code; 3 of 4 runs of a longer one had 3–4 events early).
+    const second = await stack.worker(env);
+    try {
+      await waitFor('both workers holding partitions', async () => {
+        const { workers } = await call<{ workers: { partitions: number[] }[] }>(port, 'workers', {});
+        return workers.length === 2 && workers.every((w) => w.partitions.length === 2);
+      });
+      const channel = `hooked:${uniqueChannel('mix')}`;
+      const n = 300;
+      const app = new pg.Client({ connectionString: stack.databaseUrl });
+      await app.connect();
+      try {
+        await Promise.all([
+          (async () => {
+            for (let i = 0; i < n; i++) await app.query('select tidings.publish($1, $2::jsonb)', [channel, JSON.stringify({ sql: i })]);
+          })(),
+          (async () => {
+            for (let i = 0; i < n; i++) await call(port, 'publish', { channel, data: { api: i } });
+          })(),
+        ]);
+      } finally {
+        await app.end();
+      }
+      const events = await waitFor(
+        () => `${2 * n} publication events (got ${publications(channel).length})`,
+        () => {
+          const got = publications(channel);
+          return got.length >= 2 * n ? got : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(events.map((e) => e.offset)).toEqual(Array.from({ length: 2 * n }, (_, i) => i + 1));
+    } finally {
+      await second.close();
+    }
   });
 
   it('a backend down while publications commit gets every one once it is back, in offset order', async () => {
