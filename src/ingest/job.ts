@@ -65,6 +65,17 @@ export function isStorable(pub: NewPublication): boolean {
   );
 }
 
+/** The publications PostgreSQL can store, in order, and the ids of those it never could (one pass). */
+export function splitStorable(pubs: readonly NewPublication[]): { storable: NewPublication[]; refused: string[] } {
+  const storable: NewPublication[] = [];
+  const refused: string[] = [];
+  for (const pub of pubs) {
+    if (isStorable(pub)) storable.push(pub);
+    else refused.push(pub.id);
+  }
+  return { storable, refused };
+}
+
 /** Validates job data read back from Redis; a job that fails this can never succeed. */
 export function parseIngestJob(data: unknown): IngestJob | undefined {
   const result = jobSchema.safeParse(data);

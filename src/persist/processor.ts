@@ -25,7 +25,7 @@ import type { JobOrder } from '../db/repos/streams.js';
 import {
   HISTORY_REMOVE_JOB_NAME,
   INGEST_BUNDLE_JOB_NAME,
-  isStorable,
+  splitStorable,
   jobStream,
   parseHistoryRemoveJob,
   parseIngestBundle,
@@ -122,13 +122,7 @@ async function processParts(opts: JobProcessorOptions, job: Job, token: string |
 
 /** A part through the group commit; what PostgreSQL could never store is refused alone, before it. */
 async function commitPart(opts: JobProcessorOptions, part: Part): Promise<void> {
-  // One pass: a part carries up to TIDINGS_BATCH_MAX publications.
-  const storable: NewPublication[] = [];
-  const refused: string[] = [];
-  for (const pub of part.pubs) {
-    if (isStorable(pub)) storable.push(pub);
-    else refused.push(pub.id);
-  }
+  const { storable, refused } = splitStorable(part.pubs);
   const outcome = await opts.group.submit({ batch: storable, refused, order: part.order, gatewayId: part.gatewayId, partition: Number(part.partition) });
   countRejections(outcome.rejected);
   metrics.jobPublications.observe(part.pubs.length);

@@ -28,7 +28,7 @@ import type { PersistOutcome } from '../db/repos/publications.js';
 import type { Logger } from '../observability/logger.js';
 import type { NewPublication } from '../protocol/publication.js';
 import type { GroupJob } from './group.js';
-import { isStorable } from '../ingest/job.js';
+import { splitStorable } from '../ingest/job.js';
 
 const CHANNEL = 'tidings_outbox';
 const BATCH = 1000;
@@ -163,9 +163,8 @@ async function relayRound(opts: RelayOptions): Promise<number> {
   }));
   // What PostgreSQL could never store is refused before the commit and deleted with the rest,
   // as what it refuses in the commit is (the group commit's savepoint path isolates that).
-  const batch = publications.filter(isStorable);
-  const refused = publications.filter((p) => !isStorable(p)).map((p) => p.id);
-  const outcome = await opts.commit({ batch, refused, order: undefined, gatewayId: undefined });
+  const { storable, refused } = splitStorable(publications);
+  const outcome = await opts.commit({ batch: storable, refused, order: undefined, gatewayId: undefined });
   if (outcome.rejected.length > 0) opts.log.error({ rejected: outcome.rejected.length }, 'tidings.publish rows PostgreSQL refused were dropped');
   await opts.database.db.execute(sql`delete from tidings.outbox where id = any(${sql.param(rows.map((r) => r.id))}::bigint[])`);
   return rows.length;
