@@ -204,7 +204,9 @@ describe('Redis Cluster mode', () => {
       const publishers = await Promise.all([0, 1].map(async (p) => new Publisher(await connected(wsUrl(ports[p]!), await token(`p${p}`)), channel, `p${p}`)));
       const stop = new AbortController();
       const traffic = publishers.map((p) => p.stream({ signal: stop.signal, max: 5000, intervalMs: 10 }));
-      await settle(1000);
+      // Counted, not timed: on a slow machine a second of traffic was under 50 acks, and the
+      // fault must land in the middle of a stream, not near its start.
+      await waitFor('traffic before the fault', () => publishers.every((p) => p.acked.size >= 50), { timeoutMs: 30_000 });
       await fault();
       // Go on until each publisher has had acks again after the fault.
       const acked = publishers.map((p) => p.acked.size);
