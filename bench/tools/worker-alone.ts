@@ -8,7 +8,8 @@
  * Defaults 3000 4 4: bundles as T1 makes them. `... 6000 1 4` gives single-batch jobs.
  * With JOBS_PER_SECOND the jobs are added at that pace while the worker runs, as at low
  * load (`... 900 1 1 90`: what L1 asks of its worker), so each one wakes it; the Redis
- * commands per job are printed too.
+ * commands per job are printed too. WORKER_NODE_FLAGS passes V8 flags to the worker alone
+ * (`--cpu-prof --cpu-prof-dir=DIR`, `--trace-opt`): NODE_OPTIONS refuses some of them.
  */
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -37,7 +38,7 @@ try {
   const redis = new Redis(redisServer.url);
   if (!pace) await fill(redis);
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'worker'], {
+  const child = spawn(process.execPath, [...(process.env.WORKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'worker'], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: postgres.url, REDIS_URL: redisServer.url, TIDINGS_QUEUE_PREFIX: 'alone', TIDINGS_METRICS_PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: 'inherit',
