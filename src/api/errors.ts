@@ -33,6 +33,8 @@ export const ApiErrors = {
   badRequest: apiBodyOf(Errors.badRequest),
   /** The feature is off for the namespace (history, presence) or not supported by Tidings. */
   notAvailable: apiBodyOf(Errors.notAvailable),
+  /** A batch's replies passed their byte bound: the command was not run (src/api/batch.ts). */
+  limitExceeded: apiBodyOf(Errors.limitExceeded),
   /** History `since` carries another epoch than the channel's. */
   unrecoverablePosition: apiBodyOf(Errors.unrecoverablePosition),
   /** Centrifugo's code for a conflicting map write; unused by Tidings, mapped for completeness. */

@@ -8,91 +8,211 @@
  *   {a,b*}   one of the alternatives (which may hold patterns themselves)
  *   \x       x itself
  *
- * A pattern that does not parse is a 107.
+ * A pattern that does not parse, or is longer than MAX_PATTERN_LENGTH, is a 107.
+ *
+ * The pattern becomes a small automaton that is run over the name with a set of current
+ * states, never by backtracking: a name costs (name length × pattern length) at worst. It
+ * used to become a regular expression, and `*a*a*a*a*a*a*b` against one subscribed channel
+ * of a hundred `a`s kept the event loop busy for minutes (backtracking is exponential in
+ * the stars), so one API call could stall the gateway.
  */
 import { ApiError, ApiErrors } from './errors.js';
 
-/** Characters with a meaning in a regex (outside a class; with the 'u' flag nothing else may be escaped). */
-const SYNTAX = /[.*+?^${}()|[\]\\/]/g;
-/** Characters with a meaning inside a regex class. */
-const CLASS_SYNTAX = /[\\\]^[-]/g;
+/** Longer than any sensible pattern: channel names are at most 255 bytes. */
+export const MAX_PATTERN_LENGTH = 1024;
 
-function literal(ch: string): string {
-  return ch.replace(SYNTAX, '\\$&');
+/** What one character must be: a literal, anything, or a (negated) set of code point ranges. */
+type Test = { kind: 'char'; cp: number } | { kind: 'any' } | { kind: 'set'; negate: boolean; ranges: [number, number][] };
+
+/**
+ * A state: `test` consumes one character and moves to `next`; without a test it is a free
+ * move to each of `jumps`. The last state of the automaton accepts.
+ */
+interface State {
+  test?: Test;
+  next?: number;
+  jumps: number[];
 }
 
-function classLiteral(ch: string): string {
-  return ch.replace(CLASS_SYNTAX, '\\$&');
-}
-
-class GlobParser {
+class GlobCompiler {
   private i = 0;
-  constructor(private readonly p: string) {}
+  readonly states: State[] = [];
+  private readonly chars: string[];
 
-  parse(): string {
-    const source = this.sequence(false);
-    if (this.i < this.p.length) throw this.invalid('unexpected character');
-    return source;
+  constructor(pattern: string) {
+    this.chars = [...pattern];
   }
 
-  private sequence(inAlternative: boolean): string {
-    let out = '';
-    while (this.i < this.p.length) {
-      const c = this.p[this.i]!;
-      if (inAlternative && (c === ',' || c === '}')) return out;
+  /** The automaton; its start is state 0, its accepting state the last one. */
+  compile(): State[] {
+    const start = this.add();
+    const end = this.sequence(start, false);
+    if (this.i < this.chars.length) throw invalid('unexpected character');
+    this.jump(end, this.add());
+    return this.states;
+  }
+
+  private add(state: Partial<State> = {}): number {
+    this.states.push({ jumps: [], ...state });
+    return this.states.length - 1;
+  }
+
+  private jump(from: number, to: number): void {
+    this.states[from]!.jumps.push(to);
+  }
+
+  /** Compiles pattern elements reached from `from`; returns the state where they end. */
+  private sequence(from: number, inAlternative: boolean): number {
+    let at = from;
+    while (this.i < this.chars.length) {
+      const c = this.chars[this.i]!;
+      if (inAlternative && (c === ',' || c === '}')) return at;
       this.i++;
-      if (c === '*') out += '[\\s\\S]*';
-      else if (c === '?') out += '[\\s\\S]';
-      else if (c === '[') out += this.charClass();
-      else if (c === '{') out += this.alternatives();
-      else if (c === '\\') out += literal(this.escaped());
-      else out += literal(c);
+      if (c === '*') at = this.star(at);
+      else if (c === '{') at = this.alternatives(at);
+      else at = this.step(at, this.test(c));
     }
-    if (inAlternative) throw this.invalid('unclosed {');
-    return out;
+    if (inAlternative) throw invalid('unclosed {');
+    return at;
   }
 
-  private alternatives(): string {
-    const options: string[] = [];
+  private test(c: string): Test {
+    if (c === '?') return { kind: 'any' };
+    if (c === '[') return this.charSet();
+    const ch = c === '\\' ? this.escaped() : c;
+    return { kind: 'char', cp: ch.codePointAt(0)! };
+  }
+
+  /** One character matching `test`, from `from`. */
+  private step(from: number, test: Test): number {
+    const state = this.add({ test });
+    this.jump(from, state);
+    const after = this.add();
+    this.states[state]!.next = after;
+    return after;
+  }
+
+  /** Any run of characters: a fork that takes one more character and comes back, or goes on. */
+  private star(from: number): number {
+    const fork = this.add();
+    const after = this.add();
+    this.jump(from, fork);
+    this.jump(fork, this.add({ test: { kind: 'any' }, next: fork }));
+    this.jump(fork, after);
+    return after;
+  }
+
+  private alternatives(from: number): number {
+    const join = this.add();
     for (;;) {
-      options.push(this.sequence(true));
-      if (this.p[this.i++] === '}') return `(?:${options.join('|')})`;
+      const option = this.add();
+      this.jump(from, option);
+      this.jump(this.sequence(option, true), join);
+      if (this.chars[this.i++] === '}') return join;
     }
   }
 
-  private charClass(): string {
-    const negate = this.p[this.i] === '!';
+  private charSet(): Test {
+    const negate = this.chars[this.i] === '!';
     if (negate) this.i++;
-    let body = '';
-    while (this.i < this.p.length) {
-      const c = this.p[this.i++]!;
+    // Each member: its code point, and whether it was an unescaped '-' (a range's dash).
+    const members: { cp: number; dash: boolean }[] = [];
+    while (this.i < this.chars.length) {
+      const c = this.chars[this.i++]!;
       if (c === ']') {
-        if (body === '') throw this.invalid('empty []');
-        return `[${negate ? '^' : ''}${body}]`;
+        if (members.length === 0) throw invalid('empty []');
+        return { kind: 'set', negate, ranges: rangesOf(members) };
       }
-      body += c === '-' ? '-' : classLiteral(c === '\\' ? this.escaped() : c);
+      const ch = c === '\\' ? this.escaped() : c;
+      members.push({ cp: ch.codePointAt(0)!, dash: c === '-' });
     }
-    throw this.invalid('unclosed [');
+    throw invalid('unclosed [');
   }
 
   private escaped(): string {
-    if (this.i >= this.p.length) throw this.invalid('trailing \\');
-    return this.p[this.i++]!;
-  }
-
-  private invalid(why: string): ApiError {
-    return new ApiError(ApiErrors.badRequest, `pattern: ${why}`);
+    if (this.i >= this.chars.length) throw invalid('trailing \\');
+    return this.chars[this.i++]!;
   }
 }
 
-/** A matcher for one pattern; throws 107 for a pattern that does not parse. */
-export function compileGlob(pattern: string): (name: string) => boolean {
-  const source = new GlobParser(pattern).parse();
-  let regex: RegExp;
-  try {
-    regex = new RegExp(`^${source}$`, 'u');
-  } catch {
-    throw new ApiError(ApiErrors.badRequest, 'pattern: invalid character class');
+/** `a-z` is a range when the dash stands between two members; elsewhere a dash is itself. */
+function rangesOf(members: { cp: number; dash: boolean }[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (let k = 0; k < members.length; k++) {
+    const lo = members[k]!.cp;
+    if (members[k + 1]?.dash && k + 2 < members.length) {
+      const hi = members[k + 2]!.cp;
+      if (hi < lo) throw invalid('invalid character class');
+      ranges.push([lo, hi]);
+      k += 2;
+    } else ranges.push([lo, lo]);
   }
-  return (name) => regex.test(name);
+  return ranges;
+}
+
+function invalid(why: string): ApiError {
+  return new ApiError(ApiErrors.badRequest, `pattern: ${why}`);
+}
+
+function passes(test: Test, cp: number): boolean {
+  if (test.kind === 'any') return true;
+  if (test.kind === 'char') return test.cp === cp;
+  return test.ranges.some(([lo, hi]) => cp >= lo && cp <= hi) !== test.negate;
+}
+
+/** The states that test a character (or accept) reachable from `from` by free moves alone. */
+function closureOf(states: State[], from: number): number[] {
+  const seen = new Set([from]);
+  const stack = [from];
+  const out: number[] = [];
+  while (stack.length > 0) {
+    const s = stack.pop()!;
+    if (states[s]!.test || s === states.length - 1) out.push(s);
+    for (const to of states[s]!.jumps) {
+      if (!seen.has(to)) {
+        seen.add(to);
+        stack.push(to);
+      }
+    }
+  }
+  return out;
+}
+
+/** A matcher for one pattern; throws 107 for a pattern that does not parse or is too long. */
+export function compileGlob(pattern: string): (name: string) => boolean {
+  if (pattern.length > MAX_PATTERN_LENGTH) throw invalid(`longer than ${MAX_PATTERN_LENGTH} characters`);
+  const states = new GlobCompiler(pattern).compile();
+  const accept = states.length - 1;
+  // Free moves are followed once, here: a step then only tests characters.
+  const after = states.map((state) => (state.next === undefined ? [] : closureOf(states, state.next)));
+  const start = closureOf(states, 0);
+  // Two lists of current states and a mark per state (the step that last added it), reused by
+  // every call: matching allocates nothing.
+  let current = new Int32Array(states.length);
+  let next = new Int32Array(states.length);
+  const mark = new Uint32Array(states.length);
+  let step = 0;
+  return (name) => {
+    current.set(start);
+    let count = start.length;
+    for (const ch of name) {
+      const cp = ch.codePointAt(0)!;
+      step++;
+      let nextCount = 0;
+      for (let k = 0; k < count; k++) {
+        const state = states[current[k]!]!;
+        if (!state.test || !passes(state.test, cp)) continue;
+        for (const to of after[current[k]!]!) {
+          if (mark[to] === step) continue;
+          mark[to] = step;
+          next[nextCount++] = to;
+        }
+      }
+      if (nextCount === 0) return false;
+      [current, next] = [next, current];
+      count = nextCount;
+    }
+    for (let k = 0; k < count; k++) if (current[k] === accept) return true;
+    return false;
+  };
 }

@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_BATCH_COMMANDS, MAX_BATCH_REPLY_BYTES } from '../../src/api/batch.js';
 import type { RunningWorker } from '../../src/app/worker.js';
 import { call, callError, namespacesFile } from '../helpers/api.js';
 import { API_KEY } from '../helpers/api.js';
@@ -175,5 +176,29 @@ describe('server API: publish, broadcast, batch', () => {
     expect(parallel.replies.map((r) => r.publish.offset)).toEqual([1, 1, 1, 1, 1]);
     expect((await call<{ replies: unknown[] }>(port, 'batch', { commands: [] })).replies).toEqual([]);
     expect((await callError(port, 'batch', {})).code).toBe(107);
+  });
+
+  it('attack: a batch is bounded in commands and in reply bytes, and says which commands it did not run', async () => {
+    const channel = uniqueChannel('bbound');
+    const tooMany = Array.from({ length: MAX_BATCH_COMMANDS + 1 }, () => ({ presence_stats: { channel } }));
+    expect((await callError(port, 'batch', { commands: tooMany })).code).toBe(107);
+    expect((await call<{ replies: unknown[] }>(port, 'batch', { commands: tooMany.slice(1) })).replies).toHaveLength(MAX_BATCH_COMMANDS);
+
+    // Each history reply carries one ~50 KB publication: the bound is passed after about 84.
+    await call(port, 'publish', { channel, data: 'x'.repeat(50_000) });
+    for (const parallel of [false, true]) {
+      const { replies } = await call<{ replies: Record<string, unknown>[] }>(port, 'batch', {
+        parallel,
+        commands: Array.from({ length: 120 }, () => ({ history: { channel, limit: 1 } })),
+      });
+      expect(replies).toHaveLength(120);
+      const answered = replies.filter((r) => 'history' in r).length;
+      expect(answered).toBeGreaterThanOrEqual(Math.floor(MAX_BATCH_REPLY_BYTES / 50_100));
+      expect(answered).toBeLessThan(120);
+      const refused = replies.filter((r) => 'error' in r);
+      expect(refused).toHaveLength(120 - answered);
+      expect(new Set(refused.map((r) => JSON.stringify(r)))).toEqual(new Set(['{"error":{"code":106,"message":"limit exceeded"}}']));
+      if (!parallel) expect(replies.slice(answered).every((r) => 'error' in r)).toBe(true);
+    }
   });
 });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { apiKeyCheck, presentedKey } from '../../src/api/auth.js';
 import { ApiError, ApiErrors, apiErrorOf, httpStatusOf } from '../../src/api/errors.js';
-import { compileGlob } from '../../src/api/glob.js';
+import { compileGlob, MAX_PATTERN_LENGTH } from '../../src/api/glob.js';
 import { legacyMethodName } from '../../src/api/legacy.js';
 import { Errors, ProtocolError } from '../../src/protocol/codes.js';
 
@@ -32,12 +32,25 @@ describe('channels glob', () => {
     ['$private:*', '$private:1', true],
     ['a-b', 'a-b', true],
     ['[\\]]', ']', true],
+    ['[a-c-e]', '-', true],
+    ['[a-c-e]', 'd', false],
+    ['[-a]', '-', true],
+    ['[\\-]x', '-x', true],
+    ['??', '😀😀', true],
+    ['?', '😀', true],
+    ['*b*', 'abc', true],
+    ['{a*,*b}c', 'xbc', true],
+    ['{a*,*b}c', 'xxc', false],
+    ['{}', '', true],
+    ['', '', true],
+    ['', 'a', false],
+    ['a}', 'a}', true],
   ];
   it.each(cases)('%s matches %s: %s', (pattern, name, expected) => {
     expect(compileGlob(pattern)(name)).toBe(expected);
   });
 
-  it.each(['[ab', '{a,b', 'a\\', '[]', '[z-a]'])('refuses %s with 107', (pattern) => {
+  it.each(['[ab', '{a,b', 'a\\', '[]', '[z-a]', '{a', 'x'.repeat(MAX_PATTERN_LENGTH + 1)])('refuses %s with 107', (pattern) => {
     let thrown: unknown;
     try {
       compileGlob(pattern);
@@ -46,6 +59,20 @@ describe('channels glob', () => {
     }
     expect(thrown).toBeInstanceOf(ApiError);
     expect((thrown as ApiError).error.code).toBe(107);
+  });
+});
+
+describe('channels glob against hostile patterns', () => {
+  // A backtracking matcher takes minutes on these (exponential in the stars), so the test
+  // times out; the automaton takes name length × pattern length steps.
+  it.each([
+    ['*a*a*a*a*a*a*a*a*a*a*a*a*b', 'a'.repeat(255)],
+    ['{*a,*a}{*a,*a}{*a,*a}{*a,*a}{*a,*a}{*a,*a}{*a,*a}b', 'a'.repeat(255)],
+    ['*'.repeat(MAX_PATTERN_LENGTH - 1) + 'b', 'a'.repeat(255)],
+  ])('%s against 255 characters answers at once', (pattern, name) => {
+    const matches = compileGlob(pattern);
+    expect(matches(name)).toBe(false);
+    expect(matches(name.slice(0, -1) + 'b')).toBe(true);
   });
 });
 
