@@ -15,6 +15,7 @@
  */
 import { webcrypto } from 'node:crypto';
 import { SignJWT, errors, jwtVerify, type JWTPayload } from 'jose';
+import { MAX_NESTING_DEPTH, nestingExceeds } from '../protocol/codec.js';
 import { Disconnect, DisconnectError, Errors, ProtocolError } from '../protocol/codes.js';
 import { MAX_USER_BYTES, isStorableText } from '../protocol/text.js';
 
@@ -170,11 +171,23 @@ async function verifyJwt(
       ...optional('audience', options.audience),
       ...optional('issuer', options.issuer),
     });
+    if (claimsNestTooDeep(token)) throw new Error(`claims nested deeper than ${MAX_NESTING_DEPTH}`);
     return payload;
   } catch (err) {
     if (isTimeFailure(err)) throw new ProtocolError(Errors.tokenExpired, (err as Error).message);
     throw onInvalid(err instanceof Error ? err.message : String(err));
   }
+}
+
+/**
+ * The payload's text against the protocol's depth cap. `info` is any JSON and is written out
+ * again in replies, presence and publications, and JSON.stringify is recursive: a signed
+ * token whose `info` nested 20,000 deep failed every connect with a temporary internal error
+ * (retried forever by the SDK) instead of being refused as the bad token it is.
+ */
+function claimsNestTooDeep(token: string): boolean {
+  const payload = token.split('.')[1] ?? '';
+  return nestingExceeds(Buffer.from(payload, 'base64url').toString('utf8'));
 }
 
 /** `exp` in the past, or `nbf` in the future: the token was good or will be, just not now. */

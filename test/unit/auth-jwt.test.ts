@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SignJWT, base64url, generateKeyPair, type JWTPayload } from 'jose';
 import { signToken, verifyConnectionToken, verifySubscriptionToken } from '../../src/auth/jwt.js';
@@ -245,6 +246,16 @@ describe('token-derived ids that reach PostgreSQL (issue 9)', () => {
       await expect(verifySubscriptionToken(token, SECRET, context)).resolves.toBeDefined();
     }
   });
+
+  it('attack: claims nested deeper than the protocol allows are refused (103 here, 3500 on connect)', async () => {
+    const deep = rawToken(`{"sub":"42","channel":"news","info":${nested(20_000)}}`);
+    await expectErrorCode(verifySubscriptionToken(deep, SECRET, context), 103);
+    await expectDisconnect(verifyConnectionToken(rawToken(`{"sub":"42","info":${nested(20_000)}}`), SECRET), 3500);
+    await expectDisconnect(verifyConnectionToken(rawToken(`{"sub":"42","x":${nested(64)}}`), SECRET), 3500);
+    // The claims object itself is one level: info may nest 63 more.
+    const fine = await verifyConnectionToken(rawToken(`{"sub":"42","info":${nested(63)}}`), SECRET);
+    expect(JSON.stringify(fine.info)).toBe(nested(63));
+  });
 });
 
 describe('signToken', () => {
@@ -262,3 +273,14 @@ describe('signToken', () => {
     await expectDisconnect(verifyConnectionToken(sub, SECRET), 3500);
   });
 });
+
+/** `depth` arrays, one inside the other, around a 0, as JSON text (JSON.stringify would overflow). */
+function nested(depth: number): string {
+  return `${'['.repeat(depth)}0${']'.repeat(depth)}`;
+}
+
+/** An HS256 token over this payload text, signed by hand: jose would stringify it first. */
+function rawToken(payload: string): string {
+  const signingInput = `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+  return `${signingInput}.${createHmac('sha256', SECRET).update(signingInput).digest('base64url')}`;
+}
