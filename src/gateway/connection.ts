@@ -53,7 +53,7 @@ import type { Command, Method } from '../protocol/types.js';
 import { JSON_FORMAT, type WireFormat } from '../protocol/wire.js';
 import { Backlog } from './backlog.js';
 import type { GatewayDeps } from './deps.js';
-import { dueTimer, lapseTimer } from './expiry.js';
+import { Deadline, dueTimer, lapseTimer } from './expiry.js';
 import { Heartbeat } from './heartbeat.js';
 import { TokenBucket } from './limiter.js';
 import { Outbox } from './outbox.js';
@@ -95,7 +95,7 @@ export class Connection implements Session {
   /** performance.now() when the frame of the command running now was read. */
   private frameReceivedAt = 0;
   private readonly staleTimer: NodeJS.Timeout;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: Deadline | undefined;
   /** A connect was already tried: after one that failed (109, say) the socket is unusable. */
   private connectTried = false;
   readonly log: Logger;
@@ -363,7 +363,7 @@ export class Connection implements Session {
    * (3005). With a refresh proxy the server renews the connection itself at its expiry.
    */
   private scheduleExpiry(): void {
-    clearTimeout(this.expiryTimer);
+    this.expiryTimer?.clear();
     const { expiresAt } = this.identity;
     if (expiresAt === undefined) this.expiryTimer = undefined;
     else if (this.deps.proxy.has('refresh')) this.expiryTimer = dueTimer(expiresAt, () => void this.renew());
@@ -385,7 +385,7 @@ export class Connection implements Session {
       this.scheduleExpiry();
     } catch (err) {
       if (err instanceof DisconnectError) return this.close(err.disconnect, err.detail);
-      if (!this.closed) this.expiryTimer = setTimeout(() => void this.renew(), PROXY_RETRY_MS).unref();
+      if (!this.closed) this.expiryTimer = new Deadline(Date.now() + PROXY_RETRY_MS, () => void this.renew());
     }
   }
 
@@ -423,7 +423,7 @@ export class Connection implements Session {
     if (!this.setState('closed')) return;
     this.outbox.close();
     clearTimeout(this.staleTimer);
-    clearTimeout(this.expiryTimer);
+    this.expiryTimer?.clear();
     this.heartbeat.stop();
     for (const sub of [...this.subs.values()]) this.dropSubscription(sub, true);
     // After the unsubscribes, so a backend sees a client's subscriptions end before it does.

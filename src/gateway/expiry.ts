@@ -10,19 +10,51 @@ export const EXPIRY_GRACE_MS = 25_000;
 
 /** The longest delay setTimeout keeps; a longer one would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The largest `ttl` a reply states: the protocol's field is a uint32 of seconds. */
+const MAX_TTL_S = 2 ** 32 - 1;
 
-/** Seconds left until `expiresAt`, at least 1 (0 would read as "never"); undefined when it never expires. */
+/**
+ * Whole seconds left until `expiresAt`, at least 1 (0 would read as "never") and at most a
+ * uint32; undefined when it never expires. A token's `exp` may be fractional or absurdly
+ * large (1e300 verifies), and the reply must still carry a number every client can use.
+ */
 export function ttlOf(expiresAt: number | undefined): number | undefined {
-  return expiresAt === undefined ? undefined : Math.max(1, expiresAt - Math.floor(Date.now() / 1000));
+  if (expiresAt === undefined) return undefined;
+  return Math.min(MAX_TTL_S, Math.max(1, Math.ceil(expiresAt) - Math.floor(Date.now() / 1000)));
 }
 
-/** A timer that calls `onDue` at `expiresAt` (a server-side refresh, which needs no grace); it does not keep the process up. */
-export function dueTimer(expiresAt: number, onDue: () => void): NodeJS.Timeout {
-  return setTimeout(onDue, Math.max(0, Math.min(expiresAt * 1000 - Date.now(), MAX_TIMER_MS))).unref();
+/**
+ * A timer for a moment that may be further off than setTimeout can wait (24.8 days): it waits
+ * in steps. Clamping instead fired early: a connection whose token was good for a year was
+ * closed as expired after 24.8 days. It does not keep the process up.
+ */
+export class Deadline {
+  private handle: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly atMs: number,
+    private readonly fire: () => void,
+  ) {
+    this.arm();
+  }
+
+  private arm(): void {
+    const ms = this.atMs - Date.now();
+    this.handle =
+      ms > MAX_TIMER_MS ? setTimeout(() => this.arm(), MAX_TIMER_MS).unref() : setTimeout(this.fire, Math.max(0, ms)).unref();
+  }
+
+  clear(): void {
+    clearTimeout(this.handle);
+  }
 }
 
-/** A timer that calls `onLapse` once the grace after `expiresAt` has run out; it does not keep the process up. */
-export function lapseTimer(expiresAt: number, onLapse: () => void): NodeJS.Timeout {
-  const ms = expiresAt * 1000 - Date.now() + EXPIRY_GRACE_MS;
-  return setTimeout(onLapse, Math.max(0, Math.min(ms, MAX_TIMER_MS))).unref();
+/** Calls `onDue` at `expiresAt` (a server-side refresh, which needs no grace). */
+export function dueTimer(expiresAt: number, onDue: () => void): Deadline {
+  return new Deadline(expiresAt * 1000, onDue);
+}
+
+/** Calls `onLapse` once the grace after `expiresAt` has run out. */
+export function lapseTimer(expiresAt: number, onLapse: () => void): Deadline {
+  return new Deadline(expiresAt * 1000 + EXPIRY_GRACE_MS, onLapse);
 }

@@ -11,7 +11,7 @@
  */
 import type { Subscriber } from '../channels/hub.js';
 import type { NamespaceOptions } from '../config/namespaces.js';
-import { dueTimer, lapseTimer } from './expiry.js';
+import { dueTimer, lapseTimer, type Deadline } from './expiry.js';
 
 export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed';
 
@@ -51,7 +51,7 @@ export interface SubscriptionOwner {
 
 export class Subscription implements Subscriber {
   private current: SubscriptionState = 'subscribing';
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: Deadline | undefined;
   /** It went live (subscribe.ts goLive), so its end is a webhook `unsubscribe`. */
   private wentLive = false;
   readonly chanInfo: string | undefined;
@@ -93,7 +93,7 @@ export class Subscription implements Subscriber {
   setState(next: SubscriptionState): boolean {
     if (!NEXT[this.current].includes(next)) return false;
     this.current = next;
-    if (next === 'unsubscribed') clearTimeout(this.expiryTimer);
+    if (next === 'unsubscribed') this.expiryTimer?.clear();
     return true;
   }
 
@@ -102,7 +102,7 @@ export class Subscription implements Subscriber {
    * out, the subscription lapses. Undefined clears it. Nothing is armed once unsubscribed.
    */
   expireAt(expiresAt: number | undefined): void {
-    clearTimeout(this.expiryTimer);
+    this.expiryTimer?.clear();
     this.expiryTimer = undefined;
     if (expiresAt === undefined || this.current === 'unsubscribed') return;
     this.expiryTimer = this.refreshedByServer

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NamespaceOptions } from '../../src/config/namespaces.js';
-import { EXPIRY_GRACE_MS } from '../../src/gateway/expiry.js';
+import { EXPIRY_GRACE_MS, ttlOf } from '../../src/gateway/expiry.js';
 import { Subscription, type SubscriptionOwner } from '../../src/gateway/subscription.js';
 
 const namespace = { name: '', recovery_max: 10 } as NamespaceOptions;
@@ -47,6 +47,29 @@ describe('Subscription', () => {
     gone.expireAt(now + 1);
     vi.advanceTimersByTime(1000 + EXPIRY_GRACE_MS + 1000);
     expect(dropped.expired).not.toHaveBeenCalled();
+  });
+
+  it('waits out a token good for longer than setTimeout can wait (24.8 days), then lapses', () => {
+    vi.useFakeTimers();
+    const day = 86_400_000;
+    const live = owner();
+    const sub = new Subscription('c', namespace, '{}', { expiresAt: Math.floor(Date.now() / 1000) + 400 * 86_400 }, live);
+    vi.advanceTimersByTime(30 * day);
+    expect(live.expired).not.toHaveBeenCalled(); // a clamped timer fired here
+    vi.advanceTimersByTime(369 * day);
+    expect(live.expired).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(day + EXPIRY_GRACE_MS + 1000);
+    expect(live.expired).toHaveBeenCalledWith(sub);
+  });
+
+  it('states a ttl every client can use: whole seconds, at least 1, at most a uint32', () => {
+    vi.useFakeTimers();
+    const now = Math.floor(Date.now() / 1000);
+    expect(ttlOf(undefined)).toBeUndefined();
+    expect(ttlOf(now + 60)).toBe(60);
+    expect(ttlOf(now + 59.2)).toBe(60);
+    expect(ttlOf(now - 10)).toBe(1);
+    expect(ttlOf(1e300)).toBe(2 ** 32 - 1);
   });
 
   it('hands the hub its namespace limit and reports a lost position as itself', () => {
