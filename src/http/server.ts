@@ -13,14 +13,33 @@ export interface HttpOptions {
   ready: () => Promise<boolean>;
   upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   log: Logger;
+  /** How long a client may take to send a whole request (tests shorten it). */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * A whole request, headers and body, must arrive within this: Node's default (300 s) let a
+ * client that never finished its body hold a socket for five minutes, and 150 of them were
+ * still open after half a minute. A 1 MiB API body needs a fraction of it even on a slow
+ * link; a WebSocket is past its request once upgraded.
+ */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export class HttpServer {
   readonly server: Server;
   private readonly routes = new Map<string, RouteHandler>();
 
   constructor(private readonly opts: HttpOptions) {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.server = createServer(
+      {
+        requestTimeout,
+        headersTimeout: Math.min(requestTimeout, 20_000),
+        // How often Node looks for requests past their time; its default is 30 s.
+        connectionsCheckingInterval: Math.min(requestTimeout / 4, 5_000),
+      },
+      (req, res) => void this.handle(req, res),
+    );
     this.server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => socket.destroy());
       if (!opts.upgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
