@@ -227,6 +227,23 @@ describe('server API: across gateways', () => {
     for (const s of subs) s.client.disconnect();
   });
 
+  it('attack: a pattern that makes a regex backtrack answers at once, and the gateway stays up', async () => {
+    const long = `${uniqueChannel('redos')}-${'a'.repeat(200)}`;
+    const sub = await subscribed(wsUrl(portA), await token('r1'), long);
+    await waitFor('the long channel to be listed', async () => {
+      const { channels } = await call<{ channels: Record<string, unknown> }>(portA, 'channels', { pattern: `*${'a'.repeat(200)}` });
+      return long in channels;
+    }, { timeoutMs: 5000 });
+    // Exponential for a backtracking matcher: it held the gateway's event loop for minutes.
+    const hostile = `${'*a'.repeat(12)}*b`;
+    const { channels } = await call<{ channels: Record<string, unknown> }>(portA, 'channels', { pattern: hostile });
+    expect(long in channels).toBe(false);
+    const health = await fetch(`http://127.0.0.1:${portA}/health`);
+    expect(health.status).toBe(200);
+    expect((await callError(portA, 'channels', { pattern: '*'.repeat(1025) })).code).toBe(107);
+    sub.client.disconnect();
+  });
+
   it('info: every live gateway with its counts; a closed gateway leaves at once', async () => {
     const gwC = await stack.gateway({ TIDINGS_API_KEY: API_KEY, TIDINGS_NODE_NAME: 'gw-c' });
     const clients = await Promise.all([1, 2].map(async (n) => subscribed(wsUrl(gwC.port), await token(`i${n}`), uniqueChannel('info'))));
