@@ -8,7 +8,12 @@ import type { ApiContext } from '../../src/api/context.js';
 import { ApiError } from '../../src/api/errors.js';
 import { channels } from '../../src/api/nodes.js';
 
-/** A context whose registry lists these channels (the method reads nothing else). */
+/**
+ * A context whose registry lists these channels (the method reads nothing else). The registry
+ * is a stand-in so that 5,000 long channels cost nothing to set up; what is tested is the
+ * matching loop. The same method against real gateways and Redis, with the backtracking
+ * pattern, is in test/integration/api-cluster.test.ts.
+ */
 function contextWith(names: string[]): ApiContext {
   const registry = { channels: async () => new Map(names.map((name) => [name, 1])) };
   return { registry } as unknown as ApiContext;
