@@ -241,6 +241,7 @@ describe('server API: across gateways', () => {
     const health = await fetch(`http://127.0.0.1:${portA}/health`);
     expect(health.status).toBe(200);
     expect((await callError(portA, 'channels', { pattern: '*'.repeat(1025) })).code).toBe(107);
+    for (const pattern of [123, ['*'], { a: 1 }, true]) expect((await callError(portA, 'channels', { pattern })).code).toBe(107);
     sub.client.disconnect();
   });
 

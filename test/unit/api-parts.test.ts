@@ -45,6 +45,10 @@ describe('channels glob', () => {
     ['', '', true],
     ['', 'a', false],
     ['a}', 'a}', true],
+    ['a\u0000*', 'a\u0000b', true],
+    ['\ud800?', '\ud800x', true],
+    ['?', '\ud800', true],
+    ['[\ud800]', '\ud800', true],
   ];
   it.each(cases)('%s matches %s: %s', (pattern, name, expected) => {
     expect(compileGlob(pattern)(name)).toBe(expected);
