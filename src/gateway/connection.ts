@@ -195,8 +195,15 @@ export class Connection implements Session {
     if (commands === undefined) return;
     // A pong answers the server's ping and has no place in the command order: it must not
     // wait behind commands that wait for the client to read (that would close it, 3012).
+    // Pongs still take from the rate limit: one is due per server ping, and a flood of
+    // 64 KiB frames of empty commands (21,000 each) otherwise stalled the gateway unchecked,
+    // before connect too.
     if (commands.every((c) => c.method === null)) {
-      for (const { command } of commands) this.onPong(command);
+      for (const { command } of commands) {
+        if (this.closed) return;
+        if (this.bucket.take() === 'abusive') return this.close(Disconnect.TooManyRequests, 'pongs over the rate limit');
+        this.onPong(command);
+      }
       return;
     }
     if (!this.backlog.add(commands.length, data.length)) {

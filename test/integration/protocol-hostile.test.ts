@@ -269,6 +269,14 @@ describe('client protocol: hostile input', () => {
       });
     }
 
+    it('frames of empty commands (pongs) count against the rate limit: closed 3013, before connect too', async () => {
+      const client = await RawClient.open(url);
+      const flood = '{}\n'.repeat(21_000);
+      for (let i = 0; i < 20; i++) client.send(flood);
+      expect((await client.closed(10_000)).code).toBe(3013);
+      await expectServes();
+    });
+
     it('depth 100,000 (over the message size limit) → close 1009', async () => {
       const raw = await RawClient.open(url);
       await raw.connect(validToken);
